@@ -1,0 +1,1 @@
+//! Runnable examples of annals: see the `[[example]]` targets.

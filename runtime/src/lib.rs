@@ -1,0 +1,127 @@
+//! Event sourcing and CQRS for Rust: annotate plain domain types, the macros generate the rest.
+//!
+//! Start with the [book](https://github.com/annals-rs/annals/tree/main/book) or the
+//! [`prelude`]. The pieces:
+//! - [`Event`] (derive it) and [`macro@aggregate`] (on an `impl` block with `#[command]` and
+//!   `#[apply]` methods) describe the domain;
+//! - [`EventStore`] is the log, with [`MemoryStore`] and [`SqliteStore`] backends;
+//! - [`Repository`] loads aggregates and executes commands with optimistic concurrency;
+//! - [`testing::AggregateTest`] tests decisions given/when/then.
+
+// Lets the runtime's own tests and doc tests use the macros, which emit `::annals::` paths.
+extern crate self as annals;
+
+mod aggregate;
+mod event;
+mod memory;
+mod repository;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod store;
+pub mod testing;
+
+pub use aggregate::{Aggregate, Handle, IntoEvents};
+pub use annals_macros::{Event, aggregate};
+pub use event::{DecodeError, DecodeErrorKind, Envelope, Event, EventSet, Metadata, NewEvent, RecordedEvent};
+pub use memory::MemoryStore;
+pub use repository::{CommandContext, DEFAULT_MAX_ATTEMPTS, Error, ExecuteError, Executed, Loaded, Repository};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+pub use store::{
+    AppendResult, EventStore, ExpectedVersion, MAX_STREAM_ID_LEN, StoreError, VersionRange,
+    validate_stream_id,
+};
+
+/// Re-exported so users need no direct dependency for what the generated code and the
+/// examples use.
+pub use {serde, serde_json, uuid};
+/// Re-exported: `recorded_at` and `load_as_of` use its types.
+pub use chrono;
+
+/// The names almost every user of annals needs.
+///
+/// ```
+/// use annals::prelude::*;
+/// ```
+pub mod prelude {
+    pub use crate::{
+        Aggregate, CommandContext, Event, EventSet, EventStore, ExecuteError, ExpectedVersion,
+        NewEvent, RecordedEvent, Repository, aggregate,
+    };
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// Support for the code the macros generate. Not public API: may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use core::convert::Infallible;
+    pub use core::future::{Ready, ready};
+    pub use core::result::Result;
+    pub use std::vec::Vec;
+
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+    use serde_json::value::RawValue;
+
+    use crate::{DecodeErrorKind, IntoEvents};
+
+    /// Serialises one variant of an event set.
+    pub fn encode<T: Serialize>(event: &T) -> Result<Box<RawValue>, serde_json::Error> {
+        serde_json::value::to_raw_value(event)
+    }
+
+    /// Deserialises one variant of an event set.
+    pub fn decode<T: DeserializeOwned>(payload: &RawValue) -> Result<T, DecodeErrorKind> {
+        serde_json::from_str(payload.get()).map_err(DecodeErrorKind::Payload)
+    }
+
+    /// Collects what a fallible command returned.
+    pub fn fallible<E, T: IntoEvents<E>, Err>(result: Result<T, Err>) -> Result<Vec<E>, Err> {
+        result.map(|t| {
+            let mut out = Vec::new();
+            t.into_events(&mut out);
+            out
+        })
+    }
+
+    /// Collects what an infallible command returned.
+    pub fn infallible<E, T: IntoEvents<E>>(t: T) -> Result<Vec<E>, Infallible> {
+        fallible(Ok(t))
+    }
+
+    /// The boxed JSON an event set encodes to.
+    pub type RawPayload = Box<RawValue>;
+
+    /// Fails to compile, with a readable message, unless `T` is an event.
+    pub fn assert_event<T: crate::Event>() {}
+
+    /// Commands taken by value are cloned for each attempt of a retried command.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` must implement `Clone` to be taken by value in a `#[command]`",
+        label = "taken by value",
+        note = "a command is run again when a concurrent append conflicts: derive `Clone`, or take `&{Self}`"
+    )]
+    pub trait RetryableCommand: Clone {}
+    impl<T: Clone> RetryableCommand for T {}
+
+    /// Clones a command for one attempt.
+    pub fn clone_command<C: RetryableCommand>(command: &C) -> C {
+        command.clone()
+    }
+
+    /// `a == b` for strings, usable in constants (duplicate event name checks).
+    pub const fn str_eq(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+}

@@ -1,0 +1,143 @@
+//! An in-memory store for tests and prototypes.
+
+use std::collections::HashMap;
+use std::ops::RangeBounds;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::event::{NewEvent, RecordedEvent};
+use crate::store::{
+    AppendResult, EventStore, ExpectedVersion, StoreError, VersionRange, replayed_append,
+    validate_stream_id,
+};
+
+/// An event store held in memory: same behaviour as the database stores, nothing persisted.
+///
+/// ```
+/// use annals::MemoryStore;
+/// let store = MemoryStore::new();
+/// let copy = store.clone(); // shares the same events
+/// # drop(copy);
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<RwLock<Log>>,
+}
+
+#[derive(Default)]
+struct Log {
+    /// All events in global order; position `p` is at index `p - 1`.
+    events: Vec<RecordedEvent>,
+    /// Each stream's event indexes, in version order.
+    streams: HashMap<String, Vec<usize>>,
+    /// Index of each event id.
+    ids: HashMap<Uuid, usize>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // A panic while holding the lock cannot leave the log half-written (appends check
+    // everything before mutating), so a poisoned lock is safe to keep using.
+    fn read(&self) -> RwLockReadGuard<'_, Log> {
+        self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Log> {
+        self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").field("events", &self.read().events.len()).finish()
+    }
+}
+
+impl EventStore for MemoryStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_stream_id(stream)?;
+        if events.is_empty() {
+            return Err(StoreError::EmptyAppend { stream: stream.to_owned() });
+        }
+        let mut log = self.write();
+        let stored: Vec<_> = events
+            .iter()
+            .map(|e| {
+                log.ids.get(&e.event_id).map(|&i| {
+                    let r = &log.events[i];
+                    (r.stream_id.clone(), r.stream_version, r.position)
+                })
+            })
+            .collect();
+        if let Some(original) = replayed_append(stream, &stored, &events)? {
+            return Ok(original);
+        }
+        let actual = log.streams.get(stream).map_or(0, |s| s.len() as u64);
+        if !expected.accepts(actual) {
+            return Err(StoreError::WrongExpectedVersion { stream: stream.to_owned(), expected, actual });
+        }
+        let recorded_at = Utc::now();
+        let first_position = log.events.len() as u64 + 1;
+        let count = events.len() as u64;
+        let mut indexes = Vec::with_capacity(events.len());
+        for (i, event) in events.into_iter().enumerate() {
+            let index = log.events.len();
+            log.ids.insert(event.event_id, index);
+            log.events.push(RecordedEvent {
+                event_id: event.event_id,
+                stream_id: stream.to_owned(),
+                stream_version: actual + i as u64 + 1,
+                position: index as u64 + 1,
+                recorded_at,
+                name: event.name,
+                version: event.version,
+                payload: event.payload,
+                metadata: event.metadata,
+            });
+            indexes.push(index);
+        }
+        log.streams.entry(stream.to_owned()).or_default().extend(indexes);
+        Ok(AppendResult {
+            stream_version: actual + count,
+            first_position,
+            last_position: first_position + count - 1,
+            already_stored: false,
+        })
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        range: impl RangeBounds<u64> + Send,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        validate_stream_id(stream)?;
+        let range = VersionRange::new(range);
+        let log = self.read();
+        let Some(indexes) = log.streams.get(stream) else { return Ok(Vec::new()) };
+        let start = usize::try_from(range.from - 1).unwrap_or(usize::MAX).min(indexes.len());
+        let end = usize::try_from(range.to).unwrap_or(usize::MAX).min(indexes.len()).max(start);
+        Ok(indexes[start..end].iter().map(|&i| log.events[i].clone()).collect())
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.read();
+        let start = usize::try_from(after).unwrap_or(usize::MAX).min(log.events.len());
+        Ok(log.events[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        validate_stream_id(stream)?;
+        Ok(self.read().streams.get(stream).map_or(0, |s| s.len() as u64))
+    }
+}

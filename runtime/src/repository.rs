@@ -1,0 +1,418 @@
+//! Loading aggregates and executing commands against a store.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::aggregate::{Aggregate, Handle};
+use crate::event::{DecodeError, Envelope, EventSet, Metadata, NewEvent, RecordedEvent};
+use crate::store::{EventStore, ExpectedVersion, StoreError};
+
+/// A failure to load an aggregate or to record its events.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event could not be decoded; it is never skipped.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// An event produced by a command could not be serialised.
+    #[error("cannot serialise event `{name}` for stream `{stream}`: {source}")]
+    Encode {
+        /// The stream the event was for.
+        stream: String,
+        /// The event's name.
+        name: &'static str,
+        /// The serialiser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `load_at_version` asked for a version the stream has not reached.
+    #[error("stream `{stream}` has no version {requested} (its current version is {current})")]
+    VersionNotFound {
+        /// The stream read.
+        stream: String,
+        /// The version asked for.
+        requested: u64,
+        /// The stream's current version.
+        current: u64,
+    },
+    /// Every attempt of a command met a concurrent append.
+    #[error(
+        "command on stream `{stream}` conflicted with concurrent appends {attempts} times; \
+         last seen version {actual}"
+    )]
+    RetriesExhausted {
+        /// The contended stream.
+        stream: String,
+        /// How many times the command was tried.
+        attempts: u32,
+        /// The version found on the last attempt.
+        actual: u64,
+    },
+}
+
+/// The outcome of a failed [`Repository::execute`]: the domain said no, or something broke.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError<E> {
+    /// The aggregate rejected the command with its domain error.
+    #[error("command rejected: {0}")]
+    Rejected(#[source] E),
+    /// Loading or appending failed.
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
+impl<E> ExecuteError<E> {
+    /// The domain error, when the command was rejected.
+    pub fn rejection(&self) -> Option<&E> {
+        match self {
+            Self::Rejected(e) => Some(e),
+            Self::Failed(_) => None,
+        }
+    }
+}
+
+/// Who and what a command comes from: flows into every event it records.
+///
+/// ```
+/// use annals::CommandContext;
+///
+/// let ctx = CommandContext::new().with_actor("alice").with_header("ip", "10.0.0.1");
+/// assert_eq!(ctx.correlation_id(), ctx.causation_id()); // a new conversation
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandContext {
+    metadata: Metadata,
+}
+
+impl CommandContext {
+    /// A command that starts a new conversation (fresh correlation and causation id).
+    pub fn new() -> Self {
+        Self { metadata: Metadata::root(Uuid::now_v7()) }
+    }
+
+    /// A command caused by a recorded event: same conversation, caused by that event.
+    pub fn caused_by(event: &RecordedEvent) -> Self {
+        Self {
+            metadata: Metadata {
+                correlation_id: event.metadata.correlation_id,
+                causation_id: event.event_id,
+                actor: event.metadata.actor.clone(),
+                headers: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// Sets the correlation id (for example from an incoming request's trace).
+    #[must_use]
+    pub fn with_correlation_id(mut self, id: Uuid) -> Self {
+        self.metadata.correlation_id = id;
+        self
+    }
+
+    /// Sets the causation id (the id of the message that caused this command).
+    #[must_use]
+    pub fn with_causation_id(mut self, id: Uuid) -> Self {
+        self.metadata.causation_id = id;
+        self
+    }
+
+    /// Sets who issues the command.
+    #[must_use]
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.metadata.actor = Some(actor.into());
+        self
+    }
+
+    /// Adds a custom header, stored with each event.
+    #[must_use]
+    pub fn with_header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.headers.insert(key.into(), value.into());
+        self
+    }
+
+    /// The conversation id.
+    pub fn correlation_id(&self) -> Uuid {
+        self.metadata.correlation_id
+    }
+
+    /// The cause recorded on the command's events.
+    pub fn causation_id(&self) -> Uuid {
+        self.metadata.causation_id
+    }
+
+    /// The metadata every event of the command carries.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+}
+
+impl Default for CommandContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An aggregate's state at a version. Dereferences to the state.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded<A> {
+    state: A,
+    version: u64,
+}
+
+impl<A> Loaded<A> {
+    /// The state.
+    pub fn state(&self) -> &A {
+        &self.state
+    }
+
+    /// The stream version the state reflects (0 for an aggregate with no events).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Takes the state out.
+    pub fn into_state(self) -> A {
+        self.state
+    }
+}
+
+impl<A> Deref for Loaded<A> {
+    type Target = A;
+    fn deref(&self) -> &A {
+        &self.state
+    }
+}
+
+/// What a successful [`Repository::execute`] recorded.
+#[derive(Debug)]
+#[must_use]
+pub struct Executed<E> {
+    /// The events the command produced, in order (empty when it decided nothing).
+    pub events: Vec<E>,
+    /// The stream version after the command.
+    pub stream_version: u64,
+    /// The global position of the last event recorded, if any.
+    pub last_position: Option<u64>,
+    /// How many times the command ran (more than 1 after concurrency conflicts).
+    pub attempts: u32,
+}
+
+/// Loads aggregates of type `A` from a store and runs commands against them.
+///
+/// ```
+/// use annals::prelude::*;
+/// use annals::MemoryStore;
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone)]
+/// struct Incremented { by: u32 }
+/// struct Increment(u32);
+///
+/// #[derive(Default)]
+/// struct Counter { value: u32 }
+///
+/// #[aggregate]
+/// impl Counter {
+///     #[command]
+///     fn increment(&self, cmd: &Increment) -> Incremented { Incremented { by: cmd.0 } }
+///     #[apply]
+///     fn incremented(&mut self, e: &Incremented) { self.value += e.by }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let counters = Repository::<Counter, _>::new(MemoryStore::new());
+/// counters.execute("c1", Increment(2)).await?;
+/// counters.execute("c1", Increment(3)).await?;
+/// let c1 = counters.load("c1").await?;
+/// assert_eq!((c1.value, c1.version()), (5, 2));
+/// # Ok(()) }
+/// ```
+pub struct Repository<A, S> {
+    store: S,
+    max_attempts: u32,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A, S: Clone> Clone for Repository<A, S> {
+    fn clone(&self) -> Self {
+        Self { store: self.store.clone(), max_attempts: self.max_attempts, _aggregate: PhantomData }
+    }
+}
+
+impl<A, S: std::fmt::Debug> std::fmt::Debug for Repository<A, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("aggregate", &std::any::type_name::<A>())
+            .field("store", &self.store)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
+}
+
+/// How many times `execute` tries a command before giving up on a contended stream.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 64;
+
+impl<A: Aggregate, S: EventStore> Repository<A, S> {
+    /// A repository over `store`, retrying conflicting commands up to
+    /// [`DEFAULT_MAX_ATTEMPTS`] times.
+    pub fn new(store: S) -> Self {
+        Self { store, max_attempts: DEFAULT_MAX_ATTEMPTS, _aggregate: PhantomData }
+    }
+
+    /// Sets how many times a command is tried when concurrent appends conflict (at least 1).
+    #[must_use]
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Loads the current state of aggregate `id` (the default state if it has no events).
+    pub async fn load(&self, id: &str) -> Result<Loaded<A>, Error> {
+        let stream = A::stream_id(id);
+        let records = self.store.read_stream(&stream, ..).await?;
+        fold(Loaded::default(), &records)
+    }
+
+    /// Loads the state as it was right after stream version `version` (0 is the empty state).
+    pub async fn load_at_version(&self, id: &str, version: u64) -> Result<Loaded<A>, Error> {
+        let stream = A::stream_id(id);
+        let records = self.store.read_stream(&stream, ..=version).await?;
+        let loaded = fold(Loaded::default(), &records)?;
+        if loaded.version < version {
+            return Err(Error::VersionNotFound { stream, requested: version, current: loaded.version });
+        }
+        Ok(loaded)
+    }
+
+    /// Loads the state as it was at `time`: every event recorded at or before it.
+    pub async fn load_as_of(&self, id: &str, time: DateTime<Utc>) -> Result<Loaded<A>, Error> {
+        let stream = A::stream_id(id);
+        let records = self.store.read_stream(&stream, ..).await?;
+        let upto = records.partition_point(|r| r.recorded_at <= time);
+        fold(Loaded::default(), &records[..upto])
+    }
+
+    /// The aggregate's audit trail: every event, decoded, with its full record.
+    pub async fn history(&self, id: &str) -> Result<Vec<Envelope<A::Event>>, Error> {
+        let stream = A::stream_id(id);
+        let records = self.store.read_stream(&stream, ..).await?;
+        records
+            .into_iter()
+            .map(|record| Ok(Envelope { event: record.decode()?, record }))
+            .collect()
+    }
+
+    /// Runs `command` against aggregate `id` in a new conversation.
+    ///
+    /// See [`execute_with`](Self::execute_with).
+    pub async fn execute<C>(&self, id: &str, command: C) -> Result<Executed<A::Event>, ExecuteError<A::Error>>
+    where
+        A: Handle<C>,
+        C: Send + Sync,
+    {
+        self.execute_with(id, command, &CommandContext::new()).await
+    }
+
+    /// Runs `command` against aggregate `id`: load, decide, append with the loaded version
+    /// as the expected version. When another writer appended in between, reloads and
+    /// decides again, up to the configured number of attempts, with jittered backoff.
+    pub async fn execute_with<C>(
+        &self,
+        id: &str,
+        command: C,
+        ctx: &CommandContext,
+    ) -> Result<Executed<A::Event>, ExecuteError<A::Error>>
+    where
+        A: Handle<C>,
+        C: Send + Sync,
+    {
+        let stream = A::stream_id(id);
+        let span = tracing::debug_span!(
+            "annals.execute",
+            stream = %stream,
+            command = std::any::type_name::<C>(),
+            correlation_id = %ctx.correlation_id(),
+        );
+        async {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let records = self.store.read_stream(&stream, ..).await.map_err(Error::from)?;
+                let loaded: Loaded<A> = fold(Loaded::default(), &records)?;
+                let events = loaded.state.handle(&command).await.map_err(ExecuteError::Rejected)?;
+                if events.is_empty() {
+                    return Ok(Executed {
+                        events,
+                        stream_version: loaded.version,
+                        last_position: None,
+                        attempts: attempt,
+                    });
+                }
+                let batch = encode(&stream, &events, ctx)?;
+                let expected = ExpectedVersion::Exact(loaded.version);
+                match self.store.append(&stream, expected, batch).await {
+                    Ok(done) => {
+                        tracing::debug!(version = done.stream_version, attempt, "command recorded");
+                        return Ok(Executed {
+                            events,
+                            stream_version: done.stream_version,
+                            last_position: Some(done.last_position),
+                            attempts: attempt,
+                        });
+                    }
+                    Err(StoreError::WrongExpectedVersion { actual, .. }) if attempt < self.max_attempts => {
+                        tracing::debug!(expected = loaded.version, actual, attempt, "conflict, retrying");
+                        backoff(attempt).await;
+                    }
+                    Err(StoreError::WrongExpectedVersion { stream, actual, .. }) => {
+                        return Err(Error::RetriesExhausted { stream, attempts: attempt, actual }.into());
+                    }
+                    Err(e) => return Err(Error::Store(e).into()),
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Applies `records` on top of `loaded`.
+fn fold<A: Aggregate>(mut loaded: Loaded<A>, records: &[RecordedEvent]) -> Result<Loaded<A>, Error> {
+    for record in records {
+        let event: A::Event = record.decode()?;
+        loaded.state.apply(&event);
+        loaded.version = record.stream_version;
+    }
+    Ok(loaded)
+}
+
+fn encode<E: EventSet>(stream: &str, events: &[E], ctx: &CommandContext) -> Result<Vec<NewEvent>, Error> {
+    events
+        .iter()
+        .map(|event| {
+            NewEvent::from_set(event)
+                .map(|e| e.with_metadata(ctx.metadata.clone()))
+                .map_err(|source| Error::Encode { stream: stream.to_owned(), name: event.event_name(), source })
+        })
+        .collect()
+}
+
+/// Sleeps a random time that grows with the attempt, so contending writers spread out
+/// instead of colliding again in lockstep.
+async fn backoff(attempt: u32) {
+    let ceiling_us = 100u64 << attempt.min(7);
+    tokio::time::sleep(Duration::from_micros(fastrand::u64(0..=ceiling_us))).await;
+}

@@ -1,0 +1,338 @@
+//! The embedded SQLite store: no server, one file (or memory).
+
+use std::ops::RangeBounds;
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use uuid::fmt::Hyphenated;
+
+use crate::event::{NewEvent, RecordedEvent};
+use crate::store::{
+    AppendResult, EventStore, ExpectedVersion, StoreError, VersionRange, replayed_append,
+    validate_stream_id,
+};
+
+/// Versioned schema migrations, applied in order on open and recorded in `annals_schema`.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "events", include_str!("../migrations/sqlite/0001_events.sql"))];
+
+/// Rows per INSERT statement: 9 parameters each stays far below SQLite's 32,766 limit.
+const INSERT_CHUNK: usize = 1000;
+
+/// The columns `decode_row` reads, in its order.
+macro_rules! select_events {
+    ($($rest:literal)*) => {
+        concat!(
+            "SELECT position, stream_id, stream_version, event_id, event_name, event_version, \
+             payload, metadata, recorded_at FROM annals_events ",
+            $($rest),*
+        )
+    };
+}
+
+/// An event store in a SQLite database: the embedded default, with no server to run.
+///
+/// Opening creates the file and the schema when missing. Writes go through one connection
+/// (SQLite has one writer at a time anyway), reads through a pool, in WAL mode so readers
+/// never wait for the writer.
+///
+/// ```
+/// use annals::SqliteStore;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), annals::StoreError> {
+/// let dir = std::env::temp_dir().join(format!("annals-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).ok();
+/// let store = SqliteStore::open(dir.join("bank.db")).await?;
+/// let tests = SqliteStore::in_memory().await?;
+/// # drop((store, tests)); std::fs::remove_dir_all(dir).ok();
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // The log is the source of truth: a commit must survive a power cut.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true);
+        Self::with_options(options, false).await
+    }
+
+    /// Connects with a SQLite URL such as `sqlite://bank.db` or `sqlite::memory:`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url).map_err(StoreError::backend)?.create_if_missing(true);
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        Self::with_options(options, memory).await
+    }
+
+    /// A private in-memory database, gone when the last clone of the store is dropped.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        Self::with_options(SqliteConnectOptions::new().in_memory(true), true).await
+    }
+
+    /// Opens with full control over the connection options. An in-memory database lives in
+    /// one connection, so `memory` makes reads and writes share it.
+    pub async fn with_options(options: SqliteConnectOptions, memory: bool) -> Result<Self, StoreError> {
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(if memory { 1 } else { 0 })
+            // A memory database dies with its connection: never let the pool retire it.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::backend)?;
+        migrate(&writer).await?;
+        let reader = if memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .test_before_acquire(false)
+                .connect_with(options.read_only(true))
+                .await
+                .map_err(StoreError::backend)?
+        };
+        Ok(Self { reader, writer })
+    }
+
+    /// Closes every connection, waiting for running queries.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await.map_err(StoreError::backend)?;
+    // IMMEDIATE takes the write lock first, so two processes opening a new file at once
+    // apply each migration exactly once.
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.map_err(StoreError::backend)?;
+    let result: Result<(), sqlx::Error> = async {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS annals_schema (version INTEGER PRIMARY KEY, \
+             description TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM annals_schema").fetch_one(&mut *conn).await?;
+        for &(version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > applied) {
+            tracing::info!(version, description, "applying annals SQLite migration");
+            sqlx::raw_sql(sql).execute(&mut *conn).await?;
+            sqlx::query("INSERT INTO annals_schema (version, description, applied_at) VALUES (?, ?, ?)")
+                .bind(version)
+                .bind(description)
+                .bind(Utc::now().timestamp_micros())
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+    .await;
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = sqlx::query(end).execute(&mut *conn).await;
+    result.and(ended.map(drop)).map_err(StoreError::backend)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn corrupt(row: &SqliteRow, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        stream: row.try_get::<String, _>(1).unwrap_or_default(),
+        position: row.try_get::<i64, _>(0).map_or(0, |p| p as u64),
+        reason: reason.to_string(),
+    }
+}
+
+fn decode_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let column = |e: sqlx::Error| corrupt(row, e);
+    let unsigned = |name: &str, v: i64| u64::try_from(v).map_err(|_| corrupt(row, format!("negative {name} {v}")));
+    let payload: String = row.try_get(6).map_err(column)?;
+    let metadata: String = row.try_get(7).map_err(column)?;
+    let micros: i64 = row.try_get(8).map_err(column)?;
+    let version: i64 = row.try_get(5).map_err(column)?;
+    Ok(RecordedEvent {
+        position: unsigned("position", row.try_get(0).map_err(column)?)?,
+        stream_id: row.try_get(1).map_err(column)?,
+        stream_version: unsigned("stream version", row.try_get(2).map_err(column)?)?,
+        event_id: row.try_get::<Hyphenated, _>(3).map_err(column)?.into_uuid(),
+        name: row.try_get(4).map_err(column)?,
+        version: u32::try_from(version).map_err(|_| corrupt(row, format!("event version {version} out of range")))?,
+        payload: RawValue::from_string(payload).map_err(|e| corrupt(row, format!("payload is not JSON: {e}")))?,
+        metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(row, format!("invalid metadata: {e}")))?,
+        recorded_at: DateTime::<Utc>::from_timestamp_micros(micros)
+            .ok_or_else(|| corrupt(row, format!("recorded time {micros} out of range")))?,
+    })
+}
+
+fn is_unique_violation(error: &sqlx::Error, column: &str) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db.is_unique_violation() && db.message().contains(column),
+        _ => false,
+    }
+}
+
+async fn current_version(tx: &mut Transaction<'_, Sqlite>, stream: &str) -> Result<u64, sqlx::Error> {
+    let version: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(stream_version), 0) FROM annals_events WHERE stream_id = ?")
+            .bind(stream)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(version as u64)
+}
+
+/// Where each event id of `events` is already stored, if it is.
+async fn stored_ids(
+    pool: &SqlitePool,
+    events: &[NewEvent],
+) -> Result<Vec<Option<(String, u64, u64)>>, StoreError> {
+    let mut found = Vec::with_capacity(events.len());
+    for event in events {
+        let row: Option<(String, i64, i64)> =
+            sqlx::query_as("SELECT stream_id, stream_version, position FROM annals_events WHERE event_id = ?")
+                .bind(event.event_id.hyphenated())
+                .fetch_optional(pool)
+                .await
+                .map_err(StoreError::backend)?;
+        found.push(row.map(|(s, v, p)| (s, v as u64, p as u64)));
+    }
+    Ok(found)
+}
+
+/// Builds `INSERT ... VALUES (...), (...) RETURNING position` for `rows` events.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO annals_events (stream_id, stream_version, event_id, event_name, event_version, \
+         payload, metadata, recorded_at) VALUES ",
+    );
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?)" });
+    }
+    sql.push_str(" RETURNING position");
+    sql
+}
+
+impl SqliteStore {
+    async fn try_append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Result<AppendResult, StoreError>, sqlx::Error> {
+        let mut tx = self.writer.begin().await?;
+        let actual = current_version(&mut tx, stream).await?;
+        if !expected.accepts(actual) {
+            return Ok(Err(StoreError::WrongExpectedVersion { stream: stream.to_owned(), expected, actual }));
+        }
+        let recorded_at = Utc::now().timestamp_micros();
+        let mut positions = Vec::with_capacity(events.len());
+        let mut metadata = Vec::with_capacity(events.len());
+        for event in events {
+            metadata.push(serde_json::to_string(&event.metadata).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+        }
+        let mut version = actual;
+        for (chunk, meta) in events.chunks(INSERT_CHUNK).zip(metadata.chunks(INSERT_CHUNK)) {
+            let sql = insert_sql(chunk.len());
+            let mut query = sqlx::query_scalar::<_, i64>(&sql);
+            for (event, meta) in chunk.iter().zip(meta) {
+                version += 1;
+                query = query
+                    .bind(stream)
+                    .bind(to_i64(version))
+                    .bind(event.event_id.hyphenated())
+                    .bind(event.name.as_str())
+                    .bind(i64::from(event.version))
+                    .bind(event.payload.get())
+                    .bind(meta.as_str())
+                    .bind(recorded_at);
+            }
+            positions.extend(query.fetch_all(&mut *tx).await?);
+        }
+        tx.commit().await?;
+        let first = positions.iter().copied().min().unwrap_or(0) as u64;
+        let last = positions.iter().copied().max().unwrap_or(0) as u64;
+        Ok(Ok(AppendResult { stream_version: version, first_position: first, last_position: last, already_stored: false }))
+    }
+
+    async fn fetch_events<'q>(
+        &self,
+        query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = query.fetch_all(&self.reader).await.map_err(StoreError::backend)?;
+        rows.iter().map(decode_row).collect()
+    }
+}
+
+impl EventStore for SqliteStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_stream_id(stream)?;
+        if events.is_empty() {
+            return Err(StoreError::EmptyAppend { stream: stream.to_owned() });
+        }
+        match self.try_append(stream, expected, &events).await {
+            Ok(result) => result,
+            // A known event id: either an idempotent retry or a conflict to report.
+            Err(e) if is_unique_violation(&e, "event_id") => {
+                let stored = stored_ids(&self.writer, &events).await?;
+                replayed_append(stream, &stored, &events)?.ok_or_else(|| StoreError::backend(e))
+            }
+            // Another process appended between our read and write.
+            Err(e) if is_unique_violation(&e, "stream_version") => {
+                let actual = self.stream_version(stream).await?;
+                Err(StoreError::WrongExpectedVersion { stream: stream.to_owned(), expected, actual })
+            }
+            Err(e) => Err(StoreError::backend(e)),
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        range: impl RangeBounds<u64> + Send,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        validate_stream_id(stream)?;
+        let range = VersionRange::new(range);
+        const SQL: &str =
+            select_events!("WHERE stream_id = ? AND stream_version BETWEEN ? AND ? ORDER BY stream_version");
+        self.fetch_events(sqlx::query(SQL).bind(stream).bind(to_i64(range.from)).bind(to_i64(range.to))).await
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        const SQL: &str = select_events!("WHERE position > ? ORDER BY position LIMIT ?");
+        self.fetch_events(sqlx::query(SQL).bind(to_i64(after)).bind(i64::try_from(limit).unwrap_or(i64::MAX))).await
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        validate_stream_id(stream)?;
+        let version: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(stream_version), 0) FROM annals_events WHERE stream_id = ?")
+                .bind(stream)
+                .fetch_one(&self.reader)
+                .await
+                .map_err(StoreError::backend)?;
+        Ok(version as u64)
+    }
+}

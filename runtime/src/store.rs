@@ -1,0 +1,262 @@
+//! The storage contract every backend implements.
+
+use std::fmt;
+use std::future::Future;
+use std::ops::{Bound, RangeBounds};
+
+use uuid::Uuid;
+
+use crate::event::{NewEvent, RecordedEvent};
+
+/// The stream version an append expects to find, checked atomically with the write.
+///
+/// Stream versions start at 1 for the first event; version 0 means "no stream".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's version is.
+    Any,
+    /// The stream must not exist yet (same as `Exact(0)`).
+    NoStream,
+    /// The stream must be exactly at this version.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream currently at `actual` satisfies this expectation.
+    pub fn accepts(self, actual: u64) -> bool {
+        match self {
+            Self::Any => true,
+            Self::NoStream => actual == 0,
+            Self::Exact(v) => actual == v,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("any version"),
+            Self::NoStream | Self::Exact(0) => f.write_str("no stream"),
+            Self::Exact(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    /// The stream's version after the append (the last appended event's version).
+    pub stream_version: u64,
+    /// The global position of the first appended event.
+    pub first_position: u64,
+    /// The global position of the last appended event.
+    pub last_position: u64,
+    /// True when every event id was already stored: nothing was written and the
+    /// positions are those of the original append.
+    pub already_stored: bool,
+}
+
+/// A storage failure, with the facts needed to act on it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The stream was not at the expected version: someone else appended first.
+    #[error("wrong expected version for stream `{stream}`: expected {expected}, found version {actual}")]
+    WrongExpectedVersion {
+        /// The stream appended to.
+        stream: String,
+        /// What the append expected.
+        expected: ExpectedVersion,
+        /// The stream's actual version (0 when it does not exist).
+        actual: u64,
+    },
+    /// The stream id cannot be stored.
+    #[error("invalid stream id {stream:?}: {reason}")]
+    InvalidStreamId {
+        /// The rejected id.
+        stream: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// An append with no events.
+    #[error("append to stream `{stream}` has no events")]
+    EmptyAppend {
+        /// The stream appended to.
+        stream: String,
+    },
+    /// An event id is already stored, but not as part of an identical retry of this append
+    /// (another stream, or only part of the batch).
+    #[error(
+        "event id {event_id} is already stored in stream `{existing_stream}` at version \
+         {existing_version}; the append to `{stream}` is neither new nor a retry of that append"
+    )]
+    DuplicateEventId {
+        /// The conflicting event id.
+        event_id: Uuid,
+        /// The stream appended to.
+        stream: String,
+        /// Where the id is already stored.
+        existing_stream: String,
+        /// Its version there.
+        existing_version: u64,
+    },
+    /// A stored row that cannot be read back (invalid JSON, out-of-range number).
+    #[error("corrupt record at global position {position} of stream `{stream}`: {reason}")]
+    Corrupt {
+        /// The stream holding the record.
+        stream: String,
+        /// The record's global position.
+        position: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database failed (connection, I/O, constraint, migration).
+    #[error("storage backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(error))
+    }
+}
+
+/// An inclusive range of stream versions to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VersionRange {
+    /// First version to read (at least 1).
+    pub from: u64,
+    /// Last version to read, inclusive.
+    pub to: u64,
+}
+
+impl VersionRange {
+    /// Normalises any range of versions (`..`, `5..`, `..=10`, `3..7`).
+    pub fn new(range: impl RangeBounds<u64>) -> Self {
+        let from = match range.start_bound() {
+            Bound::Included(&v) => v,
+            Bound::Excluded(&v) => v.saturating_add(1),
+            Bound::Unbounded => 1,
+        };
+        let to = match range.end_bound() {
+            Bound::Included(&v) => v,
+            Bound::Excluded(&v) => v.saturating_sub(1),
+            Bound::Unbounded => u64::MAX,
+        };
+        Self { from: from.max(1), to }
+    }
+
+    /// Whether `version` lies in the range.
+    pub fn contains(&self, version: u64) -> bool {
+        self.from <= version && version <= self.to
+    }
+}
+
+/// The longest stream id accepted, in bytes.
+pub const MAX_STREAM_ID_LEN: usize = 1024;
+
+/// Checks a stream id: non-empty, at most [`MAX_STREAM_ID_LEN`] bytes, no NUL character
+/// (which PostgreSQL text cannot hold). Any other character, quotes included, is fine:
+/// ids are always bound as parameters, never spliced into SQL.
+pub fn validate_stream_id(stream: &str) -> Result<(), StoreError> {
+    let reason = if stream.is_empty() {
+        "a stream id must not be empty"
+    } else if stream.len() > MAX_STREAM_ID_LEN {
+        "a stream id must be at most 1024 bytes"
+    } else if stream.contains('\0') {
+        "a stream id must not contain a NUL character"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::InvalidStreamId { stream: stream.to_owned(), reason })
+}
+
+/// The event log: append-only streams with per-stream versions and a global order.
+///
+/// Every backend (memory, SQLite, PostgreSQL) passes the same conformance suite.
+/// Stores are cheap handles: clone them freely.
+///
+/// ```
+/// use annals::prelude::*;
+/// use annals::MemoryStore;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new();
+/// let event = NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1)?);
+/// let done = store.append("ping-1", ExpectedVersion::NoStream, vec![event]).await?;
+/// assert_eq!(done.stream_version, 1);
+/// assert_eq!(store.read_stream("ping-1", ..).await?.len(), 1);
+/// # Ok(()) }
+/// ```
+pub trait EventStore: Clone + Send + Sync + 'static {
+    /// Appends `events` to `stream` atomically, if the stream is at `expected`.
+    ///
+    /// All events land, with contiguous stream versions, or none do. When every event id
+    /// is already stored in this stream (a retried request), nothing is written and the
+    /// original positions are returned with `already_stored` set.
+    fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<AppendResult, StoreError>> + Send;
+
+    /// Reads a stream's events in version order within `range`.
+    fn read_stream(
+        &self,
+        stream: &str,
+        range: impl RangeBounds<u64> + Send,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// Reads up to `limit` events of all streams with a global position greater than
+    /// `after`, in global order. Pass the last position seen to continue.
+    fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// The stream's current version (0 when it does not exist).
+    fn stream_version(&self, stream: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// Checks an idempotent retry: `stored[i]` is where `events[i]`'s id is already stored,
+/// if it is. Returns the original result when the whole batch is stored, in this stream,
+/// in this order; `None` when none of it is; an error for anything in between.
+pub(crate) fn replayed_append(
+    stream: &str,
+    stored: &[Option<(String, u64, u64)>],
+    events: &[NewEvent],
+) -> Result<Option<AppendResult>, StoreError> {
+    if stored.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let mut previous: Option<u64> = None;
+    for (found, event) in stored.iter().zip(events) {
+        let conflict = |existing_stream: String, existing_version: u64| StoreError::DuplicateEventId {
+            event_id: event.event_id,
+            stream: stream.to_owned(),
+            existing_stream,
+            existing_version,
+        };
+        match found {
+            None => {
+                let (s, v, _) = stored.iter().flatten().next().cloned().unwrap_or_default();
+                return Err(conflict(s, v));
+            }
+            Some((s, v, _)) if s != stream || previous.is_some_and(|p| p + 1 != *v) => {
+                return Err(conflict(s.clone(), *v));
+            }
+            Some((_, v, _)) => previous = Some(*v),
+        }
+    }
+    let first = stored.iter().flatten().map(|(_, _, p)| *p).min().unwrap_or(0);
+    let last = stored.iter().flatten().map(|(_, _, p)| *p).max().unwrap_or(0);
+    Ok(Some(AppendResult {
+        stream_version: previous.unwrap_or(0),
+        first_position: first,
+        last_position: last,
+        already_stored: true,
+    }))
+}
