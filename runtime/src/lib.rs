@@ -125,3 +125,7 @@ pub mod __private {
         true
     }
 }
+
+/// The book's chapters, compiled and run as doc tests so every snippet stays true.
+#[cfg(doctest)]
+mod book {}

@@ -194,7 +194,6 @@ impl<A> Deref for Loaded<A> {
 
 /// What a successful [`Repository::execute`] recorded.
 #[derive(Debug)]
-#[must_use]
 pub struct Executed<E> {
     /// The events the command produced, in order (empty when it decided nothing).
     pub events: Vec<E>,
