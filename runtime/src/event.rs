@@ -121,7 +121,12 @@ pub struct Metadata {
 impl Metadata {
     /// Metadata for a message that starts its own conversation.
     pub fn root(id: Uuid) -> Self {
-        Self { correlation_id: id, causation_id: id, actor: None, headers: BTreeMap::new() }
+        Self {
+            correlation_id: id,
+            causation_id: id,
+            actor: None,
+            headers: BTreeMap::new(),
+        }
     }
 }
 
@@ -156,17 +161,31 @@ impl NewEvent {
     /// A new event with a fresh UUID v7 id that starts its own conversation.
     pub fn new(name: impl Into<String>, version: u32, payload: Box<RawValue>) -> Self {
         let event_id = Uuid::now_v7();
-        Self { event_id, name: name.into(), version, payload, metadata: Metadata::root(event_id) }
+        Self {
+            event_id,
+            name: name.into(),
+            version,
+            payload,
+            metadata: Metadata::root(event_id),
+        }
     }
 
     /// Serialises one typed event.
     pub fn from_event<E: Event + Serialize>(event: &E) -> Result<Self, serde_json::Error> {
-        Ok(Self::new(E::NAME, E::VERSION, serde_json::value::to_raw_value(event)?))
+        Ok(Self::new(
+            E::NAME,
+            E::VERSION,
+            serde_json::value::to_raw_value(event)?,
+        ))
     }
 
     /// Serialises one event of an aggregate's event set.
     pub fn from_set<E: EventSet>(event: &E) -> Result<Self, serde_json::Error> {
-        Ok(Self::new(event.event_name(), event.event_version(), event.encode()?))
+        Ok(Self::new(
+            event.event_name(),
+            event.event_version(),
+            event.encode()?,
+        ))
     }
 
     /// Replaces the metadata.
@@ -210,7 +229,8 @@ pub struct RecordedEvent {
 impl RecordedEvent {
     /// Decodes the payload into an aggregate's event set.
     pub fn decode<E: EventSet>(&self) -> Result<E, DecodeError> {
-        E::decode(&self.name, self.version, &self.payload).map_err(|kind| DecodeError::at(self, kind))
+        E::decode(&self.name, self.version, &self.payload)
+            .map_err(|kind| DecodeError::at(self, kind))
     }
 }
 

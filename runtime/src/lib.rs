@@ -22,9 +22,13 @@ pub mod testing;
 
 pub use aggregate::{Aggregate, Handle, IntoEvents};
 pub use annals_macros::{Event, aggregate};
-pub use event::{DecodeError, DecodeErrorKind, Envelope, Event, EventSet, Metadata, NewEvent, RecordedEvent};
+pub use event::{
+    DecodeError, DecodeErrorKind, Envelope, Event, EventSet, Metadata, NewEvent, RecordedEvent,
+};
 pub use memory::MemoryStore;
-pub use repository::{CommandContext, DEFAULT_MAX_ATTEMPTS, Error, ExecuteError, Executed, Loaded, Repository};
+pub use repository::{
+    CommandContext, DEFAULT_MAX_ATTEMPTS, Error, ExecuteError, Executed, Loaded, Repository,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use store::{
@@ -32,11 +36,11 @@ pub use store::{
     validate_stream_id,
 };
 
+/// Re-exported: `recorded_at` and `load_as_of` use its types.
+pub use chrono;
 /// Re-exported so users need no direct dependency for what the generated code and the
 /// examples use.
 pub use {serde, serde_json, uuid};
-/// Re-exported: `recorded_at` and `load_as_of` use its types.
-pub use chrono;
 
 /// The names almost every user of annals needs.
 ///

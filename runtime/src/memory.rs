@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::event::{NewEvent, RecordedEvent};
 use crate::store::{
     AppendResult, EventStore, ExpectedVersion, StoreError, VersionRange, replayed_append,
-    validate_stream_id,
+    validate_append, validate_stream_id,
 };
 
 /// An event store held in memory: same behaviour as the database stores, nothing persisted.
@@ -45,17 +45,23 @@ impl MemoryStore {
     // A panic while holding the lock cannot leave the log half-written (appends check
     // everything before mutating), so a poisoned lock is safe to keep using.
     fn read(&self) -> RwLockReadGuard<'_, Log> {
-        self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Log> {
-        self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryStore").field("events", &self.read().events.len()).finish()
+        f.debug_struct("MemoryStore")
+            .field("events", &self.read().events.len())
+            .finish()
     }
 }
 
@@ -66,10 +72,7 @@ impl EventStore for MemoryStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        validate_stream_id(stream)?;
-        if events.is_empty() {
-            return Err(StoreError::EmptyAppend { stream: stream.to_owned() });
-        }
+        validate_append(stream, &events)?;
         let mut log = self.write();
         let stored: Vec<_> = events
             .iter()
@@ -85,7 +88,11 @@ impl EventStore for MemoryStore {
         }
         let actual = log.streams.get(stream).map_or(0, |s| s.len() as u64);
         if !expected.accepts(actual) {
-            return Err(StoreError::WrongExpectedVersion { stream: stream.to_owned(), expected, actual });
+            return Err(StoreError::WrongExpectedVersion {
+                stream: stream.to_owned(),
+                expected,
+                actual,
+            });
         }
         let recorded_at = Utc::now();
         let first_position = log.events.len() as u64 + 1;
@@ -107,7 +114,10 @@ impl EventStore for MemoryStore {
             });
             indexes.push(index);
         }
-        log.streams.entry(stream.to_owned()).or_default().extend(indexes);
+        log.streams
+            .entry(stream.to_owned())
+            .or_default()
+            .extend(indexes);
         Ok(AppendResult {
             stream_version: actual + count,
             first_position,
@@ -124,20 +134,36 @@ impl EventStore for MemoryStore {
         validate_stream_id(stream)?;
         let range = VersionRange::new(range);
         let log = self.read();
-        let Some(indexes) = log.streams.get(stream) else { return Ok(Vec::new()) };
-        let start = usize::try_from(range.from - 1).unwrap_or(usize::MAX).min(indexes.len());
-        let end = usize::try_from(range.to).unwrap_or(usize::MAX).min(indexes.len()).max(start);
-        Ok(indexes[start..end].iter().map(|&i| log.events[i].clone()).collect())
+        let Some(indexes) = log.streams.get(stream) else {
+            return Ok(Vec::new());
+        };
+        let start = usize::try_from(range.from - 1)
+            .unwrap_or(usize::MAX)
+            .min(indexes.len());
+        let end = usize::try_from(range.to)
+            .unwrap_or(usize::MAX)
+            .min(indexes.len())
+            .max(start);
+        Ok(indexes[start..end]
+            .iter()
+            .map(|&i| log.events[i].clone())
+            .collect())
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let log = self.read();
-        let start = usize::try_from(after).unwrap_or(usize::MAX).min(log.events.len());
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(log.events.len());
         Ok(log.events[start..].iter().take(limit).cloned().collect())
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         validate_stream_id(stream)?;
-        Ok(self.read().streams.get(stream).map_or(0, |s| s.len() as u64))
+        Ok(self
+            .read()
+            .streams
+            .get(stream)
+            .map_or(0, |s| s.len() as u64))
     }
 }

@@ -96,7 +96,9 @@ pub struct CommandContext {
 impl CommandContext {
     /// A command that starts a new conversation (fresh correlation and causation id).
     pub fn new() -> Self {
-        Self { metadata: Metadata::root(Uuid::now_v7()) }
+        Self {
+            metadata: Metadata::root(Uuid::now_v7()),
+        }
     }
 
     /// A command caused by a recorded event: same conversation, caused by that event.
@@ -242,7 +244,11 @@ pub struct Repository<A, S> {
 
 impl<A, S: Clone> Clone for Repository<A, S> {
     fn clone(&self) -> Self {
-        Self { store: self.store.clone(), max_attempts: self.max_attempts, _aggregate: PhantomData }
+        Self {
+            store: self.store.clone(),
+            max_attempts: self.max_attempts,
+            _aggregate: PhantomData,
+        }
     }
 }
 
@@ -263,7 +269,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// A repository over `store`, retrying conflicting commands up to
     /// [`DEFAULT_MAX_ATTEMPTS`] times.
     pub fn new(store: S) -> Self {
-        Self { store, max_attempts: DEFAULT_MAX_ATTEMPTS, _aggregate: PhantomData }
+        Self {
+            store,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            _aggregate: PhantomData,
+        }
     }
 
     /// Sets how many times a command is tried when concurrent appends conflict (at least 1).
@@ -291,7 +301,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let records = self.store.read_stream(&stream, ..=version).await?;
         let loaded = fold(Loaded::default(), &records)?;
         if loaded.version < version {
-            return Err(Error::VersionNotFound { stream, requested: version, current: loaded.version });
+            return Err(Error::VersionNotFound {
+                stream,
+                requested: version,
+                current: loaded.version,
+            });
         }
         Ok(loaded)
     }
@@ -310,14 +324,23 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let records = self.store.read_stream(&stream, ..).await?;
         records
             .into_iter()
-            .map(|record| Ok(Envelope { event: record.decode()?, record }))
+            .map(|record| {
+                Ok(Envelope {
+                    event: record.decode()?,
+                    record,
+                })
+            })
             .collect()
     }
 
     /// Runs `command` against aggregate `id` in a new conversation.
     ///
     /// See [`execute_with`](Self::execute_with).
-    pub async fn execute<C>(&self, id: &str, command: C) -> Result<Executed<A::Event>, ExecuteError<A::Error>>
+    pub async fn execute<C>(
+        &self,
+        id: &str,
+        command: C,
+    ) -> Result<Executed<A::Event>, ExecuteError<A::Error>>
     where
         A: Handle<C>,
         C: Send + Sync,
@@ -349,9 +372,17 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let records = self.store.read_stream(&stream, ..).await.map_err(Error::from)?;
+                let records = self
+                    .store
+                    .read_stream(&stream, ..)
+                    .await
+                    .map_err(Error::from)?;
                 let loaded: Loaded<A> = fold(Loaded::default(), &records)?;
-                let events = loaded.state.handle(&command).await.map_err(ExecuteError::Rejected)?;
+                let events = loaded
+                    .state
+                    .handle(&command)
+                    .await
+                    .map_err(ExecuteError::Rejected)?;
                 if events.is_empty() {
                     return Ok(Executed {
                         events,
@@ -372,12 +403,24 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                             attempts: attempt,
                         });
                     }
-                    Err(StoreError::WrongExpectedVersion { actual, .. }) if attempt < self.max_attempts => {
-                        tracing::debug!(expected = loaded.version, actual, attempt, "conflict, retrying");
+                    Err(StoreError::WrongExpectedVersion { actual, .. })
+                        if attempt < self.max_attempts =>
+                    {
+                        tracing::debug!(
+                            expected = loaded.version,
+                            actual,
+                            attempt,
+                            "conflict, retrying"
+                        );
                         backoff(attempt).await;
                     }
                     Err(StoreError::WrongExpectedVersion { stream, actual, .. }) => {
-                        return Err(Error::RetriesExhausted { stream, attempts: attempt, actual }.into());
+                        return Err(Error::RetriesExhausted {
+                            stream,
+                            attempts: attempt,
+                            actual,
+                        }
+                        .into());
                     }
                     Err(e) => return Err(Error::Store(e).into()),
                 }
@@ -389,7 +432,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
 }
 
 /// Applies `records` on top of `loaded`.
-fn fold<A: Aggregate>(mut loaded: Loaded<A>, records: &[RecordedEvent]) -> Result<Loaded<A>, Error> {
+fn fold<A: Aggregate>(
+    mut loaded: Loaded<A>,
+    records: &[RecordedEvent],
+) -> Result<Loaded<A>, Error> {
     for record in records {
         let event: A::Event = record.decode()?;
         loaded.state.apply(&event);
@@ -398,13 +444,21 @@ fn fold<A: Aggregate>(mut loaded: Loaded<A>, records: &[RecordedEvent]) -> Resul
     Ok(loaded)
 }
 
-fn encode<E: EventSet>(stream: &str, events: &[E], ctx: &CommandContext) -> Result<Vec<NewEvent>, Error> {
+fn encode<E: EventSet>(
+    stream: &str,
+    events: &[E],
+    ctx: &CommandContext,
+) -> Result<Vec<NewEvent>, Error> {
     events
         .iter()
         .map(|event| {
             NewEvent::from_set(event)
                 .map(|e| e.with_metadata(ctx.metadata.clone()))
-                .map_err(|source| Error::Encode { stream: stream.to_owned(), name: event.event_name(), source })
+                .map_err(|source| Error::Encode {
+                    stream: stream.to_owned(),
+                    name: event.event_name(),
+                    source,
+                })
         })
         .collect()
 }

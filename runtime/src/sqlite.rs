@@ -7,7 +7,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
 use uuid::fmt::Hyphenated;
@@ -15,12 +16,15 @@ use uuid::fmt::Hyphenated;
 use crate::event::{NewEvent, RecordedEvent};
 use crate::store::{
     AppendResult, EventStore, ExpectedVersion, StoreError, VersionRange, replayed_append,
-    validate_stream_id,
+    validate_append, validate_stream_id,
 };
 
 /// Versioned schema migrations, applied in order on open and recorded in `annals_schema`.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "events", include_str!("../migrations/sqlite/0001_events.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "events",
+    include_str!("../migrations/sqlite/0001_events.sql"),
+)];
 
 /// Rows per INSERT statement: 9 parameters each stays far below SQLite's 32,766 limit.
 const INSERT_CHUNK: usize = 1000;
@@ -74,7 +78,9 @@ impl SqliteStore {
 
     /// Connects with a SQLite URL such as `sqlite://bank.db` or `sqlite::memory:`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url).map_err(StoreError::backend)?.create_if_missing(true);
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::backend)?
+            .create_if_missing(true);
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         Self::with_options(options, memory).await
     }
@@ -86,7 +92,10 @@ impl SqliteStore {
 
     /// Opens with full control over the connection options. An in-memory database lives in
     /// one connection, so `memory` makes reads and writes share it.
-    pub async fn with_options(options: SqliteConnectOptions, memory: bool) -> Result<Self, StoreError> {
+    pub async fn with_options(
+        options: SqliteConnectOptions,
+        memory: bool,
+    ) -> Result<Self, StoreError> {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(if memory { 1 } else { 0 })
@@ -122,7 +131,10 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     let mut conn = pool.acquire().await.map_err(StoreError::backend)?;
     // IMMEDIATE takes the write lock first, so two processes opening a new file at once
     // apply each migration exactly once.
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.map_err(StoreError::backend)?;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::backend)?;
     let result: Result<(), sqlx::Error> = async {
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS annals_schema (version INTEGER PRIMARY KEY, \
@@ -131,16 +143,20 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
         .execute(&mut *conn)
         .await?;
         let applied: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM annals_schema").fetch_one(&mut *conn).await?;
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM annals_schema")
+                .fetch_one(&mut *conn)
+                .await?;
         for &(version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > applied) {
             tracing::info!(version, description, "applying annals SQLite migration");
             sqlx::raw_sql(sql).execute(&mut *conn).await?;
-            sqlx::query("INSERT INTO annals_schema (version, description, applied_at) VALUES (?, ?, ?)")
-                .bind(version)
-                .bind(description)
-                .bind(Utc::now().timestamp_micros())
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "INSERT INTO annals_schema (version, description, applied_at) VALUES (?, ?, ?)",
+            )
+            .bind(version)
+            .bind(description)
+            .bind(Utc::now().timestamp_micros())
+            .execute(&mut *conn)
+            .await?;
         }
         Ok(())
     }
@@ -164,7 +180,9 @@ fn corrupt(row: &SqliteRow, reason: impl std::fmt::Display) -> StoreError {
 
 fn decode_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     let column = |e: sqlx::Error| corrupt(row, e);
-    let unsigned = |name: &str, v: i64| u64::try_from(v).map_err(|_| corrupt(row, format!("negative {name} {v}")));
+    let unsigned = |name: &str, v: i64| {
+        u64::try_from(v).map_err(|_| corrupt(row, format!("negative {name} {v}")))
+    };
     let payload: String = row.try_get(6).map_err(column)?;
     let metadata: String = row.try_get(7).map_err(column)?;
     let micros: i64 = row.try_get(8).map_err(column)?;
@@ -175,9 +193,12 @@ fn decode_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
         stream_version: unsigned("stream version", row.try_get(2).map_err(column)?)?,
         event_id: row.try_get::<Hyphenated, _>(3).map_err(column)?.into_uuid(),
         name: row.try_get(4).map_err(column)?,
-        version: u32::try_from(version).map_err(|_| corrupt(row, format!("event version {version} out of range")))?,
-        payload: RawValue::from_string(payload).map_err(|e| corrupt(row, format!("payload is not JSON: {e}")))?,
-        metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(row, format!("invalid metadata: {e}")))?,
+        version: u32::try_from(version)
+            .map_err(|_| corrupt(row, format!("event version {version} out of range")))?,
+        payload: RawValue::from_string(payload)
+            .map_err(|e| corrupt(row, format!("payload is not JSON: {e}")))?,
+        metadata: serde_json::from_str(&metadata)
+            .map_err(|e| corrupt(row, format!("invalid metadata: {e}")))?,
         recorded_at: DateTime::<Utc>::from_timestamp_micros(micros)
             .ok_or_else(|| corrupt(row, format!("recorded time {micros} out of range")))?,
     })
@@ -190,12 +211,16 @@ fn is_unique_violation(error: &sqlx::Error, column: &str) -> bool {
     }
 }
 
-async fn current_version(tx: &mut Transaction<'_, Sqlite>, stream: &str) -> Result<u64, sqlx::Error> {
-    let version: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(stream_version), 0) FROM annals_events WHERE stream_id = ?")
-            .bind(stream)
-            .fetch_one(&mut **tx)
-            .await?;
+async fn current_version(
+    tx: &mut Transaction<'_, Sqlite>,
+    stream: &str,
+) -> Result<u64, sqlx::Error> {
+    let version: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(stream_version), 0) FROM annals_events WHERE stream_id = ?",
+    )
+    .bind(stream)
+    .fetch_one(&mut **tx)
+    .await?;
     Ok(version as u64)
 }
 
@@ -206,12 +231,13 @@ async fn stored_ids(
 ) -> Result<Vec<Option<(String, u64, u64)>>, StoreError> {
     let mut found = Vec::with_capacity(events.len());
     for event in events {
-        let row: Option<(String, i64, i64)> =
-            sqlx::query_as("SELECT stream_id, stream_version, position FROM annals_events WHERE event_id = ?")
-                .bind(event.event_id.hyphenated())
-                .fetch_optional(pool)
-                .await
-                .map_err(StoreError::backend)?;
+        let row: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT stream_id, stream_version, position FROM annals_events WHERE event_id = ?",
+        )
+        .bind(event.event_id.hyphenated())
+        .fetch_optional(pool)
+        .await
+        .map_err(StoreError::backend)?;
         found.push(row.map(|(s, v, p)| (s, v as u64, p as u64)));
     }
     Ok(found)
@@ -224,7 +250,11 @@ fn insert_sql(rows: usize) -> String {
          payload, metadata, recorded_at) VALUES ",
     );
     for i in 0..rows {
-        sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?)" });
+        sql.push_str(if i == 0 {
+            "(?, ?, ?, ?, ?, ?, ?, ?)"
+        } else {
+            ", (?, ?, ?, ?, ?, ?, ?, ?)"
+        });
     }
     sql.push_str(" RETURNING position");
     sql
@@ -240,16 +270,26 @@ impl SqliteStore {
         let mut tx = self.writer.begin().await?;
         let actual = current_version(&mut tx, stream).await?;
         if !expected.accepts(actual) {
-            return Ok(Err(StoreError::WrongExpectedVersion { stream: stream.to_owned(), expected, actual }));
+            return Ok(Err(StoreError::WrongExpectedVersion {
+                stream: stream.to_owned(),
+                expected,
+                actual,
+            }));
         }
         let recorded_at = Utc::now().timestamp_micros();
         let mut positions = Vec::with_capacity(events.len());
         let mut metadata = Vec::with_capacity(events.len());
         for event in events {
-            metadata.push(serde_json::to_string(&event.metadata).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+            metadata.push(
+                serde_json::to_string(&event.metadata)
+                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+            );
         }
         let mut version = actual;
-        for (chunk, meta) in events.chunks(INSERT_CHUNK).zip(metadata.chunks(INSERT_CHUNK)) {
+        for (chunk, meta) in events
+            .chunks(INSERT_CHUNK)
+            .zip(metadata.chunks(INSERT_CHUNK))
+        {
             let sql = insert_sql(chunk.len());
             let mut query = sqlx::query_scalar::<_, i64>(&sql);
             for (event, meta) in chunk.iter().zip(meta) {
@@ -269,14 +309,22 @@ impl SqliteStore {
         tx.commit().await?;
         let first = positions.iter().copied().min().unwrap_or(0) as u64;
         let last = positions.iter().copied().max().unwrap_or(0) as u64;
-        Ok(Ok(AppendResult { stream_version: version, first_position: first, last_position: last, already_stored: false }))
+        Ok(Ok(AppendResult {
+            stream_version: version,
+            first_position: first,
+            last_position: last,
+            already_stored: false,
+        }))
     }
 
     async fn fetch_events<'q>(
         &self,
         query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = query.fetch_all(&self.reader).await.map_err(StoreError::backend)?;
+        let rows = query
+            .fetch_all(&self.reader)
+            .await
+            .map_err(StoreError::backend)?;
         rows.iter().map(decode_row).collect()
     }
 }
@@ -288,23 +336,27 @@ impl EventStore for SqliteStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        validate_stream_id(stream)?;
-        if events.is_empty() {
-            return Err(StoreError::EmptyAppend { stream: stream.to_owned() });
-        }
-        match self.try_append(stream, expected, &events).await {
-            Ok(result) => result,
-            // A known event id: either an idempotent retry or a conflict to report.
-            Err(e) if is_unique_violation(&e, "event_id") => {
-                let stored = stored_ids(&self.writer, &events).await?;
-                replayed_append(stream, &stored, &events)?.ok_or_else(|| StoreError::backend(e))
-            }
+        validate_append(stream, &events)?;
+        let conflict = match self.try_append(stream, expected, &events).await {
+            Ok(Ok(done)) => return Ok(done),
+            Ok(Err(conflict)) => conflict,
             // Another process appended between our read and write.
             Err(e) if is_unique_violation(&e, "stream_version") => {
                 let actual = self.stream_version(stream).await?;
-                Err(StoreError::WrongExpectedVersion { stream: stream.to_owned(), expected, actual })
+                StoreError::WrongExpectedVersion {
+                    stream: stream.to_owned(),
+                    expected,
+                    actual,
+                }
             }
-            Err(e) => Err(StoreError::backend(e)),
+            Err(e) if is_unique_violation(&e, "event_id") => StoreError::backend(e),
+            Err(e) => return Err(StoreError::backend(e)),
+        };
+        // Slow path only: a retried append carries a stale expected version or stored ids.
+        let stored = stored_ids(&self.writer, &events).await?;
+        match replayed_append(stream, &stored, &events)? {
+            Some(original) => Ok(original),
+            None => Err(conflict),
         }
     }
 
@@ -315,24 +367,37 @@ impl EventStore for SqliteStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         validate_stream_id(stream)?;
         let range = VersionRange::new(range);
-        const SQL: &str =
-            select_events!("WHERE stream_id = ? AND stream_version BETWEEN ? AND ? ORDER BY stream_version");
-        self.fetch_events(sqlx::query(SQL).bind(stream).bind(to_i64(range.from)).bind(to_i64(range.to))).await
+        const SQL: &str = select_events!(
+            "WHERE stream_id = ? AND stream_version BETWEEN ? AND ? ORDER BY stream_version"
+        );
+        self.fetch_events(
+            sqlx::query(SQL)
+                .bind(stream)
+                .bind(to_i64(range.from))
+                .bind(to_i64(range.to)),
+        )
+        .await
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         const SQL: &str = select_events!("WHERE position > ? ORDER BY position LIMIT ?");
-        self.fetch_events(sqlx::query(SQL).bind(to_i64(after)).bind(i64::try_from(limit).unwrap_or(i64::MAX))).await
+        self.fetch_events(
+            sqlx::query(SQL)
+                .bind(to_i64(after))
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX)),
+        )
+        .await
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         validate_stream_id(stream)?;
-        let version: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(stream_version), 0) FROM annals_events WHERE stream_id = ?")
-                .bind(stream)
-                .fetch_one(&self.reader)
-                .await
-                .map_err(StoreError::backend)?;
+        let version: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(stream_version), 0) FROM annals_events WHERE stream_id = ?",
+        )
+        .bind(stream)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(StoreError::backend)?;
         Ok(version as u64)
     }
 }

@@ -61,7 +61,9 @@ pub struct AppendResult {
 #[non_exhaustive]
 pub enum StoreError {
     /// The stream was not at the expected version: someone else appended first.
-    #[error("wrong expected version for stream `{stream}`: expected {expected}, found version {actual}")]
+    #[error(
+        "wrong expected version for stream `{stream}`: expected {expected}, found version {actual}"
+    )]
     WrongExpectedVersion {
         /// The stream appended to.
         stream: String,
@@ -99,6 +101,14 @@ pub enum StoreError {
         existing_stream: String,
         /// Its version there.
         existing_version: u64,
+    },
+    /// The same event id appears twice in one append.
+    #[error("event id {event_id} appears more than once in one append to stream `{stream}`")]
+    DuplicateEventIdInBatch {
+        /// The repeated event id.
+        event_id: Uuid,
+        /// The stream appended to.
+        stream: String,
     },
     /// A stored row that cannot be read back (invalid JSON, out-of-range number).
     #[error("corrupt record at global position {position} of stream `{stream}`: {reason}")]
@@ -144,7 +154,10 @@ impl VersionRange {
             Bound::Excluded(&v) => v.saturating_sub(1),
             Bound::Unbounded => u64::MAX,
         };
-        Self { from: from.max(1), to }
+        Self {
+            from: from.max(1),
+            to,
+        }
     }
 
     /// Whether `version` lies in the range.
@@ -169,7 +182,10 @@ pub fn validate_stream_id(stream: &str) -> Result<(), StoreError> {
     } else {
         return Ok(());
     };
-    Err(StoreError::InvalidStreamId { stream: stream.to_owned(), reason })
+    Err(StoreError::InvalidStreamId {
+        stream: stream.to_owned(),
+        reason,
+    })
 }
 
 /// The event log: append-only streams with per-stream versions and a global order.
@@ -221,6 +237,25 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     fn stream_version(&self, stream: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
+/// The checks every backend makes before writing: a valid stream id, at least one event,
+/// no event id twice in the batch.
+pub(crate) fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), StoreError> {
+    validate_stream_id(stream)?;
+    if events.is_empty() {
+        return Err(StoreError::EmptyAppend {
+            stream: stream.to_owned(),
+        });
+    }
+    let mut seen = std::collections::HashSet::with_capacity(events.len());
+    match events.iter().find(|e| !seen.insert(e.event_id)) {
+        Some(e) => Err(StoreError::DuplicateEventIdInBatch {
+            event_id: e.event_id,
+            stream: stream.to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Checks an idempotent retry: `stored[i]` is where `events[i]`'s id is already stored,
 /// if it is. Returns the original result when the whole batch is stored, in this stream,
 /// in this order; `None` when none of it is; an error for anything in between.
@@ -234,25 +269,38 @@ pub(crate) fn replayed_append(
     }
     let mut previous: Option<u64> = None;
     for (found, event) in stored.iter().zip(events) {
-        let conflict = |existing_stream: String, existing_version: u64| StoreError::DuplicateEventId {
-            event_id: event.event_id,
-            stream: stream.to_owned(),
-            existing_stream,
-            existing_version,
-        };
         match found {
-            None => {
-                let (s, v, _) = stored.iter().flatten().next().cloned().unwrap_or_default();
-                return Err(conflict(s, v));
+            Some((s, v, _)) if s == stream && previous.is_none_or(|p| p + 1 == *v) => {
+                previous = Some(*v)
             }
-            Some((s, v, _)) if s != stream || previous.is_some_and(|p| p + 1 != *v) => {
-                return Err(conflict(s.clone(), *v));
+            // Report the first id that is stored, and where: that is what conflicts.
+            _ => {
+                let (event_id, (existing_stream, existing_version, _)) = stored
+                    .iter()
+                    .zip(events)
+                    .find_map(|(f, e)| f.clone().map(|f| (e.event_id, f)))
+                    .unwrap_or((event.event_id, Default::default()));
+                return Err(StoreError::DuplicateEventId {
+                    event_id,
+                    stream: stream.to_owned(),
+                    existing_stream,
+                    existing_version,
+                });
             }
-            Some((_, v, _)) => previous = Some(*v),
         }
     }
-    let first = stored.iter().flatten().map(|(_, _, p)| *p).min().unwrap_or(0);
-    let last = stored.iter().flatten().map(|(_, _, p)| *p).max().unwrap_or(0);
+    let first = stored
+        .iter()
+        .flatten()
+        .map(|(_, _, p)| *p)
+        .min()
+        .unwrap_or(0);
+    let last = stored
+        .iter()
+        .flatten()
+        .map(|(_, _, p)| *p)
+        .max()
+        .unwrap_or(0);
     Ok(Some(AppendResult {
         stream_version: previous.unwrap_or(0),
         first_position: first,

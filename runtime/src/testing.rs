@@ -64,7 +64,9 @@ impl<A: Aggregate> AggregateTest<A> {
 
     /// Starts from an aggregate with no history.
     pub fn given_no_history() -> Self {
-        Self { state: A::default() }
+        Self {
+            state: A::default(),
+        }
     }
 
     /// Runs `command` against the state (async commands are driven to completion).
@@ -73,7 +75,10 @@ impl<A: Aggregate> AggregateTest<A> {
         A: Handle<C>,
     {
         let result = block_on(self.state.handle(&command));
-        Outcome { state: self.state, result }
+        Outcome {
+            state: self.state,
+            result,
+        }
     }
 }
 
@@ -97,7 +102,10 @@ impl<A: Aggregate, E: Debug> Outcome<A, E> {
             events
                 .iter()
                 .map(|e| {
-                    let payload = e.encode().map(|p| p.get().to_owned()).unwrap_or_else(|err| format!("<{err}>"));
+                    let payload = e
+                        .encode()
+                        .map(|p| p.get().to_owned())
+                        .unwrap_or_else(|err| format!("<{err}>"));
                     (e.event_name(), e.event_version(), payload)
                 })
                 .collect()
@@ -122,8 +130,13 @@ impl<A: Aggregate, E: Debug> Outcome<A, E> {
         E: PartialEq,
     {
         match self.result {
-            Err(actual) => assert!(actual == expected, "expected error {expected:?}, got {actual:?}"),
-            Ok(events) => panic!("expected error {expected:?}, but the command produced {events:?}"),
+            Err(actual) => assert!(
+                actual == expected,
+                "expected error {expected:?}, got {actual:?}"
+            ),
+            Ok(events) => {
+                panic!("expected error {expected:?}, but the command produced {events:?}")
+            }
         }
     }
 

@@ -1,1 +1,101 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests: the conformance suite and its fixtures.
+
+pub mod conformance;
+pub mod domain;
+
+use std::path::{Path, PathBuf};
+
+/// A directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh, empty directory under the system temp dir.
+    pub fn new(prefix: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A store under test together with whatever must live as long as it (a temp dir, a schema).
+pub struct Fixture<S> {
+    pub store: S,
+    pub _guard: Box<dyn std::any::Any + Send>,
+}
+
+impl<S> Fixture<S> {
+    pub fn new(store: S, guard: impl std::any::Any + Send) -> Self {
+        Self {
+            store,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+/// A fresh in-memory store.
+pub async fn memory() -> Fixture<annals::MemoryStore> {
+    Fixture::new(annals::MemoryStore::new(), ())
+}
+
+/// A fresh SQLite store in a database file of its own.
+pub async fn sqlite_file() -> Fixture<annals::SqliteStore> {
+    let dir = TempDir::new("annals-test");
+    let store = annals::SqliteStore::open(dir.path().join("events.db"))
+        .await
+        .expect("open sqlite");
+    Fixture::new(store, dir)
+}
+
+/// A fresh in-memory SQLite store.
+pub async fn sqlite_memory() -> Fixture<annals::SqliteStore> {
+    Fixture::new(
+        annals::SqliteStore::in_memory().await.expect("open sqlite"),
+        (),
+    )
+}
+
+/// Instantiates every conformance check as a `#[tokio::test]` for one backend.
+///
+/// `$fixture` is an async function returning a fresh [`Fixture`] for each test.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($backend:ident, $fixture:path) => {
+        mod $backend {
+            $crate::conformance_suite!(@tests $fixture;
+                append_and_read_round_trip_with_metadata,
+                expected_version_rules,
+                failed_batch_writes_nothing,
+                appending_stored_event_ids_is_idempotent,
+                read_stream_ranges,
+                read_all_in_global_order_with_limits,
+                hostile_strings_round_trip,
+                one_megabyte_payload,
+                invalid_input_is_rejected,
+                undecodable_events_name_stream_and_position,
+                command_metadata_flows_to_events,
+                temporal_queries_and_history,
+                concurrent_commands_on_one_stream,
+            );
+        }
+    };
+    (@tests $fixture:path; $($check:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                let fixture = $fixture().await;
+                $crate::conformance::$check(fixture.store.clone()).await;
+            }
+        )*
+    };
+}

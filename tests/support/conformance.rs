@@ -1,0 +1,700 @@
+//! The behaviour every `EventStore` must have, written once and run against each backend
+//! by [`conformance_suite!`](crate::conformance_suite).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use annals::prelude::*;
+use annals::{AppendResult, DecodeErrorKind, Error, Metadata, StoreError};
+use chrono::Utc;
+use serde_json::value::{RawValue, to_raw_value};
+use uuid::Uuid;
+
+use crate::domain::{Account, Deposit, Open};
+
+fn event(name: &str, payload: serde_json::Value) -> NewEvent {
+    NewEvent::new(name, 1, to_raw_value(&payload).expect("json"))
+}
+
+fn numbered(n: u64) -> NewEvent {
+    event("Numbered", serde_json::json!({ "n": n }))
+}
+
+async fn append_ok<S: EventStore>(
+    store: &S,
+    stream: &str,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+) -> AppendResult {
+    store
+        .append(stream, expected, events)
+        .await
+        .unwrap_or_else(|e| panic!("append to {stream}: {e}"))
+}
+
+async fn all_events<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
+    store.read_all(0, usize::MAX).await.expect("read all")
+}
+
+fn json(raw: &RawValue) -> serde_json::Value {
+    serde_json::from_str(raw.get()).expect("stored payload is JSON")
+}
+
+/// Everything appended comes back: ids, versions, positions, names, payloads, metadata, time.
+pub async fn append_and_read_round_trip_with_metadata<S: EventStore>(store: S) {
+    let before = Utc::now();
+    let correlation = Uuid::now_v7();
+    let mut headers = BTreeMap::new();
+    headers.insert("tenant".to_owned(), "acme – ünïcødé ✓".to_owned());
+    let metadata = Metadata {
+        correlation_id: correlation,
+        causation_id: Uuid::now_v7(),
+        actor: Some("alice".into()),
+        headers,
+    };
+    let events: Vec<NewEvent> = (1..=3)
+        .map(|n| numbered(n).with_metadata(metadata.clone()))
+        .collect();
+    let done = append_ok(
+        &store,
+        "orders-1",
+        ExpectedVersion::NoStream,
+        events.clone(),
+    )
+    .await;
+    assert_eq!(done.stream_version, 3);
+    assert!(!done.already_stored);
+    assert_eq!(done.last_position - done.first_position, 2);
+
+    let read = store.read_stream("orders-1", ..).await.expect("read");
+    assert_eq!(read.len(), 3);
+    for (i, (sent, got)) in events.iter().zip(&read).enumerate() {
+        assert_eq!(got.event_id, sent.event_id);
+        assert_eq!(got.stream_id, "orders-1");
+        assert_eq!(got.stream_version, i as u64 + 1);
+        assert_eq!(got.position, done.first_position + i as u64);
+        assert_eq!(got.name, "Numbered");
+        assert_eq!(got.version, 1);
+        assert_eq!(json(&got.payload), json(&sent.payload));
+        assert_eq!(got.metadata, metadata);
+        let slack = chrono::Duration::seconds(1);
+        assert!(
+            got.recorded_at >= before - slack && got.recorded_at <= Utc::now() + slack,
+            "{}",
+            got.recorded_at
+        );
+    }
+    assert_eq!(store.stream_version("orders-1").await.expect("version"), 3);
+}
+
+fn assert_wrong_version(
+    result: Result<AppendResult, StoreError>,
+    stream: &str,
+    expected: ExpectedVersion,
+    actual: u64,
+) {
+    match result {
+        Err(StoreError::WrongExpectedVersion {
+            stream: s,
+            expected: e,
+            actual: a,
+        }) => {
+            assert_eq!((s.as_str(), e, a), (stream, expected, actual));
+        }
+        other => panic!(
+            "expected WrongExpectedVersion {{ {stream}, {expected}, {actual} }}, got {other:?}"
+        ),
+    }
+}
+
+/// Exact, no-stream and any: a mismatch is a typed error with the actual version, and writes nothing.
+pub async fn expected_version_rules<S: EventStore>(store: S) {
+    let s = "rules-1";
+    append_ok(&store, s, ExpectedVersion::NoStream, vec![numbered(1)]).await;
+    assert_wrong_version(
+        store
+            .append(s, ExpectedVersion::NoStream, vec![numbered(2)])
+            .await,
+        s,
+        ExpectedVersion::NoStream,
+        1,
+    );
+    assert_wrong_version(
+        store
+            .append(s, ExpectedVersion::Exact(0), vec![numbered(2)])
+            .await,
+        s,
+        ExpectedVersion::Exact(0),
+        1,
+    );
+    assert_eq!(
+        append_ok(&store, s, ExpectedVersion::Exact(1), vec![numbered(2)])
+            .await
+            .stream_version,
+        2
+    );
+    assert_wrong_version(
+        store
+            .append(s, ExpectedVersion::Exact(1), vec![numbered(3)])
+            .await,
+        s,
+        ExpectedVersion::Exact(1),
+        2,
+    );
+    assert_wrong_version(
+        store
+            .append(s, ExpectedVersion::Exact(5), vec![numbered(3)])
+            .await,
+        s,
+        ExpectedVersion::Exact(5),
+        2,
+    );
+    assert_eq!(
+        append_ok(
+            &store,
+            s,
+            ExpectedVersion::Any,
+            vec![numbered(3), numbered(4)]
+        )
+        .await
+        .stream_version,
+        4
+    );
+    assert_eq!(
+        append_ok(
+            &store,
+            "rules-2",
+            ExpectedVersion::Exact(0),
+            vec![numbered(1)]
+        )
+        .await
+        .stream_version,
+        1
+    );
+    assert_eq!(
+        append_ok(&store, "rules-3", ExpectedVersion::Any, vec![numbered(1)])
+            .await
+            .stream_version,
+        1
+    );
+    assert_wrong_version(
+        store
+            .append("rules-4", ExpectedVersion::Exact(1), vec![numbered(1)])
+            .await,
+        "rules-4",
+        ExpectedVersion::Exact(1),
+        0,
+    );
+
+    let versions: Vec<u64> = store
+        .read_stream(s, ..)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4], "failed appends must write nothing");
+    assert_eq!(store.stream_version("rules-4").await.expect("version"), 0);
+}
+
+/// A batch that fails on its last event leaves no trace of the others.
+pub async fn failed_batch_writes_nothing<S: EventStore>(store: S) {
+    let taken = numbered(0);
+    append_ok(
+        &store,
+        "batch-a",
+        ExpectedVersion::NoStream,
+        vec![taken.clone()],
+    )
+    .await;
+    let batch = vec![
+        numbered(1),
+        numbered(2),
+        numbered(3).with_event_id(taken.event_id),
+    ];
+    match store.append("batch-b", ExpectedVersion::Any, batch).await {
+        Err(StoreError::DuplicateEventId {
+            event_id,
+            stream,
+            existing_stream,
+            existing_version,
+        }) => {
+            assert_eq!(event_id, taken.event_id);
+            assert_eq!(
+                (stream.as_str(), existing_stream.as_str(), existing_version),
+                ("batch-b", "batch-a", 1)
+            );
+        }
+        other => panic!("expected DuplicateEventId, got {other:?}"),
+    }
+    let twice = numbered(4);
+    match store
+        .append(
+            "batch-b",
+            ExpectedVersion::Any,
+            vec![twice.clone(), numbered(5), twice.clone()],
+        )
+        .await
+    {
+        Err(StoreError::DuplicateEventIdInBatch { event_id, .. }) => {
+            assert_eq!(event_id, twice.event_id)
+        }
+        other => panic!("expected DuplicateEventIdInBatch, got {other:?}"),
+    }
+    assert!(
+        store
+            .read_stream("batch-b", ..)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert_eq!(store.stream_version("batch-b").await.expect("version"), 0);
+    assert_eq!(all_events(&store).await.len(), 1);
+    // The stream is still usable from version 0.
+    assert_eq!(
+        append_ok(
+            &store,
+            "batch-b",
+            ExpectedVersion::NoStream,
+            vec![numbered(6)]
+        )
+        .await
+        .stream_version,
+        1
+    );
+}
+
+/// A retried append (same event ids) is a no-op reporting the original positions.
+pub async fn appending_stored_event_ids_is_idempotent<S: EventStore>(store: S) {
+    let batch = vec![numbered(1), numbered(2)];
+    let first = append_ok(&store, "idem-1", ExpectedVersion::NoStream, batch.clone()).await;
+    append_ok(
+        &store,
+        "idem-other",
+        ExpectedVersion::NoStream,
+        vec![numbered(9)],
+    )
+    .await;
+    // The retry carries the expected version of the original request, now stale.
+    let retry = append_ok(&store, "idem-1", ExpectedVersion::NoStream, batch.clone()).await;
+    assert!(retry.already_stored);
+    assert_eq!(
+        (
+            retry.stream_version,
+            retry.first_position,
+            retry.last_position
+        ),
+        (
+            first.stream_version,
+            first.first_position,
+            first.last_position
+        )
+    );
+    assert_eq!(
+        store.read_stream("idem-1", ..).await.expect("read").len(),
+        2
+    );
+    assert_eq!(all_events(&store).await.len(), 3);
+
+    // The same ids in another stream, or a batch only partly stored, are conflicts.
+    assert!(matches!(
+        store
+            .append("idem-2", ExpectedVersion::Any, batch.clone())
+            .await,
+        Err(StoreError::DuplicateEventId { .. })
+    ));
+    assert!(matches!(
+        store
+            .append(
+                "idem-1",
+                ExpectedVersion::Any,
+                vec![batch[0].clone(), numbered(3)]
+            )
+            .await,
+        Err(StoreError::DuplicateEventId { .. })
+    ));
+    assert_eq!(all_events(&store).await.len(), 3);
+}
+
+/// Version ranges select exactly the asked events; a missing stream reads empty.
+pub async fn read_stream_ranges<S: EventStore>(store: S) {
+    append_ok(
+        &store,
+        "range-1",
+        ExpectedVersion::NoStream,
+        (1..=10).map(numbered).collect(),
+    )
+    .await;
+    let versions =
+        |events: Vec<RecordedEvent>| events.iter().map(|e| e.stream_version).collect::<Vec<_>>();
+    assert_eq!(
+        versions(store.read_stream("range-1", ..).await.expect("read")),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        versions(store.read_stream("range-1", 3..=5).await.expect("read")),
+        [3, 4, 5]
+    );
+    assert_eq!(
+        versions(store.read_stream("range-1", 8..).await.expect("read")),
+        [8, 9, 10]
+    );
+    assert_eq!(
+        versions(store.read_stream("range-1", ..3).await.expect("read")),
+        [1, 2]
+    );
+    assert_eq!(
+        versions(store.read_stream("range-1", 0..=1).await.expect("read")),
+        [1]
+    );
+    assert!(
+        store
+            .read_stream("range-1", 11..)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(
+        store
+            .read_stream("range-1", 6..6)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(
+        store
+            .read_stream("range-missing", ..)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert_eq!(store.stream_version("range-1").await.expect("version"), 10);
+    assert_eq!(
+        store
+            .stream_version("range-missing")
+            .await
+            .expect("version"),
+        0
+    );
+}
+
+/// `read_all` returns every stream's events in one increasing order, resumable page by page.
+pub async fn read_all_in_global_order_with_limits<S: EventStore>(store: S) {
+    for round in 0..4u64 {
+        for stream in ["all-a", "all-b", "all-c"] {
+            let expected = if round == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(round)
+            };
+            append_ok(&store, stream, expected, vec![numbered(round)]).await;
+        }
+    }
+    let all = all_events(&store).await;
+    assert_eq!(all.len(), 12);
+    assert!(
+        all.windows(2).all(|w| w[0].position < w[1].position),
+        "positions must increase"
+    );
+    let order: Vec<&str> = all.iter().take(3).map(|e| e.stream_id.as_str()).collect();
+    assert_eq!(
+        order,
+        ["all-a", "all-b", "all-c"],
+        "global order is append order"
+    );
+
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.read_all(after, 5).await.expect("read page");
+        assert!(page.len() <= 5);
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        paged.extend(page);
+    }
+    let ids = |events: &[RecordedEvent]| events.iter().map(|e| e.event_id).collect::<Vec<_>>();
+    assert_eq!(ids(&paged), ids(&all));
+    assert!(store.read_all(0, 0).await.expect("read").is_empty());
+    assert_eq!(
+        store
+            .read_all(all[9].position, 100)
+            .await
+            .expect("read")
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .read_all(all[11].position, 100)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
+
+/// Quotes, SQL fragments and non-ASCII text in stream ids and payloads are stored verbatim.
+pub async fn hostile_strings_round_trip<S: EventStore>(store: S) {
+    let hostile = [
+        "account-'; DROP TABLE annals_events; --",
+        "ünïcødé-流-🚀",
+        "quote\"s-and-back\\slashes",
+        "percent%_and_underscore",
+        "tab\tand\nnewline",
+    ];
+    for (i, s) in hostile.iter().enumerate() {
+        let payload = serde_json::json!({ "text": s, "sql": "' OR 1=1 --", "i": i });
+        append_ok(
+            &store,
+            s,
+            ExpectedVersion::NoStream,
+            vec![event("Hostile", payload.clone())],
+        )
+        .await;
+        let read = store.read_stream(s, ..).await.expect("read");
+        assert_eq!(read.len(), 1, "stream {s:?}");
+        assert_eq!(read[0].stream_id, *s);
+        assert_eq!(json(&read[0].payload), payload);
+    }
+    // `LIKE`-style wildcards must not match other streams.
+    assert!(
+        store
+            .read_stream("percent%", ..)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert_eq!(all_events(&store).await.len(), hostile.len());
+}
+
+/// A 1 MB payload is stored and read back intact.
+pub async fn one_megabyte_payload<S: EventStore>(store: S) {
+    let text: String = "0123456789abcdef".repeat(1 << 16);
+    assert_eq!(text.len(), 1 << 20);
+    let payload = serde_json::json!({ "blob": text });
+    append_ok(
+        &store,
+        "big-1",
+        ExpectedVersion::NoStream,
+        vec![event("Big", payload.clone())],
+    )
+    .await;
+    let read = store.read_stream("big-1", ..).await.expect("read");
+    assert_eq!(json(&read[0].payload), payload);
+}
+
+/// Invalid stream ids and empty batches are typed errors that write nothing.
+pub async fn invalid_input_is_rejected<S: EventStore>(store: S) {
+    let long = "x".repeat(annals::MAX_STREAM_ID_LEN + 1);
+    for bad in ["", "nul\0inside", long.as_str()] {
+        match store
+            .append(bad, ExpectedVersion::Any, vec![numbered(1)])
+            .await
+        {
+            Err(StoreError::InvalidStreamId { stream, .. }) => assert_eq!(stream, bad),
+            other => panic!("expected InvalidStreamId for {bad:?}, got {other:?}"),
+        }
+        assert!(matches!(
+            store.read_stream(bad, ..).await,
+            Err(StoreError::InvalidStreamId { .. })
+        ));
+    }
+    assert!(matches!(
+        store
+            .append("empty-1", ExpectedVersion::Any, Vec::new())
+            .await,
+        Err(StoreError::EmptyAppend { .. })
+    ));
+    assert!(all_events(&store).await.is_empty());
+}
+
+/// An event no code knows, or a payload that does not fit its type, fails the load with an
+/// error naming the stream, version and global position; it is never skipped.
+pub async fn undecodable_events_name_stream_and_position<S: EventStore>(store: S) {
+    let accounts = Repository::<Account, _>::new(store.clone());
+    let _ = accounts
+        .execute("a1", Open("Ann".into()))
+        .await
+        .expect("open");
+    let done = append_ok(
+        &store,
+        "account-a1",
+        ExpectedVersion::Exact(1),
+        vec![event("Frozen", serde_json::json!({}))],
+    )
+    .await;
+    match accounts.load("a1").await {
+        Err(Error::Decode(e)) => {
+            assert_eq!(
+                (e.stream.as_str(), e.stream_version, e.position),
+                ("account-a1", 2, done.last_position)
+            );
+            assert_eq!((e.name.as_str(), e.version), ("Frozen", 1));
+            assert!(matches!(e.kind, DecodeErrorKind::UnknownEvent));
+            let message = e.to_string();
+            assert!(
+                message.contains("account-a1") && message.contains("Frozen"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    let _ = accounts
+        .execute("a2", Open("Bob".into()))
+        .await
+        .expect("open");
+    append_ok(
+        &store,
+        "account-a2",
+        ExpectedVersion::Exact(1),
+        vec![event("Deposited", serde_json::json!({"amount": "ten"}))],
+    )
+    .await;
+    match accounts.load("a2").await {
+        Err(Error::Decode(e)) => assert!(matches!(e.kind, DecodeErrorKind::Payload(_)), "{e}"),
+        other => panic!("expected a payload error, got {other:?}"),
+    }
+    // A command on the broken stream fails rather than deciding on partial state.
+    assert!(accounts.execute("a2", Deposit(1)).await.is_err());
+    assert_eq!(
+        store.stream_version("account-a2").await.expect("version"),
+        2
+    );
+}
+
+/// Correlation, causation, actor and headers flow from the command context to every event.
+pub async fn command_metadata_flows_to_events<S: EventStore>(store: S) {
+    let accounts = Repository::<Account, _>::new(store.clone());
+    let ctx = CommandContext::new()
+        .with_actor("teller-7")
+        .with_header("ip", "10.0.0.1");
+    let _ = accounts
+        .execute_with("m1", Open("Ann".into()), &ctx)
+        .await
+        .expect("open");
+    let opened = accounts
+        .history("m1")
+        .await
+        .expect("history")
+        .remove(0)
+        .record;
+    assert_eq!(opened.metadata.correlation_id, ctx.correlation_id());
+    assert_eq!(opened.metadata.causation_id, ctx.causation_id());
+    assert_eq!(opened.metadata.actor.as_deref(), Some("teller-7"));
+    assert_eq!(
+        opened.metadata.headers.get("ip").map(String::as_str),
+        Some("10.0.0.1")
+    );
+    assert_eq!(
+        opened.event_id.get_version_num(),
+        7,
+        "event ids are UUID v7"
+    );
+
+    // A follow-up command caused by that event joins its conversation.
+    let follow = CommandContext::caused_by(&opened);
+    let _ = accounts
+        .execute_with("m1", Deposit(5), &follow)
+        .await
+        .expect("deposit");
+    let deposited = accounts
+        .history("m1")
+        .await
+        .expect("history")
+        .remove(1)
+        .record;
+    assert_eq!(deposited.metadata.correlation_id, ctx.correlation_id());
+    assert_eq!(deposited.metadata.causation_id, opened.event_id);
+}
+
+/// `load_at_version`, `load_as_of` and `history` see the past exactly.
+pub async fn temporal_queries_and_history<S: EventStore>(store: S) {
+    let accounts = Repository::<Account, _>::new(store.clone());
+    let _ = accounts
+        .execute("t1", Open("Ann".into()))
+        .await
+        .expect("open");
+    for amount in [10, 20, 30] {
+        let _ = accounts
+            .execute("t1", Deposit(amount))
+            .await
+            .expect("deposit");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        accounts.load_at_version("t1", 0).await.expect("v0").balance,
+        0
+    );
+    let v3 = accounts.load_at_version("t1", 3).await.expect("v3");
+    assert_eq!((v3.version(), v3.balance), (3, 30));
+    match accounts.load_at_version("t1", 9).await {
+        Err(Error::VersionNotFound {
+            requested: 9,
+            current: 4,
+            ..
+        }) => {}
+        other => panic!("expected VersionNotFound, got {other:?}"),
+    }
+
+    let history = accounts.history("t1").await.expect("history");
+    assert_eq!(history.len(), 4);
+    let second = &history[2].record;
+    let as_of = accounts
+        .load_as_of("t1", second.recorded_at)
+        .await
+        .expect("as of");
+    assert_eq!((as_of.version(), as_of.balance), (3, 30));
+    let before = accounts
+        .load_as_of(
+            "t1",
+            history[0].record.recorded_at - chrono::Duration::seconds(1),
+        )
+        .await
+        .expect("before");
+    assert_eq!(before.version(), 0);
+    assert_eq!(accounts.load("t1").await.expect("now").balance, 60);
+}
+
+/// 16 tasks each run 50 deposits on one account: every deposit lands once, versions contiguous.
+pub async fn concurrent_commands_on_one_stream<S: EventStore>(store: S) {
+    const TASKS: u64 = 16;
+    const DEPOSITS: u64 = 50;
+    let accounts = Arc::new(Repository::<Account, _>::new(store.clone()).with_max_attempts(1_000));
+    let _ = accounts
+        .execute("hot", Open("Ann".into()))
+        .await
+        .expect("open");
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let accounts = Arc::clone(&accounts);
+            tokio::spawn(async move {
+                for i in 0..DEPOSITS {
+                    let _ = accounts
+                        .execute("hot", Deposit(t * 1000 + i + 1))
+                        .await
+                        .expect("deposit");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let expected_balance: u64 = (0..TASKS)
+        .flat_map(|t| (0..DEPOSITS).map(move |i| t * 1000 + i + 1))
+        .sum();
+    let account = accounts.load("hot").await.expect("load");
+    assert_eq!(account.balance, expected_balance);
+    assert_eq!(u64::from(account.deposits), TASKS * DEPOSITS);
+    let versions: Vec<u64> = store
+        .read_stream("account-hot", ..)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(
+        versions,
+        (1..=TASKS * DEPOSITS + 1).collect::<Vec<_>>(),
+        "versions 1..=N without gap or duplicate"
+    );
+}

@@ -1,0 +1,63 @@
+//! A small aggregate the store-level tests drive through the repository.
+
+use annals::prelude::*;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Opened {
+    pub owner: String,
+}
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Deposited {
+    pub amount: u64,
+}
+
+pub struct Open(pub String);
+
+#[derive(Clone)]
+pub struct Deposit(pub u64);
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum AccountError {
+    #[error("the account is not open")]
+    NotOpen,
+    #[error("the account is already open")]
+    AlreadyOpen,
+}
+
+#[derive(Debug, Default)]
+pub struct Account {
+    pub owner: Option<String>,
+    pub balance: u64,
+    pub deposits: u32,
+}
+
+#[aggregate(category = "account")]
+impl Account {
+    #[command]
+    fn open(&self, cmd: &Open) -> Result<Opened, AccountError> {
+        match self.owner {
+            Some(_) => Err(AccountError::AlreadyOpen),
+            None => Ok(Opened {
+                owner: cmd.0.clone(),
+            }),
+        }
+    }
+
+    #[command]
+    fn deposit(&self, cmd: Deposit) -> Result<Deposited, AccountError> {
+        self.owner.as_ref().ok_or(AccountError::NotOpen)?;
+        Ok(Deposited { amount: cmd.0 })
+    }
+
+    #[apply]
+    fn opened(&mut self, e: &Opened) {
+        self.owner = Some(e.owner.clone());
+    }
+
+    #[apply]
+    fn deposited(&mut self, e: &Deposited) {
+        self.balance += e.amount;
+        self.deposits += 1;
+    }
+}
