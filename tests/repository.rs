@@ -1,1 +1,97 @@
-//! placeholder
+//! Repository behaviour that does not depend on the backend: retries, rejections,
+//! commands that decide nothing, and the given/when/then kit.
+
+use annals::prelude::*;
+use annals::testing::AggregateTest;
+use annals::{Error, MemoryStore, StoreError};
+use annals_tests::domain::{Account, AccountError, Deposit, Deposited, Open, Opened};
+
+#[tokio::test]
+async fn a_rejected_command_records_nothing() {
+    let store = MemoryStore::new();
+    let accounts = Repository::<Account, _>::new(store.clone());
+    match accounts.execute("r1", Deposit(5)).await {
+        Err(ExecuteError::Rejected(AccountError::NotOpen)) => {}
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert_eq!(store.stream_version("account-r1").await.unwrap(), 0);
+    let done = accounts.execute("r1", Open("Ann".into())).await.unwrap();
+    assert_eq!((done.stream_version, done.attempts, done.events.len()), (1, 1, 1));
+    let again = accounts.execute("r1", Open("Ann".into())).await.unwrap_err();
+    assert_eq!(again.rejection(), Some(&AccountError::AlreadyOpen));
+    assert_eq!(again.to_string(), "command rejected: the account is already open");
+}
+
+#[tokio::test]
+async fn a_conflict_reloads_and_decides_again() {
+    let store = MemoryStore::new();
+    let accounts = Repository::<Account, _>::new(store.clone());
+    let _ = accounts.execute("c1", Open("Ann".into())).await.unwrap();
+    // Another writer slips in between two commands; the next command must see it.
+    let event = NewEvent::from_event(&Deposited { amount: 7 }).unwrap();
+    store.append("account-c1", ExpectedVersion::Exact(1), vec![event]).await.unwrap();
+    let done = accounts.execute("c1", Deposit(3)).await.unwrap();
+    assert_eq!(done.stream_version, 3);
+    assert_eq!(accounts.load("c1").await.unwrap().balance, 10);
+}
+
+/// A store that always reports a concurrent append, to exercise the retry bound.
+#[derive(Clone)]
+struct AlwaysConflicting(MemoryStore);
+
+impl EventStore for AlwaysConflicting {
+    async fn append(&self, stream: &str, expected: ExpectedVersion, _: Vec<NewEvent>) -> Result<annals::AppendResult, StoreError> {
+        Err(StoreError::WrongExpectedVersion { stream: stream.to_owned(), expected, actual: 99 })
+    }
+    async fn read_stream(
+        &self,
+        stream: &str,
+        range: impl std::ops::RangeBounds<u64> + Send,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.0.read_stream(stream, range).await
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.0.read_all(after, limit).await
+    }
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        self.0.stream_version(stream).await
+    }
+}
+
+#[tokio::test]
+async fn retries_are_bounded() {
+    let accounts = Repository::<Account, _>::new(AlwaysConflicting(MemoryStore::new())).with_max_attempts(3);
+    match accounts.execute("x", Open("Ann".into())).await {
+        Err(ExecuteError::Failed(Error::RetriesExhausted { stream, attempts, actual })) => {
+            assert_eq!((stream.as_str(), attempts, actual), ("account-x", 3, 99));
+        }
+        other => panic!("expected RetriesExhausted, got {other:?}"),
+    }
+}
+
+#[test]
+fn given_when_then() {
+    AggregateTest::<Account>::given_no_history().when(Open("Ann".into())).then_expect_events([Opened { owner: "Ann".into() }]);
+    let state = AggregateTest::<Account>::given([Opened { owner: "Ann".into() }])
+        .when(Deposit(5))
+        .then_expect_events([Deposited { amount: 5 }]);
+    assert_eq!(state.owner.as_deref(), Some("Ann"));
+    AggregateTest::<Account>::given_no_history().when(Deposit(5)).then_expect_error(AccountError::NotOpen);
+    AggregateTest::<Account>::given([Opened { owner: "Ann".into() }])
+        .when(Open("Bob".into()))
+        .then_expect_error_matches(|e| matches!(e, AccountError::AlreadyOpen));
+}
+
+#[test]
+#[should_panic(expected = "events differ")]
+fn given_when_then_reports_different_events() {
+    AggregateTest::<Account>::given([Opened { owner: "Ann".into() }])
+        .when(Deposit(5))
+        .then_expect_events([Deposited { amount: 6 }]);
+}
+
+#[test]
+#[should_panic(expected = "was rejected")]
+fn given_when_then_reports_unexpected_rejection() {
+    AggregateTest::<Account>::given_no_history().when(Deposit(5)).then_expect_events([Deposited { amount: 5 }]);
+}
