@@ -212,8 +212,13 @@ pub struct RecordedEvent {
     pub stream_id: String,
     /// Its version in the stream: 1 for the first event, contiguous.
     pub stream_version: u64,
-    /// Its global position: strictly increasing in commit order across all streams.
+    /// Its global position: unique, increasing within a stream and within an append.
     pub position: u64,
+    /// The id of the transaction that appended it. Global order is (transaction id,
+    /// position): on PostgreSQL, positions are not handed out in commit order, transaction
+    /// ids below the oldest running transaction are final. Stores that commit in position
+    /// order use the position itself.
+    pub transaction_id: u64,
     /// When the store recorded it.
     pub recorded_at: DateTime<Utc>,
     /// The stored event name.
@@ -227,10 +232,51 @@ pub struct RecordedEvent {
 }
 
 impl RecordedEvent {
+    /// Where this event sits in the global order: pass it to `read_all` or `subscribe` to
+    /// continue after it.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+
     /// Decodes the payload into an aggregate's event set.
     pub fn decode<E: EventSet>(&self) -> Result<E, DecodeError> {
         E::decode(&self.name, self.version, &self.payload)
             .map_err(|kind| DecodeError::at(self, kind))
+    }
+}
+
+/// A point in the global order of all events: (transaction id, position), compared in that
+/// order. Save the checkpoint of the last event processed and resume after it.
+///
+/// ```
+/// use annals::Checkpoint;
+/// assert!(Checkpoint::START < Checkpoint { transaction_id: 1, position: 1 });
+/// assert!(Checkpoint { transaction_id: 1, position: 9 } < Checkpoint { transaction_id: 2, position: 3 });
+/// ```
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Checkpoint {
+    /// The appending transaction's id.
+    pub transaction_id: u64,
+    /// The event's global position.
+    pub position: u64,
+}
+
+impl Checkpoint {
+    /// Before every event.
+    pub const START: Self = Self {
+        transaction_id: 0,
+        position: 0,
+    };
+}
+
+impl fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.transaction_id, self.position)
     }
 }
 

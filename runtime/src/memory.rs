@@ -7,7 +7,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::event::{NewEvent, RecordedEvent};
+use tokio::sync::watch;
+
+use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
     AppendResult, EventStore, ExpectedVersion, StoreError, VersionRange, replayed_append,
     validate_append, validate_stream_id,
@@ -21,9 +23,19 @@ use crate::store::{
 /// let copy = store.clone(); // shares the same events
 /// # drop(copy);
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<RwLock<Log>>,
+    appended: Arc<watch::Sender<u64>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            appended: Arc::new(watch::channel(0).0),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -65,20 +77,18 @@ impl std::fmt::Debug for MemoryStore {
     }
 }
 
-impl EventStore for MemoryStore {
-    async fn append(
-        &self,
+impl Log {
+    fn append(
+        &mut self,
         stream: &str,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        validate_append(stream, &events)?;
-        let mut log = self.write();
         let stored: Vec<_> = events
             .iter()
             .map(|e| {
-                log.ids.get(&e.event_id).map(|&i| {
-                    let r = &log.events[i];
+                self.ids.get(&e.event_id).map(|&i| {
+                    let r = &self.events[i];
                     (r.stream_id.clone(), r.stream_version, r.position)
                 })
             })
@@ -86,7 +96,7 @@ impl EventStore for MemoryStore {
         if let Some(original) = replayed_append(stream, &stored, &events)? {
             return Ok(original);
         }
-        let actual = log.streams.get(stream).map_or(0, |s| s.len() as u64);
+        let actual = self.streams.get(stream).map_or(0, |s| s.len() as u64);
         if !expected.accepts(actual) {
             return Err(StoreError::WrongExpectedVersion {
                 stream: stream.to_owned(),
@@ -95,17 +105,18 @@ impl EventStore for MemoryStore {
             });
         }
         let recorded_at = Utc::now();
-        let first_position = log.events.len() as u64 + 1;
+        let first_position = self.events.len() as u64 + 1;
         let count = events.len() as u64;
         let mut indexes = Vec::with_capacity(events.len());
         for (i, event) in events.into_iter().enumerate() {
-            let index = log.events.len();
-            log.ids.insert(event.event_id, index);
-            log.events.push(RecordedEvent {
+            let index = self.events.len();
+            self.ids.insert(event.event_id, index);
+            self.events.push(RecordedEvent {
                 event_id: event.event_id,
                 stream_id: stream.to_owned(),
                 stream_version: actual + i as u64 + 1,
                 position: index as u64 + 1,
+                transaction_id: index as u64 + 1,
                 recorded_at,
                 name: event.name,
                 version: event.version,
@@ -114,7 +125,7 @@ impl EventStore for MemoryStore {
             });
             indexes.push(index);
         }
-        log.streams
+        self.streams
             .entry(stream.to_owned())
             .or_default()
             .extend(indexes);
@@ -124,6 +135,22 @@ impl EventStore for MemoryStore {
             last_position: first_position + count - 1,
             already_stored: false,
         })
+    }
+}
+
+impl EventStore for MemoryStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_append(stream, &events)?;
+        let result = self.write().append(stream, expected, events)?;
+        if !result.already_stored {
+            self.appended.send_modify(|n| *n += 1);
+        }
+        Ok(result)
     }
 
     async fn read_stream(
@@ -150,11 +177,13 @@ impl EventStore for MemoryStore {
             .collect())
     }
 
-    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let log = self.read();
-        let start = usize::try_from(after)
-            .unwrap_or(usize::MAX)
-            .min(log.events.len());
+        let start = log.events.partition_point(|e| e.checkpoint() <= after);
         Ok(log.events[start..].iter().take(limit).cloned().collect())
     }
 

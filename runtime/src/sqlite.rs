@@ -13,7 +13,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use uuid::fmt::Hyphenated;
 
-use crate::event::{NewEvent, RecordedEvent};
+use tokio::sync::watch;
+
+use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
     AppendResult, EventStore, ExpectedVersion, StoreError, VersionRange, replayed_append,
     validate_append, validate_stream_id,
@@ -61,6 +63,7 @@ macro_rules! select_events {
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    appended: std::sync::Arc<watch::Sender<u64>>,
 }
 
 impl SqliteStore {
@@ -117,7 +120,11 @@ impl SqliteStore {
                 .await
                 .map_err(StoreError::backend)?
         };
-        Ok(Self { reader, writer })
+        Ok(Self {
+            reader,
+            writer,
+            appended: std::sync::Arc::new(watch::channel(0).0),
+        })
     }
 
     /// Closes every connection, waiting for running queries.
@@ -187,8 +194,11 @@ fn decode_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     let metadata: String = row.try_get(7).map_err(column)?;
     let micros: i64 = row.try_get(8).map_err(column)?;
     let version: i64 = row.try_get(5).map_err(column)?;
+    let position = unsigned("position", row.try_get(0).map_err(column)?)?;
     Ok(RecordedEvent {
-        position: unsigned("position", row.try_get(0).map_err(column)?)?,
+        position,
+        // One writer at a time: positions are commit order already.
+        transaction_id: position,
         stream_id: row.try_get(1).map_err(column)?,
         stream_version: unsigned("stream version", row.try_get(2).map_err(column)?)?,
         event_id: row.try_get::<Hyphenated, _>(3).map_err(column)?.into_uuid(),
@@ -338,7 +348,10 @@ impl EventStore for SqliteStore {
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream, &events)?;
         let conflict = match self.try_append(stream, expected, &events).await {
-            Ok(Ok(done)) => return Ok(done),
+            Ok(Ok(done)) => {
+                self.appended.send_modify(|n| *n += 1);
+                return Ok(done);
+            }
             Ok(Err(conflict)) => conflict,
             // Another process appended between our read and write.
             Err(e) if is_unique_violation(&e, "stream_version") => {
@@ -379,11 +392,15 @@ impl EventStore for SqliteStore {
         .await
     }
 
-    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         const SQL: &str = select_events!("WHERE position > ? ORDER BY position LIMIT ?");
         self.fetch_events(
             sqlx::query(SQL)
-                .bind(to_i64(after))
+                .bind(to_i64(after.position))
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX)),
         )
         .await
@@ -399,5 +416,9 @@ impl EventStore for SqliteStore {
         .await
         .map_err(StoreError::backend)?;
         Ok(version as u64)
+    }
+
+    fn append_signal(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.appended.subscribe())
     }
 }

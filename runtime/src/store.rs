@@ -6,7 +6,8 @@ use std::ops::{Bound, RangeBounds};
 
 use uuid::Uuid;
 
-use crate::event::{NewEvent, RecordedEvent};
+use crate::event::{Checkpoint, NewEvent, RecordedEvent};
+use crate::subscription::Subscription;
 
 /// The stream version an append expects to find, checked atomically with the write.
 ///
@@ -225,13 +226,34 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         range: impl RangeBounds<u64> + Send,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
-    /// Reads up to `limit` events of all streams with a global position greater than
-    /// `after`, in global order. Pass the last position seen to continue.
+    /// Reads up to `limit` events of all streams after `after`, in global order. Pass the
+    /// last event's [`checkpoint`](RecordedEvent::checkpoint) to continue.
+    ///
+    /// Never returns an event while one that sorts before it may still commit, so a reader
+    /// that resumes from its last checkpoint never skips an event.
     fn read_all(
         &self,
-        after: u64,
+        after: Checkpoint,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// A signal that changes after appends, so subscribers wake without polling hard.
+    /// Stores without one are polled.
+    #[doc(hidden)]
+    fn append_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
+    /// Every event after `from`, in global order: first those already stored, then live
+    /// ones as they commit. Resumable from any checkpoint; back-pressured (a slow consumer
+    /// pauses reading, nothing is buffered without bound).
+    fn subscribe(&self, from: Checkpoint) -> Subscription {
+        Subscription::start(
+            self.clone(),
+            from,
+            crate::subscription::SubscriptionOptions::default(),
+        )
+    }
 
     /// The stream's current version (0 when it does not exist).
     fn stream_version(&self, stream: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;

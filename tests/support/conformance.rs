@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use annals::prelude::*;
-use annals::{AppendResult, DecodeErrorKind, Error, Metadata, StoreError};
+use annals::{AppendResult, Checkpoint, DecodeErrorKind, Error, Metadata, StoreError};
 use chrono::Utc;
 use serde_json::value::{RawValue, to_raw_value};
 use uuid::Uuid;
@@ -33,7 +33,10 @@ async fn append_ok<S: EventStore>(
 }
 
 async fn all_events<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
-    store.read_all(0, usize::MAX).await.expect("read all")
+    store
+        .read_all(Checkpoint::START, usize::MAX)
+        .await
+        .expect("read all")
 }
 
 fn json(raw: &RawValue) -> serde_json::Value {
@@ -404,20 +407,26 @@ pub async fn read_all_in_global_order_with_limits<S: EventStore>(store: S) {
     );
 
     let mut paged = Vec::new();
-    let mut after = 0;
+    let mut after = Checkpoint::START;
     loop {
         let page = store.read_all(after, 5).await.expect("read page");
         assert!(page.len() <= 5);
         let Some(last) = page.last() else { break };
-        after = last.position;
+        after = last.checkpoint();
         paged.extend(page);
     }
     let ids = |events: &[RecordedEvent]| events.iter().map(|e| e.event_id).collect::<Vec<_>>();
     assert_eq!(ids(&paged), ids(&all));
-    assert!(store.read_all(0, 0).await.expect("read").is_empty());
+    assert!(
+        store
+            .read_all(Checkpoint::START, 0)
+            .await
+            .expect("read")
+            .is_empty()
+    );
     assert_eq!(
         store
-            .read_all(all[9].position, 100)
+            .read_all(all[9].checkpoint(), 100)
             .await
             .expect("read")
             .len(),
@@ -425,7 +434,7 @@ pub async fn read_all_in_global_order_with_limits<S: EventStore>(store: S) {
     );
     assert!(
         store
-            .read_all(all[11].position, 100)
+            .read_all(all[11].checkpoint(), 100)
             .await
             .expect("read")
             .is_empty()
@@ -697,4 +706,60 @@ pub async fn concurrent_commands_on_one_stream<S: EventStore>(store: S) {
         (1..=TASKS * DEPOSITS + 1).collect::<Vec<_>>(),
         "versions 1..=N without gap or duplicate"
     );
+}
+
+/// A subscription delivers stored events, then live ones, each once, in global order, and
+/// resumes after any checkpoint.
+pub async fn subscriptions_catch_up_then_go_live<S: EventStore>(store: S) {
+    for n in 0..5 {
+        append_ok(
+            &store,
+            &format!("sub-{}", n % 2),
+            ExpectedVersion::Any,
+            vec![numbered(n)],
+        )
+        .await;
+    }
+    let mut feed = store.subscribe(Checkpoint::START);
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for n in 5..40 {
+                append_ok(
+                    &store,
+                    &format!("sub-{}", n % 3),
+                    ExpectedVersion::Any,
+                    vec![numbered(n), numbered(n + 100)],
+                )
+                .await;
+            }
+        })
+    };
+    let mut received = Vec::new();
+    while received.len() < 75 {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(30), feed.next()).await;
+        received.push(
+            next.expect("live event within 30 s")
+                .expect("subscription open")
+                .expect("read"),
+        );
+    }
+    writer.await.expect("writer");
+    let stored = all_events(&store).await;
+    let ids = |events: &[RecordedEvent]| events.iter().map(|e| e.event_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&received),
+        ids(&stored),
+        "every event once, in global order"
+    );
+    // Nothing more arrives once caught up.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(100), feed.next())
+            .await
+            .is_err()
+    );
+
+    let mut resumed = store.subscribe(stored[9].checkpoint());
+    let first = resumed.next().await.expect("open").expect("read");
+    assert_eq!(first.event_id, stored[10].event_id);
 }

@@ -86,6 +86,7 @@ macro_rules! conformance_suite {
                 command_metadata_flows_to_events,
                 temporal_queries_and_history,
                 concurrent_commands_on_one_stream,
+                subscriptions_catch_up_then_go_live,
             );
         }
     };
