@@ -18,12 +18,14 @@ mod repository;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
+mod subscription;
 pub mod testing;
 
 pub use aggregate::{Aggregate, Handle, IntoEvents};
 pub use annals_macros::{Event, aggregate};
 pub use event::{
-    DecodeError, DecodeErrorKind, Envelope, Event, EventSet, Metadata, NewEvent, RecordedEvent,
+    Checkpoint, DecodeError, DecodeErrorKind, Envelope, Event, EventSet, Metadata, NewEvent,
+    RecordedEvent,
 };
 pub use memory::MemoryStore;
 pub use repository::{
@@ -35,6 +37,7 @@ pub use store::{
     AppendResult, EventStore, ExpectedVersion, MAX_STREAM_ID_LEN, StoreError, VersionRange,
     validate_stream_id,
 };
+pub use subscription::{Subscription, SubscriptionOptions};
 
 /// Re-exported: `recorded_at` and `load_as_of` use its types.
 pub use chrono;
