@@ -16,10 +16,19 @@ async fn a_rejected_command_records_nothing() {
     }
     assert_eq!(store.stream_version("account-r1").await.unwrap(), 0);
     let done = accounts.execute("r1", Open("Ann".into())).await.unwrap();
-    assert_eq!((done.stream_version, done.attempts, done.events.len()), (1, 1, 1));
-    let again = accounts.execute("r1", Open("Ann".into())).await.unwrap_err();
+    assert_eq!(
+        (done.stream_version, done.attempts, done.events.len()),
+        (1, 1, 1)
+    );
+    let again = accounts
+        .execute("r1", Open("Ann".into()))
+        .await
+        .unwrap_err();
     assert_eq!(again.rejection(), Some(&AccountError::AlreadyOpen));
-    assert_eq!(again.to_string(), "command rejected: the account is already open");
+    assert_eq!(
+        again.to_string(),
+        "command rejected: the account is already open"
+    );
 }
 
 #[tokio::test]
@@ -29,7 +38,10 @@ async fn a_conflict_reloads_and_decides_again() {
     let _ = accounts.execute("c1", Open("Ann".into())).await.unwrap();
     // Another writer slips in between two commands; the next command must see it.
     let event = NewEvent::from_event(&Deposited { amount: 7 }).unwrap();
-    store.append("account-c1", ExpectedVersion::Exact(1), vec![event]).await.unwrap();
+    store
+        .append("account-c1", ExpectedVersion::Exact(1), vec![event])
+        .await
+        .unwrap();
     let done = accounts.execute("c1", Deposit(3)).await.unwrap();
     assert_eq!(done.stream_version, 3);
     assert_eq!(accounts.load("c1").await.unwrap().balance, 10);
@@ -40,8 +52,23 @@ async fn a_conflict_reloads_and_decides_again() {
 struct AlwaysConflicting(MemoryStore);
 
 impl EventStore for AlwaysConflicting {
-    async fn append(&self, stream: &str, expected: ExpectedVersion, _: Vec<NewEvent>) -> Result<annals::AppendResult, StoreError> {
-        Err(StoreError::WrongExpectedVersion { stream: stream.to_owned(), expected, actual: 99 })
+    type Session<'a> = annals::SharedSession<'a, Self>;
+
+    async fn session(&self) -> Result<Self::Session<'_>, StoreError> {
+        Ok(annals::SharedSession(self))
+    }
+
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        _: Vec<NewEvent>,
+    ) -> Result<annals::AppendResult, StoreError> {
+        Err(StoreError::WrongExpectedVersion {
+            stream: stream.to_owned(),
+            expected,
+            actual: 99,
+        })
     }
     async fn read_stream(
         &self,
@@ -50,7 +77,11 @@ impl EventStore for AlwaysConflicting {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.0.read_stream(stream, range).await
     }
-    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all(
+        &self,
+        after: annals::Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.0.read_all(after, limit).await
     }
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
@@ -60,9 +91,14 @@ impl EventStore for AlwaysConflicting {
 
 #[tokio::test]
 async fn retries_are_bounded() {
-    let accounts = Repository::<Account, _>::new(AlwaysConflicting(MemoryStore::new())).with_max_attempts(3);
+    let accounts =
+        Repository::<Account, _>::new(AlwaysConflicting(MemoryStore::new())).with_max_attempts(3);
     match accounts.execute("x", Open("Ann".into())).await {
-        Err(ExecuteError::Failed(Error::RetriesExhausted { stream, attempts, actual })) => {
+        Err(ExecuteError::Failed(Error::RetriesExhausted {
+            stream,
+            attempts,
+            actual,
+        })) => {
             assert_eq!((stream.as_str(), attempts, actual), ("account-x", 3, 99));
         }
         other => panic!("expected RetriesExhausted, got {other:?}"),
@@ -71,27 +107,41 @@ async fn retries_are_bounded() {
 
 #[test]
 fn given_when_then() {
-    AggregateTest::<Account>::given_no_history().when(Open("Ann".into())).then_expect_events([Opened { owner: "Ann".into() }]);
-    let state = AggregateTest::<Account>::given([Opened { owner: "Ann".into() }])
-        .when(Deposit(5))
-        .then_expect_events([Deposited { amount: 5 }]);
+    AggregateTest::<Account>::given_no_history()
+        .when(Open("Ann".into()))
+        .then_expect_events([Opened {
+            owner: "Ann".into(),
+        }]);
+    let state = AggregateTest::<Account>::given([Opened {
+        owner: "Ann".into(),
+    }])
+    .when(Deposit(5))
+    .then_expect_events([Deposited { amount: 5 }]);
     assert_eq!(state.owner.as_deref(), Some("Ann"));
-    AggregateTest::<Account>::given_no_history().when(Deposit(5)).then_expect_error(AccountError::NotOpen);
-    AggregateTest::<Account>::given([Opened { owner: "Ann".into() }])
-        .when(Open("Bob".into()))
-        .then_expect_error_matches(|e| matches!(e, AccountError::AlreadyOpen));
+    AggregateTest::<Account>::given_no_history()
+        .when(Deposit(5))
+        .then_expect_error(AccountError::NotOpen);
+    AggregateTest::<Account>::given([Opened {
+        owner: "Ann".into(),
+    }])
+    .when(Open("Bob".into()))
+    .then_expect_error_matches(|e| matches!(e, AccountError::AlreadyOpen));
 }
 
 #[test]
 #[should_panic(expected = "events differ")]
 fn given_when_then_reports_different_events() {
-    AggregateTest::<Account>::given([Opened { owner: "Ann".into() }])
-        .when(Deposit(5))
-        .then_expect_events([Deposited { amount: 6 }]);
+    AggregateTest::<Account>::given([Opened {
+        owner: "Ann".into(),
+    }])
+    .when(Deposit(5))
+    .then_expect_events([Deposited { amount: 6 }]);
 }
 
 #[test]
 #[should_panic(expected = "was rejected")]
 fn given_when_then_reports_unexpected_rejection() {
-    AggregateTest::<Account>::given_no_history().when(Deposit(5)).then_expect_events([Deposited { amount: 5 }]);
+    AggregateTest::<Account>::given_no_history()
+        .when(Deposit(5))
+        .then_expect_events([Deposited { amount: 5 }]);
 }

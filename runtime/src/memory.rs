@@ -11,8 +11,8 @@ use tokio::sync::watch;
 
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
-    AppendResult, EventStore, ExpectedVersion, StoreError, VersionRange, replayed_append,
-    validate_append, validate_stream_id,
+    AppendResult, EventStore, ExpectedVersion, SharedSession, StoreError, VersionRange,
+    replayed_append, validate_append, validate_stream_id,
 };
 
 /// An event store held in memory: same behaviour as the database stores, nothing persisted.
@@ -139,6 +139,12 @@ impl Log {
 }
 
 impl EventStore for MemoryStore {
+    type Session<'a> = SharedSession<'a, Self>;
+
+    async fn session(&self) -> Result<Self::Session<'_>, StoreError> {
+        Ok(SharedSession(self))
+    }
+
     async fn append(
         &self,
         stream: &str,

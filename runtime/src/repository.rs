@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, Handle};
 use crate::event::{DecodeError, Envelope, EventSet, Metadata, NewEvent, RecordedEvent};
-use crate::store::{EventStore, ExpectedVersion, StoreError};
+use crate::store::{EventStore, ExpectedVersion, StoreError, StoreSession, VersionRange};
 
 /// A failure to load an aggregate or to record its events.
 #[derive(Debug, thiserror::Error)]
@@ -369,12 +369,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             correlation_id = %ctx.correlation_id(),
         );
         async {
+            // One connection for the whole command, retries included.
+            let mut session = self.store.session().await.map_err(Error::from)?;
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let records = self
-                    .store
-                    .read_stream(&stream, ..)
+                let records = session
+                    .read_stream(&stream, VersionRange::new(..))
                     .await
                     .map_err(Error::from)?;
                 let loaded: Loaded<A> = fold(Loaded::default(), &records)?;
@@ -393,7 +394,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 }
                 let batch = encode(&stream, &events, ctx)?;
                 let expected = ExpectedVersion::Exact(loaded.version);
-                match self.store.append(&stream, expected, batch).await {
+                match session.append(&stream, expected, batch).await {
                     Ok(done) => {
                         tracing::debug!(version = done.stream_version, attempt, "command recorded");
                         return Ok(Executed {

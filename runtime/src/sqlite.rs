@@ -17,8 +17,8 @@ use tokio::sync::watch;
 
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
-    AppendResult, EventStore, ExpectedVersion, StoreError, VersionRange, replayed_append,
-    validate_append, validate_stream_id,
+    AppendResult, EventStore, ExpectedVersion, SharedSession, StoreError, VersionRange,
+    replayed_append, validate_append, validate_stream_id,
 };
 
 /// Versioned schema migrations, applied in order on open and recorded in `annals_schema`.
@@ -340,6 +340,12 @@ impl SqliteStore {
 }
 
 impl EventStore for SqliteStore {
+    type Session<'a> = SharedSession<'a, Self>;
+
+    async fn session(&self) -> Result<Self::Session<'_>, StoreError> {
+        Ok(SharedSession(self))
+    }
+
     async fn append(
         &self,
         stream: &str,

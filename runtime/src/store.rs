@@ -121,6 +121,35 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The database could not be reached.
+    #[error(
+        "cannot connect to {url}: {source}\n  start a server (for PostgreSQL: `pg_ctlcluster <version> main start`, \
+         or `./scripts/test`, which starts a throwaway one) or point DATABASE_URL at one"
+    )]
+    Connect {
+        /// The URL, without its password.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The schema could not be created or upgraded.
+    #[error("cannot migrate the {backend} schema: {source}")]
+    Migration {
+        /// Which backend.
+        backend: &'static str,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A schema name that is not a plain lowercase identifier.
+    #[error(
+        "invalid schema name {schema:?}: use lowercase letters, digits and `_`, at most 48 characters"
+    )]
+    InvalidSchema {
+        /// The rejected name.
+        schema: String,
+    },
     /// The database failed (connection, I/O, constraint, migration).
     #[error("storage backend error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -207,6 +236,15 @@ pub fn validate_stream_id(stream: &str) -> Result<(), StoreError> {
 /// # Ok(()) }
 /// ```
 pub trait EventStore: Clone + Send + Sync + 'static {
+    /// A handle that keeps one connection for several operations (see [`StoreSession`]).
+    type Session<'a>: StoreSession
+    where
+        Self: 'a;
+
+    /// Takes a connection for a sequence of reads and appends, such as one command's load
+    /// and append: one pool checkout instead of one per operation.
+    fn session(&self) -> impl Future<Output = Result<Self::Session<'_>, StoreError>> + Send;
+
     /// Appends `events` to `stream` atomically, if the stream is at `expected`.
     ///
     /// All events land, with contiguous stream versions, or none do. When every event id
@@ -275,6 +313,49 @@ pub(crate) fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), S
             stream: stream.to_owned(),
         }),
         None => Ok(()),
+    }
+}
+
+/// The operations a command needs, on one connection; see [`EventStore::session`].
+///
+/// Same semantics as the [`EventStore`] methods of the same names.
+pub trait StoreSession: Send {
+    /// See [`EventStore::read_stream`].
+    fn read_stream(
+        &mut self,
+        stream: &str,
+        range: VersionRange,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// See [`EventStore::append`].
+    fn append(
+        &mut self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<AppendResult, StoreError>> + Send;
+}
+
+/// The session of a store with no connection to hold: it calls the store itself.
+#[derive(Debug)]
+pub struct SharedSession<'a, S>(pub &'a S);
+
+impl<S: EventStore> StoreSession for SharedSession<'_, S> {
+    async fn read_stream(
+        &mut self,
+        stream: &str,
+        range: VersionRange,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.0.read_stream(stream, range.from..=range.to).await
+    }
+
+    async fn append(
+        &mut self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        self.0.append(stream, expected, events).await
     }
 }
 

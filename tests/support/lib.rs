@@ -65,6 +65,51 @@ pub async fn sqlite_memory() -> Fixture<annals::SqliteStore> {
     )
 }
 
+/// The PostgreSQL server the tests use: `DATABASE_URL`, or the local default.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Drops a test's schema when the test ends.
+pub struct SchemaGuard {
+    schema: String,
+}
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        // Drop runs outside any async context: a short-lived runtime on its own thread.
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&database_url()).await {
+                    let _ = sqlx::query(&sql).execute(&mut conn).await;
+                }
+            });
+            Ok::<(), std::io::Error>(())
+        })
+        .join();
+    }
+}
+
+/// A fresh PostgreSQL store in a schema of its own, dropped after the test.
+///
+/// Panics with instructions when no server answers: PostgreSQL tests never skip.
+pub async fn postgres() -> Fixture<annals::PostgresStore> {
+    let schema = format!("annals_t_{}", uuid::Uuid::now_v7().simple());
+    let options = annals::PostgresOptions::new(database_url())
+        .schema(schema.clone())
+        .max_connections(8);
+    match annals::PostgresStore::connect_with(options).await {
+        Ok(store) => Fixture::new(store, SchemaGuard { schema }),
+        Err(e) => panic!("PostgreSQL tests need a server: {e}"),
+    }
+}
+
 /// Instantiates every conformance check as a `#[tokio::test]` for one backend.
 ///
 /// `$fixture` is an async function returning a fresh [`Fixture`] for each test.

@@ -1,0 +1,622 @@
+//! The PostgreSQL store: production storage with a hole-free global order.
+
+use std::ops::RangeBounds;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::event::{Checkpoint, NewEvent, RecordedEvent};
+use crate::store::{
+    AppendResult, EventStore, ExpectedVersion, StoreError, StoreSession, VersionRange,
+    replayed_append, validate_append, validate_stream_id,
+};
+
+/// Versioned schema migrations, applied in order on connect and recorded in `annals_schema`.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "events",
+    include_str!("../migrations/postgres/0001_events.sql"),
+)];
+
+const COLUMNS: &str = "position, transaction_id::text::int8, stream_id, stream_version, event_id, \
+     event_name, event_version, payload::text, metadata::text, recorded_at";
+
+/// The SQL of one store, with its schema spliced in once (a validated identifier) so that
+/// every query is a constant string: prepared once per connection, bound parameters only.
+#[derive(Debug)]
+struct Statements {
+    append: String,
+    read_stream: String,
+    read_all: String,
+    stream_version: String,
+    stored_ids: String,
+    channel: String,
+}
+
+impl Statements {
+    fn new(schema: &str) -> Self {
+        let t = format!("\"{schema}\".annals_events");
+        Self {
+            // One statement, one round trip: read the stream's version, insert the batch only
+            // if it matches, and report both. The unique (stream_id, stream_version) key
+            // rejects the loser of two concurrent appends that read the same version.
+            append: format!(
+                "WITH cur AS (SELECT COALESCE(MAX(stream_version), 0) AS v FROM {t} WHERE stream_id = $1), \
+                 ins AS (INSERT INTO {t} (stream_id, stream_version, event_id, event_name, event_version, payload, metadata) \
+                   SELECT $1, cur.v + e.n, e.id, e.name, e.version, e.payload::jsonb, e.metadata::jsonb \
+                   FROM cur, UNNEST($3::uuid[], $4::text[], $5::int4[], $6::text[], $7::text[]) \
+                     WITH ORDINALITY AS e(id, name, version, payload, metadata, n) \
+                   WHERE $2::int8 < 0 OR cur.v = $2::int8 \
+                   ORDER BY e.n \
+                   RETURNING position, stream_version) \
+                 SELECT cur.v, MIN(ins.position), MAX(ins.position), MAX(ins.stream_version) \
+                 FROM cur LEFT JOIN ins ON true GROUP BY cur.v"
+            ),
+            read_stream: format!(
+                "SELECT {COLUMNS} FROM {t} WHERE stream_id = $1 AND stream_version BETWEEN $2 AND $3 \
+                 ORDER BY stream_version"
+            ),
+            // Only rows of finished transactions: anything still running has an id at or
+            // above the snapshot's xmin, and will sort after what is returned here.
+            read_all: format!(
+                "SELECT {COLUMNS} FROM {t} \
+                 WHERE (transaction_id, position) > ($1::int8::text::xid8, $2::int8) \
+                   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY transaction_id, position LIMIT $3"
+            ),
+            stream_version: format!(
+                "SELECT COALESCE(MAX(stream_version), 0) FROM {t} WHERE stream_id = $1"
+            ),
+            stored_ids: format!(
+                "SELECT event_id, stream_id, stream_version, position FROM {t} WHERE event_id = ANY($1)"
+            ),
+            channel: format!("annals_events_{schema}"),
+        }
+    }
+}
+
+/// Settings for [`PostgresStore::connect_with`].
+///
+/// ```
+/// use annals::PostgresOptions;
+/// let options = PostgresOptions::new("postgres://postgres@127.0.0.1:5432/test")
+///     .schema("billing")
+///     .max_connections(16);
+/// # drop(options);
+/// ```
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    url: String,
+    schema: String,
+    max_connections: u32,
+}
+
+impl PostgresOptions {
+    /// Options for the server at `url`: schema `public`, 10 connections.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: "public".to_owned(),
+            max_connections: 10,
+        }
+    }
+
+    /// The schema holding annals' tables (created if missing). Lowercase letters, digits
+    /// and `_`, starting with a letter or `_`, at most 48 characters.
+    #[must_use]
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// The connection pool's size.
+    #[must_use]
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+}
+
+/// An event store in PostgreSQL (13 or later).
+///
+/// - An append is one statement and one round trip for the whole batch; the database's
+///   unique key on (stream, version) enforces the expected version.
+/// - The global order is (transaction id, position), read only below the oldest running
+///   transaction, so a reader never skips an event that commits late with a low position,
+///   and writers are never serialised to get there.
+/// - Subscribers wake on `LISTEN`/`NOTIFY`, with polling as the fallback.
+///
+/// ```no_run
+/// use annals::PostgresStore;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), annals::StoreError> {
+/// let store = PostgresStore::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+/// # drop(store); Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+    sql: Arc<Statements>,
+    appended: Arc<watch::Sender<u64>>,
+    listening: Arc<AtomicBool>,
+}
+
+/// `url` with its password replaced, fit for messages and logs.
+fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let Some(at) = rest.find('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
+fn valid_schema(schema: &str) -> bool {
+    let mut chars = schema.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && schema.len() <= 48
+}
+
+impl PostgresStore {
+    /// Connects to `url` with default [`PostgresOptions`] and creates or upgrades the schema.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(PostgresOptions::new(url)).await
+    }
+
+    /// Connects with `options` and creates or upgrades the schema.
+    pub async fn connect_with(options: PostgresOptions) -> Result<Self, StoreError> {
+        let connect_error = |source: sqlx::Error| StoreError::Connect {
+            url: redact(&options.url),
+            source: Box::new(source),
+        };
+        let connect: PgConnectOptions = options.url.parse().map_err(connect_error)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            // Connections are checked when they fail, not pinged on every checkout: a
+            // ping is a round trip on every command's hot path.
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect)
+            .await
+            .map_err(connect_error)?;
+        Self::from_pool(pool, &options.schema).await
+    }
+
+    /// Uses an existing pool; creates or upgrades the schema.
+    pub async fn from_pool(pool: PgPool, schema: &str) -> Result<Self, StoreError> {
+        if !valid_schema(schema) {
+            return Err(StoreError::InvalidSchema {
+                schema: schema.to_owned(),
+            });
+        }
+        let sql = Statements::new(schema);
+        migrate(&pool, schema, &sql.channel).await?;
+        Ok(Self {
+            pool,
+            sql: Arc::new(sql),
+            appended: Arc::new(watch::channel(0).0),
+            listening: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The connection pool, for queries of your own.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn connection(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        self.pool.acquire().await.map_err(StoreError::backend)
+    }
+
+    /// Starts the task that turns notifications into append signals, unless it runs.
+    fn ensure_listener(&self) {
+        if self.listening.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (pool, channel) = (self.pool.clone(), self.sql.channel.clone());
+        let (signal, listening) = (Arc::downgrade(&self.appended), Arc::clone(&self.listening));
+        tokio::spawn(async move {
+            listen(pool, &channel, signal).await;
+            listening.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// Forwards notifications until no store or subscriber is left. Subscribers poll as well,
+/// so a lost connection delays them by at most their poll interval.
+async fn listen(pool: PgPool, channel: &str, signal: std::sync::Weak<watch::Sender<u64>>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot LISTEN for appends; subscribers fall back to polling");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if signal.upgrade().is_none_or(|s| s.receiver_count() == 0) {
+                    return;
+                }
+                continue;
+            }
+        };
+        if let Err(error) = listener.listen(channel).await {
+            tracing::warn!(%error, "LISTEN failed; subscribers fall back to polling");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            let Some(sender) = signal.upgrade() else {
+                return;
+            };
+            tokio::select! {
+                received = listener.try_recv() => {
+                    // `None`: the connection dropped and notifications may have been lost.
+                    sender.send_modify(|n| *n = n.wrapping_add(1));
+                    match received {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(error) => {
+                            tracing::warn!(%error, "notification connection failed; reconnecting");
+                            break;
+                        }
+                    }
+                }
+                () = sender.closed() => return,
+            }
+        }
+    }
+}
+
+async fn migrate(pool: &PgPool, schema: &str, channel: &str) -> Result<(), StoreError> {
+    let run = async {
+        let mut tx = pool.begin().await?;
+        // Concurrent first connections apply each migration exactly once.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('annals.migrate.' || $1))")
+            .bind(schema)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql(&format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; \
+             CREATE TABLE IF NOT EXISTS \"{schema}\".annals_schema (version bigint PRIMARY KEY, \
+             description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        let applied: i64 = sqlx::query_scalar(&format!(
+            "SELECT COALESCE(MAX(version), 0) FROM \"{schema}\".annals_schema"
+        ))
+        .fetch_one(&mut *tx)
+        .await?;
+        for &(version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > applied) {
+            tracing::info!(
+                version,
+                description,
+                schema,
+                "applying annals PostgreSQL migration"
+            );
+            let sql = sql
+                .replace("{schema}", &format!("\"{schema}\""))
+                .replace("{channel}", &format!("'{channel}'"));
+            sqlx::raw_sql(&sql).execute(&mut *tx).await?;
+            sqlx::query(&format!(
+                "INSERT INTO \"{schema}\".annals_schema (version, description) VALUES ($1, $2)"
+            ))
+            .bind(version)
+            .bind(description)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    };
+    run.await.map_err(|e| StoreError::Migration {
+        backend: "PostgreSQL",
+        source: Box::new(e),
+    })
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn corrupt(row: &PgRow, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        stream: row.try_get::<String, _>(2).unwrap_or_default(),
+        position: row.try_get::<i64, _>(0).map_or(0, |p| p as u64),
+        reason: reason.to_string(),
+    }
+}
+
+fn decode_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let column = |e: sqlx::Error| corrupt(row, e);
+    let unsigned = |name: &str, v: i64| {
+        u64::try_from(v).map_err(|_| corrupt(row, format!("negative {name} {v}")))
+    };
+    let payload: String = row.try_get(7).map_err(column)?;
+    let metadata: String = row.try_get(8).map_err(column)?;
+    let version: i32 = row.try_get(6).map_err(column)?;
+    Ok(RecordedEvent {
+        position: unsigned("position", row.try_get(0).map_err(column)?)?,
+        transaction_id: unsigned("transaction id", row.try_get(1).map_err(column)?)?,
+        stream_id: row.try_get(2).map_err(column)?,
+        stream_version: unsigned("stream version", row.try_get(3).map_err(column)?)?,
+        event_id: row.try_get(4).map_err(column)?,
+        name: row.try_get(5).map_err(column)?,
+        version: u32::try_from(version)
+            .map_err(|_| corrupt(row, format!("event version {version} out of range")))?,
+        payload: RawValue::from_string(payload)
+            .map_err(|e| corrupt(row, format!("payload is not JSON: {e}")))?,
+        metadata: serde_json::from_str(&metadata)
+            .map_err(|e| corrupt(row, format!("invalid metadata: {e}")))?,
+        recorded_at: row.try_get::<DateTime<Utc>, _>(9).map_err(column)?,
+    })
+}
+
+fn violated_constraint(error: &sqlx::Error) -> Option<&str> {
+    match error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => db.constraint(),
+        _ => None,
+    }
+}
+
+async fn read_stream(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    stream: &str,
+    range: VersionRange,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    validate_stream_id(stream)?;
+    let rows = sqlx::query(&sql.read_stream)
+        .bind(stream)
+        .bind(to_i64(range.from))
+        .bind(to_i64(range.to))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::backend)?;
+    rows.iter().map(decode_row).collect()
+}
+
+async fn stream_version(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    stream: &str,
+) -> Result<u64, StoreError> {
+    validate_stream_id(stream)?;
+    let version: i64 = sqlx::query_scalar(&sql.stream_version)
+        .bind(stream)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(StoreError::backend)?;
+    Ok(version as u64)
+}
+
+async fn append(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    stream: &str,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+) -> Result<AppendResult, StoreError> {
+    validate_append(stream, &events)?;
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    let versions: Vec<i32> = events
+        .iter()
+        .map(|e| i32::try_from(e.version).unwrap_or(i32::MAX))
+        .collect();
+    let payloads: Vec<&str> = events.iter().map(|e| e.payload.get()).collect();
+    let metadata = events
+        .iter()
+        .map(|e| serde_json::to_string(&e.metadata))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::backend)?;
+    let expected_param = match expected {
+        ExpectedVersion::Any => -1,
+        ExpectedVersion::NoStream => 0,
+        ExpectedVersion::Exact(v) => to_i64(v),
+    };
+    // `Any` cannot conflict by definition: a lost race on the version key is retried.
+    let mut races = 0;
+    let conflict = loop {
+        let row = sqlx::query_as::<_, (i64, Option<i64>, Option<i64>, Option<i64>)>(&sql.append)
+            .bind(stream)
+            .bind(expected_param)
+            .bind(&ids)
+            .bind(&names)
+            .bind(&versions)
+            .bind(&payloads)
+            .bind(&metadata)
+            .fetch_one(&mut *conn)
+            .await;
+        match row {
+            Ok((_, Some(first), Some(last), Some(version))) => {
+                return Ok(AppendResult {
+                    stream_version: version as u64,
+                    first_position: first as u64,
+                    last_position: last as u64,
+                    already_stored: false,
+                });
+            }
+            Ok((actual, ..)) => {
+                break StoreError::WrongExpectedVersion {
+                    stream: stream.to_owned(),
+                    expected,
+                    actual: actual as u64,
+                };
+            }
+            Err(e) if violated_constraint(&e) == Some("annals_events_stream_version_key") => {
+                if expected == ExpectedVersion::Any && races < 100 {
+                    races += 1;
+                    continue;
+                }
+                let actual = stream_version(conn, sql, stream).await?;
+                break StoreError::WrongExpectedVersion {
+                    stream: stream.to_owned(),
+                    expected,
+                    actual,
+                };
+            }
+            Err(e) if violated_constraint(&e) == Some("annals_events_event_id_key") => {
+                break StoreError::backend(e);
+            }
+            Err(e) => return Err(StoreError::backend(e)),
+        }
+    };
+    // Slow path only: a retried append carries a stale expected version or stored ids.
+    let rows: Vec<(Uuid, String, i64, i64)> = sqlx::query_as(&sql.stored_ids)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::backend)?;
+    let stored: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            rows.iter()
+                .find(|r| r.0 == *id)
+                .map(|r| (r.1.clone(), r.2 as u64, r.3 as u64))
+        })
+        .collect();
+    match replayed_append(stream, &stored, &events)? {
+        Some(original) => Ok(original),
+        None => Err(conflict),
+    }
+}
+
+/// A [`PostgresStore`] session: one pooled connection for a command's load and append.
+#[derive(Debug)]
+pub struct PostgresSession<'a> {
+    conn: PoolConnection<Postgres>,
+    sql: &'a Statements,
+}
+
+impl StoreSession for PostgresSession<'_> {
+    async fn read_stream(
+        &mut self,
+        stream: &str,
+        range: VersionRange,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        read_stream(&mut self.conn, self.sql, stream, range).await
+    }
+
+    async fn append(
+        &mut self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        append(&mut self.conn, self.sql, stream, expected, events).await
+    }
+}
+
+impl EventStore for PostgresStore {
+    type Session<'a> = PostgresSession<'a>;
+
+    async fn session(&self) -> Result<PostgresSession<'_>, StoreError> {
+        Ok(PostgresSession {
+            conn: self.connection().await?,
+            sql: &self.sql,
+        })
+    }
+
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        append(
+            &mut *self.connection().await?,
+            &self.sql,
+            stream,
+            expected,
+            events,
+        )
+        .await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        range: impl RangeBounds<u64> + Send,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        validate_stream_id(stream)?;
+        read_stream(
+            &mut *self.connection().await?,
+            &self.sql,
+            stream,
+            VersionRange::new(range),
+        )
+        .await
+    }
+
+    async fn read_all(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&self.sql.read_all)
+            .bind(to_i64(after.transaction_id))
+            .bind(to_i64(after.position))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        validate_stream_id(stream)?;
+        stream_version(&mut *self.connection().await?, &self.sql, stream).await
+    }
+
+    fn append_signal(&self) -> Option<watch::Receiver<u64>> {
+        let receiver = self.appended.subscribe();
+        self.ensure_listener();
+        Some(receiver)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(valid_schema("public") && valid_schema("_tenant_7"));
+        assert!(
+            !valid_schema("")
+                && !valid_schema("Bad")
+                && !valid_schema("a;drop")
+                && !valid_schema("7x")
+        );
+        assert!(!valid_schema(&"a".repeat(49)));
+    }
+}
