@@ -14,6 +14,8 @@ extern crate self as annals;
 mod aggregate;
 mod event;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod repository;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -28,14 +30,16 @@ pub use event::{
     RecordedEvent,
 };
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresSession, PostgresStore};
 pub use repository::{
     CommandContext, DEFAULT_MAX_ATTEMPTS, Error, ExecuteError, Executed, Loaded, Repository,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use store::{
-    AppendResult, EventStore, ExpectedVersion, MAX_STREAM_ID_LEN, StoreError, VersionRange,
-    validate_stream_id,
+    AppendResult, EventStore, ExpectedVersion, MAX_STREAM_ID_LEN, SharedSession, StoreError,
+    StoreSession, VersionRange, validate_stream_id,
 };
 pub use subscription::{Subscription, SubscriptionOptions};
 
