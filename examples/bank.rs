@@ -3,8 +3,8 @@
 //!
 //! Run it with `cargo run --example bank [path/to/bank.db]`.
 
-use annals::prelude::*;
 use annals::SqliteStore;
+use annals::prelude::*;
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone)]
 pub struct AccountOpened {
@@ -80,7 +80,10 @@ impl Account {
         if self.open {
             return Err(AccountError::AlreadyOpen);
         }
-        Ok(AccountOpened { owner: cmd.owner.clone(), overdraft_limit: cmd.overdraft_limit })
+        Ok(AccountOpened {
+            owner: cmd.owner.clone(),
+            overdraft_limit: cmd.overdraft_limit,
+        })
     }
 
     #[command]
@@ -97,7 +100,10 @@ impl Account {
         self.check_active()?;
         let available = self.balance + self.overdraft_limit as i64;
         if cmd.amount as i64 > available {
-            return Err(AccountError::InsufficientFunds { requested: cmd.amount, available });
+            return Err(AccountError::InsufficientFunds {
+                requested: cmd.amount,
+                available,
+            });
         }
         Ok(MoneyWithdrawn { amount: cmd.amount })
     }
@@ -108,7 +114,9 @@ impl Account {
             return Err(AccountError::NotOpen);
         }
         // Suspending twice records nothing new.
-        Ok((!self.suspended).then(|| AccountSuspended { reason: cmd.reason.clone() }))
+        Ok((!self.suspended).then(|| AccountSuspended {
+            reason: cmd.reason.clone(),
+        }))
     }
 
     #[apply]
@@ -135,7 +143,9 @@ impl Account {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "bank.db".to_owned());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "bank.db".to_owned());
     // Each run tells the same story from an empty log.
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{path}{suffix}"));
@@ -144,30 +154,64 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let accounts = Repository::<Account, _>::new(store.clone());
     let ctx = CommandContext::new().with_actor("teller-7");
 
-    accounts.execute_with("alice", OpenAccount { owner: "Alice".into(), overdraft_limit: 50 }, &ctx).await?;
+    accounts
+        .execute_with(
+            "alice",
+            OpenAccount {
+                owner: "Alice".into(),
+                overdraft_limit: 50,
+            },
+            &ctx,
+        )
+        .await?;
     println!("opened account alice (overdraft limit 50)");
     for amount in [100, 50] {
-        accounts.execute_with("alice", Deposit { amount }, &ctx).await?;
+        accounts
+            .execute_with("alice", Deposit { amount }, &ctx)
+            .await?;
         println!("deposited {amount}");
     }
-    accounts.execute_with("alice", Withdraw { amount: 30 }, &ctx).await?;
+    accounts
+        .execute_with("alice", Withdraw { amount: 30 }, &ctx)
+        .await?;
     println!("withdrew 30");
-    match accounts.execute_with("alice", Withdraw { amount: 500 }, &ctx).await {
+    match accounts
+        .execute_with("alice", Withdraw { amount: 500 }, &ctx)
+        .await
+    {
         Err(ExecuteError::Rejected(e)) => println!("refused to withdraw 500: {e}"),
-        other => return Err(format!("expected the overdraft rule to refuse, got {other:?}").into()),
+        other => {
+            return Err(format!("expected the overdraft rule to refuse, got {other:?}").into());
+        }
     }
-    accounts.execute_with("alice", Suspend { reason: "suspicious activity".into() }, &ctx).await?;
+    accounts
+        .execute_with(
+            "alice",
+            Suspend {
+                reason: "suspicious activity".into(),
+            },
+            &ctx,
+        )
+        .await?;
     println!("suspended the account");
-    match accounts.execute_with("alice", Deposit { amount: 10 }, &ctx).await {
+    match accounts
+        .execute_with("alice", Deposit { amount: 10 }, &ctx)
+        .await
+    {
         Err(ExecuteError::Rejected(e)) => println!("refused to deposit 10: {e}"),
-        other => return Err(format!("expected the suspension rule to refuse, got {other:?}").into()),
+        other => {
+            return Err(format!("expected the suspension rule to refuse, got {other:?}").into());
+        }
     }
     store.close().await;
 
     // Reopen the file: the state is derived from the persisted events alone.
     let store = SqliteStore::open(&path).await?;
     let accounts = Repository::<Account, _>::new(store);
-    println!("\naudit trail of stream `{}` in {path}:", Account::stream_id("alice"));
+    println!(
+        "\naudit trail of stream `{}` in {path}:",
+        Account::stream_id("alice")
+    );
     for entry in accounts.history("alice").await? {
         let r = &entry.record;
         println!(
@@ -184,7 +228,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "\n{} events: balance {}, {}",
         alice.version(),
         alice.balance,
-        if alice.suspended { "suspended" } else { "active" }
+        if alice.suspended {
+            "suspended"
+        } else {
+            "active"
+        }
     );
     Ok(())
 }
