@@ -139,4 +139,24 @@ pub mod __private {
 
 /// The book's chapters, compiled and run as doc tests so every snippet stays true.
 #[cfg(doctest)]
-mod book {}
+mod book {
+    #[doc = include_str!("../../book/src/introduction.md")]
+    pub struct Introduction;
+
+    // The pages below open SQLite stores.
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../../README.md")]
+    pub struct Readme;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../../book/src/quick-start.md")]
+    pub struct QuickStart;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../../book/src/aggregates-and-commands.md")]
+    pub struct AggregatesAndCommands;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../../book/src/event-stores.md")]
+    pub struct EventStores;
+}
