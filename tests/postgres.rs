@@ -1,3 +1,250 @@
 //! PostgreSQL: the conformance suite, plus what only a real concurrent database can break.
 
 annals_tests::conformance_suite!(conformance, annals_tests::postgres);
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use annals::prelude::*;
+use annals::{Checkpoint, PostgresStore, Subscription, SubscriptionOptions};
+use annals_tests::domain::{Account, Deposit, Open};
+use sqlx::Connection;
+
+fn numbered(n: u64) -> NewEvent {
+    NewEvent::new(
+        "Numbered",
+        1,
+        serde_json::value::to_raw_value(&n).expect("json"),
+    )
+}
+
+async fn next_within(feed: &mut Subscription, wait: Duration) -> Option<RecordedEvent> {
+    match tokio::time::timeout(wait, feed.next()).await {
+        Ok(Some(event)) => Some(event.expect("subscription read")),
+        Ok(None) => panic!("subscription ended"),
+        Err(_) => None,
+    }
+}
+
+/// 32 tasks x 100 commands on one stream: every command lands once, versions stay contiguous,
+/// and each conflict is retried rather than lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_writers_on_one_stream() {
+    const TASKS: u64 = 32;
+    const COMMANDS: u64 = 100;
+    let fixture = annals_tests::postgres().await;
+    let accounts =
+        Arc::new(Repository::<Account, _>::new(fixture.store.clone()).with_max_attempts(100_000));
+    let _ = accounts
+        .execute("hot", Open("Ann".into()))
+        .await
+        .expect("open");
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let accounts = Arc::clone(&accounts);
+            tokio::spawn(async move {
+                let mut attempts = 0;
+                for i in 0..COMMANDS {
+                    attempts += accounts
+                        .execute("hot", Deposit(t * 1000 + i + 1))
+                        .await
+                        .expect("deposit")
+                        .attempts;
+                }
+                attempts
+            })
+        })
+        .collect();
+    let mut attempts = 0;
+    for task in tasks {
+        attempts += task.await.expect("task");
+    }
+    let account = accounts.load("hot").await.expect("load");
+    let expected: u64 = (0..TASKS)
+        .flat_map(|t| (0..COMMANDS).map(move |i| t * 1000 + i + 1))
+        .sum();
+    assert_eq!(account.balance, expected);
+    assert_eq!(u64::from(account.deposits), TASKS * COMMANDS);
+    let versions: Vec<u64> = fixture
+        .store
+        .read_stream("account-hot", ..)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(versions, (1..=TASKS * COMMANDS + 1).collect::<Vec<_>>());
+    assert!(u64::from(attempts) >= TASKS * COMMANDS);
+    eprintln!(
+        "{} commands, {} conflicts retried",
+        TASKS * COMMANDS,
+        u64::from(attempts) - TASKS * COMMANDS
+    );
+}
+
+/// Inserts one event in an open transaction, the way an append does, and returns its position.
+async fn insert_uncommitted(
+    conn: &mut sqlx::PgConnection,
+    store: &PostgresStore,
+    stream: &str,
+) -> i64 {
+    sqlx::query("BEGIN")
+        .execute(&mut *conn)
+        .await
+        .expect("begin");
+    let sql = format!(
+        "INSERT INTO \"{}\".annals_events (stream_id, stream_version, event_id, event_name, event_version, payload, metadata) \
+         VALUES ($1, 1, $2, 'Numbered', 1, '0', $3::jsonb) RETURNING position",
+        store.schema()
+    );
+    let id = uuid::Uuid::now_v7();
+    let metadata = serde_json::to_string(&annals::Metadata::root(id)).expect("json");
+    sqlx::query_scalar(&sql)
+        .bind(stream)
+        .bind(id)
+        .bind(metadata)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("insert")
+}
+
+/// While transaction A holds a lower position uncommitted, B commits a higher one: nobody
+/// may see B before A's fate is known; then A comes first (or only B, if A rolls back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_late_commit_with_a_lower_position_is_not_skipped() {
+    for commit_a in [true, false] {
+        let fixture = annals_tests::postgres().await;
+        let store = fixture.store.clone();
+        let options = SubscriptionOptions::default().poll_interval(Duration::from_millis(20));
+        let mut feed = Subscription::start(store.clone(), Checkpoint::START, options);
+
+        let mut a = sqlx::PgConnection::connect(&annals_tests::database_url())
+            .await
+            .expect("connect");
+        let position_a = insert_uncommitted(&mut a, &store, "late-a").await;
+        let b = store
+            .append("late-b", ExpectedVersion::NoStream, vec![numbered(2)])
+            .await
+            .expect("append b");
+        assert!(
+            b.first_position as i64 > position_a,
+            "B took a higher position than A"
+        );
+
+        // Deterministic: B is committed, yet held back while A is open.
+        assert!(
+            store
+                .read_all(Checkpoint::START, 10)
+                .await
+                .expect("read")
+                .is_empty()
+        );
+        assert!(
+            next_within(&mut feed, Duration::from_millis(300))
+                .await
+                .is_none(),
+            "B delivered before A"
+        );
+
+        sqlx::query(if commit_a { "COMMIT" } else { "ROLLBACK" })
+            .execute(&mut a)
+            .await
+            .expect("end A");
+        let first = next_within(&mut feed, Duration::from_secs(30))
+            .await
+            .expect("an event after A ends");
+        if commit_a {
+            assert_eq!(
+                (first.stream_id.as_str(), first.position as i64),
+                ("late-a", position_a)
+            );
+            let second = next_within(&mut feed, Duration::from_secs(30))
+                .await
+                .expect("B");
+            assert_eq!(second.stream_id, "late-b");
+        } else {
+            assert_eq!(first.stream_id, "late-b");
+        }
+        assert!(
+            next_within(&mut feed, Duration::from_millis(200))
+                .await
+                .is_none(),
+            "nothing else"
+        );
+    }
+}
+
+/// 8 writers on distinct streams and 2 subscribers, 20,000 events: each subscriber sees every
+/// event once, and both see the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_writers_two_subscribers() {
+    const WRITERS: u64 = 8;
+    const APPENDS: u64 = 500;
+    const BATCH: u64 = 5;
+    const TOTAL: usize = (WRITERS * APPENDS * BATCH) as usize;
+    let fixture = annals_tests::postgres().await;
+    let store = fixture.store.clone();
+    let subscribers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut feed = store.subscribe(Checkpoint::START);
+            tokio::spawn(async move {
+                let mut seen = Vec::with_capacity(TOTAL);
+                while seen.len() < TOTAL {
+                    let event = next_within(&mut feed, Duration::from_secs(60))
+                        .await
+                        .expect("events keep coming");
+                    seen.push((event.event_id, event.stream_id, event.stream_version));
+                }
+                assert!(
+                    next_within(&mut feed, Duration::from_millis(200))
+                        .await
+                        .is_none(),
+                    "no extra event"
+                );
+                seen
+            })
+        })
+        .collect();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..APPENDS {
+                    let batch = (0..BATCH).map(|k| numbered(i * BATCH + k)).collect();
+                    store
+                        .append(
+                            &format!("writer-{w}"),
+                            ExpectedVersion::Exact(i * BATCH),
+                            batch,
+                        )
+                        .await
+                        .expect("append");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let mut seen = Vec::new();
+    for subscriber in subscribers {
+        seen.push(subscriber.await.expect("subscriber"));
+    }
+    assert_eq!(seen[0], seen[1], "both subscribers see one order");
+    let unique: HashSet<_> = seen[0].iter().map(|e| e.0).collect();
+    assert_eq!(unique.len(), TOTAL, "every event exactly once");
+    for w in 0..WRITERS {
+        let stream = format!("writer-{w}");
+        let versions: Vec<u64> = seen[0]
+            .iter()
+            .filter(|e| e.1 == stream)
+            .map(|e| e.2)
+            .collect();
+        assert_eq!(
+            versions,
+            (1..=APPENDS * BATCH).collect::<Vec<_>>(),
+            "{stream} in version order"
+        );
+    }
+}

@@ -117,7 +117,11 @@ fn given_when_then() {
     }])
     .when(Deposit(5))
     .then_expect_events([Deposited { amount: 5 }]);
-    assert_eq!(state.owner.as_deref(), Some("Ann"));
+    assert_eq!(
+        (state.owner.as_deref(), state.balance),
+        (Some("Ann"), 5),
+        "state after the command"
+    );
     AggregateTest::<Account>::given_no_history()
         .when(Deposit(5))
         .then_expect_error(AccountError::NotOpen);

@@ -201,4 +201,8 @@ impl EventStore for MemoryStore {
             .get(stream)
             .map_or(0, |s| s.len() as u64))
     }
+
+    fn append_signal(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.appended.subscribe())
+    }
 }

@@ -33,6 +33,7 @@ const COLUMNS: &str = "position, transaction_id::text::int8, stream_id, stream_v
 /// every query is a constant string: prepared once per connection, bound parameters only.
 #[derive(Debug)]
 struct Statements {
+    schema: String,
     append: String,
     read_stream: String,
     read_all: String,
@@ -45,6 +46,7 @@ impl Statements {
     fn new(schema: &str) -> Self {
         let t = format!("\"{schema}\".annals_events");
         Self {
+            schema: schema.to_owned(),
             // One statement, one round trip: read the stream's version, insert the batch only
             // if it matches, and report both. The unique (stream_id, stream_version) key
             // rejects the loser of two concurrent appends that read the same version.
@@ -218,6 +220,11 @@ impl PostgresStore {
             appended: Arc::new(watch::channel(0).0),
             listening: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// The schema holding the tables.
+    pub fn schema(&self) -> &str {
+        &self.sql.schema
     }
 
     /// The connection pool, for queries of your own.

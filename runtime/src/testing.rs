@@ -90,7 +90,8 @@ pub struct Outcome<A: Aggregate, E> {
 }
 
 impl<A: Aggregate, E: Debug> Outcome<A, E> {
-    /// Asserts that the command produced exactly these events, in order.
+    /// Asserts that the command produced exactly these events, in order, and returns the
+    /// state with them applied.
     #[track_caller]
     pub fn then_expect_events<T: Into<A::Event>>(self, expected: impl IntoIterator<Item = T>) -> A {
         let expected: Vec<A::Event> = expected.into_iter().map(Into::into).collect();
@@ -114,7 +115,11 @@ impl<A: Aggregate, E: Debug> Outcome<A, E> {
             fingerprint(&actual) == fingerprint(&expected),
             "events differ\n  expected: {expected:?}\n    actual: {actual:?}"
         );
-        self.state
+        let mut state = self.state;
+        for event in &actual {
+            state.apply(event);
+        }
+        state
     }
 
     /// Asserts that the command succeeded without recording anything.
