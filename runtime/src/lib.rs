@@ -159,4 +159,10 @@ mod book {
     #[cfg(feature = "sqlite")]
     #[doc = include_str!("../../book/src/event-stores.md")]
     pub struct EventStores;
+
+    // Opens SQLite stores and connects to the PostgreSQL server at DATABASE_URL (default
+    // postgres://postgres@127.0.0.1:5432/test), each snippet in a fresh schema it drops.
+    #[cfg(all(feature = "sqlite", feature = "postgres"))]
+    #[doc = include_str!("../../book/src/storage-backends.md")]
+    pub struct StorageBackends;
 }
