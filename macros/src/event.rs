@@ -5,7 +5,7 @@ use quote::quote;
 use syn::{Data, DeriveInput, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
-use crate::options::{self, Opt};
+use crate::options;
 
 const NAME: &str = "name";
 const VERSION: &str = "version";
@@ -21,38 +21,44 @@ struct EventModel<'a> {
 pub fn expand(input: &DeriveInput) -> TokenStream {
     let mut cx = Ctxt::default();
     let model = parse(&mut cx, input);
-    if cx.has_errors() {
-        // Still implement the trait, so uses of the type report no follow-on errors.
-        let dummy = EventModel { input, name: input.ident.to_string(), version: 1 };
-        let mut out = cx.to_compile_errors();
-        out.extend(emit(&dummy));
-        return out;
+    if !cx.has_errors() {
+        return emit(&model);
     }
-    emit(&model)
+    let mut out = cx.to_compile_errors();
+    // Still implement the trait, so uses of the type report no follow-on errors; a generic
+    // type gets no impl, which would only add "missing generics" errors.
+    if input.generics.params.is_empty() {
+        out.extend(emit(&model));
+    }
+    out
 }
 
 fn parse<'a>(cx: &mut Ctxt, input: &'a DeriveInput) -> EventModel<'a> {
     if let Data::Union(u) = &input.data {
-        cx.error_spanned_by(u.union_token, "`#[derive(Event)]` supports structs and enums, not unions");
+        cx.error_spanned_by(
+            u.union_token,
+            "`#[derive(Event)]` supports structs and enums, not unions",
+        );
     }
     if !input.generics.params.is_empty() {
         cx.error_spanned_by(
             &input.generics,
-            "`#[derive(Event)]` does not support generic types: an event's stored name and version must be fixed",
+            "`#[derive(Event)]` does not support generic types: an event's stored name and version are fixed, \
+             so make one event type per instantiation",
         );
     }
-    let mut name: Option<Opt<LitStr>> = None;
-    let mut version: Option<Opt<LitInt>> = None;
+    let mut name: Option<LitStr> = None;
+    let mut version: Option<LitInt> = None;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
         let parsed = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident(NAME) {
-                let value = options::string(&meta)?;
+                let value = options::value(&meta, "a string: `name = \"AccountOpened\"`")?;
                 options::set(cx, "event", &meta, &mut name, value);
             } else if meta.path.is_ident(VERSION) {
-                let value: LitInt = meta.value()?.parse()?;
+                let value = options::value(&meta, "a whole number: `version = 2`")?;
                 options::set(cx, "event", &meta, &mut version, value);
             } else {
-                return Err(options::unknown("event", &meta, OPTIONS));
+                options::unknown(cx, "event", &meta, OPTIONS)?;
             }
             Ok(())
         });
@@ -61,24 +67,41 @@ fn parse<'a>(cx: &mut Ctxt, input: &'a DeriveInput) -> EventModel<'a> {
         }
     }
     let name = match name {
-        Some(Opt { value, .. }) if value.value().trim().is_empty() => {
-            cx.error_spanned_by(&value, "an event name must not be empty");
-            String::new()
+        Some(value) if value.value().trim().is_empty() => {
+            cx.error_spanned_by(
+                &value,
+                "an event `name` must not be empty: it identifies the event in the store",
+            );
+            input.ident.to_string()
         }
-        Some(Opt { value, .. }) => value.value(),
+        Some(value) => value.value(),
         None => input.ident.to_string(),
     };
     let version = match version {
         None => 1,
-        Some(Opt { value, .. }) => match value.base10_parse::<u32>() {
-            Ok(v) if v >= 1 => v,
-            _ => {
-                cx.error_spanned_by(&value, "an event version is a whole number from 1 to 4294967295");
+        Some(value) => match value.base10_parse::<u32>() {
+            Ok(0) => {
+                cx.error_spanned_by(
+                    &value,
+                    "event versions start at 1: the first schema is `#[event(version = 1)]`",
+                );
+                1
+            }
+            Ok(v) => v,
+            Err(_) => {
+                cx.error_spanned_by(
+                    &value,
+                    "an event `version` is a whole number from 1 to 4294967295",
+                );
                 1
             }
         },
     };
-    EventModel { input, name, version }
+    EventModel {
+        input,
+        name,
+        version,
+    }
 }
 
 fn emit(model: &EventModel) -> TokenStream {
@@ -87,11 +110,62 @@ fn emit(model: &EventModel) -> TokenStream {
     quote! {
         #[doc(hidden)]
         const _: () = {
+            // Kept out of "the trait is implemented for ..." lists: when a type is not an
+            // event, the fix is its own derive, not another event type.
             #[automatically_derived]
+            #[diagnostic::do_not_recommend]
             impl ::annals::Event for #ident {
-                const NAME: &'static str = #name;
-                const VERSION: u32 = #version;
+                const NAME: &'static ::core::primitive::str = #name;
+                const VERSION: ::core::primitive::u32 = #version;
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(input: TokenStream) -> String {
+        expand(&syn::parse2(input).unwrap()).to_string()
+    }
+
+    #[test]
+    fn defaults_to_the_type_name_and_version_one() {
+        let out = expand_str(quote!(
+            struct Opened;
+        ));
+        assert!(out.contains("\"Opened\""), "{out}");
+        assert!(out.contains("1u32"), "{out}");
+    }
+
+    #[test]
+    fn reads_name_and_version() {
+        let out = expand_str(quote!(
+            #[event(name = "AccountOpened", version = 3)]
+            struct Opened;
+        ));
+        assert!(out.contains("\"AccountOpened\""), "{out}");
+        assert!(out.contains("3u32"), "{out}");
+    }
+
+    #[test]
+    fn reports_every_option_mistake_and_still_implements_the_trait() {
+        let out = expand_str(quote!(
+            #[event(nmae = "x", version = 0)]
+            struct Opened;
+        ));
+        assert_eq!(out.matches("compile_error").count(), 2, "{out}");
+        assert!(out.contains("did you mean `name`"), "{out}");
+        assert!(out.contains("impl :: annals :: Event for Opened"), "{out}");
+    }
+
+    #[test]
+    fn a_generic_type_gets_no_impl() {
+        let out = expand_str(quote!(
+            struct Opened<T>(T);
+        ));
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(!out.contains("impl"), "{out}");
     }
 }

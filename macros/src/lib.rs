@@ -20,7 +20,38 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 ///
 /// Options: `category = "..."` (stream id prefix, default: the type's name in snake case),
 /// `event_enum = Name` (default: the type's name followed by `Event`).
+///
+/// The event enum is always `pub`: an `impl` block does not tell the macro how visible the
+/// aggregate is, and `Aggregate::Event` must be at least as visible as the aggregate, or
+/// the impl does not compile. It still reaches no further than the module it is declared
+/// in allows, and it carries `#[allow(private_interfaces)]`, so private event types in a
+/// private module compile without warnings. Give the enum another name with `event_enum`.
 #[proc_macro_attribute]
 pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
     aggregate::expand(args.into(), input.into()).into()
+}
+
+/// Marks a method of an `#[aggregate]` impl block as the one that applies an event type:
+/// `fn opened(&mut self, e: &Opened)`. `#[aggregate]` removes it; anywhere else it is an
+/// error.
+#[proc_macro_attribute]
+pub fn apply(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_aggregate("apply", input.into()).into()
+}
+
+/// Marks a method of an `#[aggregate]` impl block as the handler of a command type:
+/// `fn open(&self, cmd: Open) -> Result<Opened, AccountError>`. `#[aggregate]` removes it;
+/// anywhere else it is an error.
+#[proc_macro_attribute]
+pub fn command(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_aggregate("command", input.into()).into()
+}
+
+/// The error for `#[apply]` or `#[command]` that no `#[aggregate]` removed, pointing at the
+/// attribute, followed by the item unchanged so it reports nothing more.
+fn outside_aggregate(name: &str, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    let message = format!("`#[{name}]` only works on methods inside an `#[aggregate]` impl block");
+    let mut out = syn::Error::new(proc_macro2::Span::call_site(), message).to_compile_error();
+    out.extend(item);
+    out
 }

@@ -24,7 +24,7 @@ mod subscription;
 pub mod testing;
 
 pub use aggregate::{Aggregate, Handle, IntoEvents};
-pub use annals_macros::{Event, aggregate};
+pub use annals_macros::{Event, aggregate, apply, command};
 pub use event::{
     Checkpoint, DecodeError, DecodeErrorKind, Envelope, Event, EventSet, Metadata, NewEvent,
     RecordedEvent,
@@ -57,7 +57,7 @@ pub use {serde, serde_json, uuid};
 pub mod prelude {
     pub use crate::{
         Aggregate, CommandContext, Event, EventSet, EventStore, ExecuteError, ExpectedVersion,
-        NewEvent, RecordedEvent, Repository, aggregate,
+        NewEvent, RecordedEvent, Repository, aggregate, apply, command,
     };
     pub use serde::{Deserialize, Serialize};
 }
@@ -74,7 +74,7 @@ pub mod __private {
     use serde::de::DeserializeOwned;
     use serde_json::value::RawValue;
 
-    use crate::{DecodeErrorKind, IntoEvents};
+    use crate::DecodeErrorKind;
 
     /// Serialises one variant of an event set.
     pub fn encode<T: Serialize>(event: &T) -> Result<Box<RawValue>, serde_json::Error> {
@@ -86,25 +86,26 @@ pub mod __private {
         serde_json::from_str(payload.get()).map_err(DecodeErrorKind::Payload)
     }
 
-    /// Collects what a fallible command returned.
-    pub fn fallible<E, T: IntoEvents<E>, Err>(result: Result<T, Err>) -> Result<Vec<E>, Err> {
+    /// Collects what a fallible command returned. `into_events` is the user's return type's
+    /// `IntoEvents::into_events`, named at that type so a missing impl is reported there.
+    pub fn fallible<E, T, Err>(
+        result: Result<T, Err>,
+        into_events: fn(T, &mut Vec<E>),
+    ) -> Result<Vec<E>, Err> {
         result.map(|t| {
             let mut out = Vec::new();
-            t.into_events(&mut out);
+            into_events(t, &mut out);
             out
         })
     }
 
     /// Collects what an infallible command returned.
-    pub fn infallible<E, T: IntoEvents<E>>(t: T) -> Result<Vec<E>, Infallible> {
-        fallible(Ok(t))
+    pub fn infallible<E, T>(t: T, into_events: fn(T, &mut Vec<E>)) -> Result<Vec<E>, Infallible> {
+        fallible(Ok(t), into_events)
     }
 
     /// The boxed JSON an event set encodes to.
     pub type RawPayload = Box<RawValue>;
-
-    /// Fails to compile, with a readable message, unless `T` is an event.
-    pub fn assert_event<T: crate::Event>() {}
 
     /// Commands taken by value are cloned for each attempt of a retried command.
     #[diagnostic::on_unimplemented(
@@ -112,12 +113,14 @@ pub mod __private {
         label = "taken by value",
         note = "a command is run again when a concurrent append conflicts: derive `Clone`, or take `&{Self}`"
     )]
-    pub trait RetryableCommand: Clone {}
-    impl<T: Clone> RetryableCommand for T {}
-
-    /// Clones a command for one attempt.
-    pub fn clone_command<C: RetryableCommand>(command: &C) -> C {
-        command.clone()
+    pub trait RetryableCommand: Sized {
+        /// A copy of the command for one attempt.
+        fn clone_for_attempt(&self) -> Self;
+    }
+    impl<T: Clone> RetryableCommand for T {
+        fn clone_for_attempt(&self) -> Self {
+            self.clone()
+        }
     }
 
     /// `a == b` for strings, usable in constants (duplicate event name checks).

@@ -1,0 +1,203 @@
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::*;
+
+fn expand_str(args: TokenStream, input: TokenStream) -> String {
+    expand(args, input).to_string()
+}
+
+fn errors(out: &str) -> usize {
+    out.matches("compile_error").count()
+}
+
+#[test]
+fn snake_cases_type_names() {
+    assert_eq!(snake_case("Account"), "account");
+    assert_eq!(snake_case("BankAccount"), "bank_account");
+    assert_eq!(snake_case("HTTPRequest"), "http_request");
+    assert_eq!(snake_case("Order2Line"), "order2_line");
+}
+
+#[test]
+fn recognises_marker_attributes_by_path() {
+    let marker = |path: syn::Path| Marker::of(&path);
+    assert_eq!(marker(syn::parse_quote!(apply)), Some(Marker::Apply));
+    assert_eq!(marker(syn::parse_quote!(command)), Some(Marker::Command));
+    assert_eq!(
+        marker(syn::parse_quote!(annals::apply)),
+        Some(Marker::Apply)
+    );
+    assert_eq!(
+        marker(syn::parse_quote!(::annals::command)),
+        Some(Marker::Command)
+    );
+    assert_eq!(marker(syn::parse_quote!(::apply)), None);
+    assert_eq!(marker(syn::parse_quote!(other::apply)), None);
+    assert_eq!(marker(syn::parse_quote!(applied)), None);
+}
+
+#[test]
+fn reports_every_mistake_at_once() {
+    let input = quote! {
+        impl Account {
+            #[apply] fn a(&self, e: &Opened) {}
+            #[apply] fn b(&mut self, e: Closed) {}
+            #[command] fn c(&mut self, cmd: Open) {}
+        }
+    };
+    let out = expand_str(quote!(categroy = "x"), input);
+    assert_eq!(errors(&out), 4, "{out}");
+    assert!(out.contains("did you mean `category`"), "{out}");
+}
+
+#[test]
+fn options_after_an_unknown_one_are_still_read() {
+    let input = quote!(impl Account {});
+    let out = expand_str(quote!(vis = pub, event_enum = Happened), input);
+    assert_eq!(errors(&out), 1, "{out}");
+    assert!(out.contains("pub enum Happened"), "{out}");
+}
+
+#[test]
+fn strips_marker_attributes_from_the_impl() {
+    let input = quote! {
+        impl Account {
+            #[apply] fn opened(&mut self, e: &Opened) {}
+            #[annals::command] fn open(&self, cmd: &Open) -> Opened { Opened }
+        }
+    };
+    let out = expand_str(TokenStream::new(), input);
+    assert_eq!(errors(&out), 0, "{out}");
+    assert!(
+        !out.contains("# [apply]") && !out.contains("command ]"),
+        "{out}"
+    );
+    assert!(out.contains("pub enum AccountEvent"), "{out}");
+    assert!(
+        out.contains("impl :: annals :: Handle < Open > for Account"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_mistake_keeps_the_enum_and_a_stub_handler() {
+    let input = quote! {
+        impl Account {
+            #[apply] fn opened(&self, e: &Opened) {}
+            #[command] fn open(&mut self, cmd: &Open) -> Opened { Opened }
+        }
+    };
+    let out = expand_str(TokenStream::new(), input);
+    assert_eq!(errors(&out), 2, "{out}");
+    assert!(out.contains("Opened (Opened)"), "{out}");
+    assert!(out.contains("AccountEvent :: Opened (_) => { }"), "{out}");
+    assert!(
+        out.contains("impl :: annals :: Handle < Open > for Account"),
+        "{out}"
+    );
+    assert!(out.contains("unreachable"), "{out}");
+}
+
+#[test]
+fn duplicates_are_reported_once_and_dropped() {
+    let input = quote! {
+        impl Account {
+            #[apply] fn opened(&mut self, e: &Opened) {}
+            #[apply] fn opened_again(&mut self, e: &Opened) {}
+            #[apply] fn opened_v2(&mut self, e: &v2::Opened) {}
+        }
+    };
+    let out = expand_str(TokenStream::new(), input);
+    assert_eq!(errors(&out), 2, "{out}");
+    assert!(
+        out.contains("already has an `#[apply]` method (`opened`)"),
+        "{out}"
+    );
+    assert!(out.contains("would both be the variant `Opened`"), "{out}");
+    assert_eq!(
+        out.matches("Self :: opened_again").count() + out.matches("Self :: opened_v2").count(),
+        0,
+        "{out}"
+    );
+}
+
+#[test]
+fn apply_argument_shapes_have_their_own_messages() {
+    let cases = [
+        (
+            quote!(
+                fn a(&mut self) {}
+            ),
+            "takes exactly one `&Event` argument, the event it applies",
+        ),
+        (
+            quote!(
+                fn a(&mut self, e: &Opened, f: &Opened) {}
+            ),
+            "apply each event type in its own method",
+        ),
+        (
+            quote!(
+                fn a(&mut self, e: Opened) {}
+            ),
+            "takes the event by reference: `&Opened`",
+        ),
+        (
+            quote!(
+                fn a(&mut self, e: &mut Opened) {}
+            ),
+            "by shared reference: `&Opened`",
+        ),
+        (
+            quote!(
+                fn a(&self, e: &Opened) {}
+            ),
+            "takes `&mut self`, not `&self`",
+        ),
+        (
+            quote!(
+                fn a(e: &Opened) {}
+            ),
+            "is a method taking `&mut self`",
+        ),
+    ];
+    for (method, message) in cases {
+        let out = expand_str(
+            TokenStream::new(),
+            quote!(impl Account { #[apply] #method }),
+        );
+        assert_eq!(errors(&out), 1, "{out}");
+        assert!(out.contains(message), "{message}: {out}");
+    }
+}
+
+#[test]
+fn result_without_an_error_type_is_reported() {
+    let mut cx = Ctxt::default();
+    assert!(split_result(&mut cx, &syn::parse_quote!(io::Result<Opened>)).is_none());
+    assert!(cx.has_errors());
+    let mut cx = Ctxt::default();
+    let output = split_result(&mut cx, &syn::parse_quote!(Result<Opened, Rejected>)).unwrap();
+    assert_eq!(output.ok.to_token_stream().to_string(), "Opened");
+    assert!(output.error.is_some());
+    assert!(
+        split_result(&mut cx, &syn::parse_quote!(Option<Opened>))
+            .unwrap()
+            .error
+            .is_none()
+    );
+    assert!(!cx.has_errors());
+}
+
+#[test]
+fn not_an_impl_points_at_the_item() {
+    let out = expand_str(
+        TokenStream::new(),
+        quote!(
+            struct Account;
+        ),
+    );
+    assert_eq!(errors(&out), 1, "{out}");
+    assert!(out.contains("struct Account"), "{out}");
+}

@@ -1,0 +1,15 @@
+use annals::prelude::*;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone)]
+struct Opened;
+
+#[derive(Default)]
+struct Account;
+
+#[aggregate]
+impl Account {
+    #[apply]
+    fn opened(_e: &Opened) {}
+}
+
+fn main() {}

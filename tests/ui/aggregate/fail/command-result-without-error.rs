@@ -1,0 +1,24 @@
+use annals::prelude::*;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone)]
+struct Opened;
+
+struct Open;
+
+#[derive(Default)]
+struct Account;
+
+type Result<T> = std::result::Result<T, std::io::Error>;
+
+#[aggregate]
+impl Account {
+    #[command]
+    fn open(&self, _cmd: &Open) -> Result<Opened> {
+        Ok(Opened)
+    }
+
+    #[apply]
+    fn opened(&mut self, _e: &Opened) {}
+}
+
+fn main() {}

@@ -1,0 +1,18 @@
+use annals::prelude::*;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone)]
+struct Opened;
+
+#[derive(Default)]
+struct Account;
+
+#[aggregate]
+impl Account {
+    #[apply]
+    fn opened(&mut self, _e: &Opened) {}
+
+    #[apply]
+    fn opened_again(&mut self, _e: &Opened) {}
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use annals::prelude::*;
+
+#[aggregate]
+struct Account;
+
+fn main() {}

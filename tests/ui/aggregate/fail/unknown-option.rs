@@ -1,0 +1,15 @@
+use annals::prelude::*;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone)]
+struct Opened;
+
+#[derive(Default)]
+struct Account;
+
+#[aggregate(categroy = "account")]
+impl Account {
+    #[apply]
+    fn opened(&mut self, _e: &Opened) {}
+}
+
+fn main() {}

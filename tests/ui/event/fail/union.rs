@@ -1,0 +1,8 @@
+use annals::prelude::*;
+
+#[derive(Event)]
+union Opened {
+    id: u32,
+}
+
+fn main() {}
