@@ -248,3 +248,30 @@ async fn eight_writers_two_subscribers() {
         );
     }
 }
+
+/// A connect failure names the URL, never the password, and says how to get a server.
+#[tokio::test]
+async fn connect_errors_name_the_url_without_the_password() {
+    let url = "postgres://alice:hunter2@127.0.0.1:1/test";
+    match PostgresStore::connect(url).await {
+        Err(annals::StoreError::Connect { url, .. }) => {
+            assert_eq!(url, "postgres://alice:***@127.0.0.1:1/test")
+        }
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+    let message = PostgresStore::connect(url)
+        .await
+        .expect_err("nothing listens on port 1")
+        .to_string();
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(
+        message.contains("127.0.0.1:1") && message.contains("start a server"),
+        "{message}"
+    );
+    let bad_schema =
+        annals::PostgresOptions::new(annals_tests::database_url()).schema("x; DROP TABLE y");
+    assert!(matches!(
+        PostgresStore::connect_with(bad_schema).await,
+        Err(annals::StoreError::InvalidSchema { .. })
+    ));
+}

@@ -193,6 +193,12 @@ impl PostgresStore {
             source: Box::new(source),
         };
         let connect: PgConnectOptions = options.url.parse().map_err(connect_error)?;
+        // One direct connection first: a refused or misconfigured server fails at once,
+        // where the pool would retry until its acquire timeout.
+        let probe = <PgConnection as sqlx::Connection>::connect_with(&connect)
+            .await
+            .map_err(connect_error)?;
+        let _ = sqlx::Connection::close(probe).await;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             // Connections are checked when they fail, not pinged on every checkout: a
