@@ -4,7 +4,8 @@
 //! [`prelude`]. The pieces:
 //! - [`Event`] (derive it) and [`macro@aggregate`] (on an `impl` block with `#[command]` and
 //!   `#[apply]` methods) describe the domain;
-//! - [`EventStore`] is the log, with [`MemoryStore`] and [`SqliteStore`] backends;
+//! - [`EventStore`] is the log, with [`MemoryStore`], [`SqliteStore`] (feature `sqlite`, on by
+//!   default) and `PostgresStore` (feature `postgres`) backends, and [`Subscription`]s to it;
 //! - [`Repository`] loads aggregates and executes commands with optimistic concurrency;
 //! - [`testing::AggregateTest`] tests decisions given/when/then.
 
