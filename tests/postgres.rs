@@ -3,12 +3,10 @@
 annals_tests::conformance_suite!(conformance, annals_tests::postgres);
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use annals::prelude::*;
 use annals::{Checkpoint, PostgresStore, Subscription, SubscriptionOptions};
-use annals_tests::domain::{Account, Deposit, Open};
 use sqlx::Connection;
 
 fn numbered(n: u64) -> NewEvent {
@@ -31,56 +29,10 @@ async fn next_within(feed: &mut Subscription, wait: Duration) -> Option<Recorded
 /// and each conflict is retried rather than lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_two_writers_on_one_stream() {
-    const TASKS: u64 = 32;
-    const COMMANDS: u64 = 100;
     let fixture = annals_tests::postgres().await;
-    let accounts =
-        Arc::new(Repository::<Account, _>::new(fixture.store.clone()).with_max_attempts(100_000));
-    let _ = accounts
-        .execute("hot", Open("Ann".into()))
-        .await
-        .expect("open");
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|t| {
-            let accounts = Arc::clone(&accounts);
-            tokio::spawn(async move {
-                let mut attempts = 0;
-                for i in 0..COMMANDS {
-                    attempts += accounts
-                        .execute("hot", Deposit(t * 1000 + i + 1))
-                        .await
-                        .expect("deposit")
-                        .attempts;
-                }
-                attempts
-            })
-        })
-        .collect();
-    let mut attempts = 0;
-    for task in tasks {
-        attempts += task.await.expect("task");
-    }
-    let account = accounts.load("hot").await.expect("load");
-    let expected: u64 = (0..TASKS)
-        .flat_map(|t| (0..COMMANDS).map(move |i| t * 1000 + i + 1))
-        .sum();
-    assert_eq!(account.balance, expected);
-    assert_eq!(u64::from(account.deposits), TASKS * COMMANDS);
-    let versions: Vec<u64> = fixture
-        .store
-        .read_stream("account-hot", ..)
-        .await
-        .expect("read")
-        .iter()
-        .map(|e| e.stream_version)
-        .collect();
-    assert_eq!(versions, (1..=TASKS * COMMANDS + 1).collect::<Vec<_>>());
-    assert!(u64::from(attempts) >= TASKS * COMMANDS);
-    eprintln!(
-        "{} commands, {} conflicts retried",
-        TASKS * COMMANDS,
-        u64::from(attempts) - TASKS * COMMANDS
-    );
+    let attempts =
+        annals_tests::conformance::hammer_one_stream(fixture.store.clone(), 32, 100).await;
+    eprintln!("3200 commands, {} conflicts retried", attempts - 3200);
 }
 
 /// Inserts one event in an open transaction, the way an append does, and returns its position.

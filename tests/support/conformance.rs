@@ -688,35 +688,45 @@ pub async fn temporal_queries_and_history<S: EventStore>(store: S) {
 
 /// 16 tasks each run 50 deposits on one account: every deposit lands once, versions contiguous.
 pub async fn concurrent_commands_on_one_stream<S: EventStore>(store: S) {
-    const TASKS: u64 = 16;
-    const DEPOSITS: u64 = 50;
-    let accounts = Arc::new(Repository::<Account, _>::new(store.clone()).with_max_attempts(1_000));
+    hammer_one_stream(store, 16, 50).await;
+}
+
+/// `tasks` tasks each run `commands` deposits on one account through `Repository::execute`,
+/// then the balance, the deposit count and the versions (1..=N, no gap, no duplicate) are
+/// checked. Returns how many attempts the commands took in all (conflicts are retried).
+pub async fn hammer_one_stream<S: EventStore>(store: S, tasks: u64, commands: u64) -> u64 {
+    let accounts =
+        Arc::new(Repository::<Account, _>::new(store.clone()).with_max_attempts(100_000));
     let _ = accounts
         .execute("hot", Open("Ann".into()))
         .await
         .expect("open");
-    let tasks: Vec<_> = (0..TASKS)
+    let handles: Vec<_> = (0..tasks)
         .map(|t| {
             let accounts = Arc::clone(&accounts);
             tokio::spawn(async move {
-                for i in 0..DEPOSITS {
-                    let _ = accounts
+                let mut attempts = 0u64;
+                for i in 0..commands {
+                    let done = accounts
                         .execute("hot", Deposit(t * 1000 + i + 1))
                         .await
                         .expect("deposit");
+                    attempts += u64::from(done.attempts);
                 }
+                attempts
             })
         })
         .collect();
-    for task in tasks {
-        task.await.expect("task");
+    let mut attempts = 0;
+    for handle in handles {
+        attempts += handle.await.expect("task");
     }
-    let expected_balance: u64 = (0..TASKS)
-        .flat_map(|t| (0..DEPOSITS).map(move |i| t * 1000 + i + 1))
+    let expected_balance: u64 = (0..tasks)
+        .flat_map(|t| (0..commands).map(move |i| t * 1000 + i + 1))
         .sum();
     let account = accounts.load("hot").await.expect("load");
     assert_eq!(account.balance, expected_balance);
-    assert_eq!(u64::from(account.deposits), TASKS * DEPOSITS);
+    assert_eq!(u64::from(account.deposits), tasks * commands);
     let versions: Vec<u64> = store
         .read_stream("account-hot", ..)
         .await
@@ -726,9 +736,11 @@ pub async fn concurrent_commands_on_one_stream<S: EventStore>(store: S) {
         .collect();
     assert_eq!(
         versions,
-        (1..=TASKS * DEPOSITS + 1).collect::<Vec<_>>(),
+        (1..=tasks * commands + 1).collect::<Vec<_>>(),
         "versions 1..=N without gap or duplicate"
     );
+    assert!(attempts >= tasks * commands);
+    attempts
 }
 
 /// A subscription delivers stored events, then live ones, each once, in global order, and
