@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row};
@@ -15,7 +14,7 @@ use uuid::Uuid;
 
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
-    AppendResult, EventStore, ExpectedVersion, StoreError, StoreSession, VersionRange,
+    AppendResult, EventStore, ExpectedVersion, RawRecord, StoreError, StoreSession, VersionRange,
     replayed_append, validate_append, validate_stream_id,
 };
 
@@ -350,37 +349,30 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn corrupt(row: &PgRow, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        stream: row.try_get::<String, _>(2).unwrap_or_default(),
-        position: row.try_get::<i64, _>(0).map_or(0, |p| p as u64),
-        reason: reason.to_string(),
-    }
-}
-
 fn decode_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
-    let column = |e: sqlx::Error| corrupt(row, e);
-    let unsigned = |name: &str, v: i64| {
-        u64::try_from(v).map_err(|_| corrupt(row, format!("negative {name} {v}")))
+    let raw = || -> Result<RawRecord, sqlx::Error> {
+        Ok(RawRecord {
+            position: row.try_get(0)?,
+            transaction_id: Some(row.try_get(1)?),
+            stream_id: row.try_get(2)?,
+            stream_version: row.try_get(3)?,
+            event_id: row.try_get(4)?,
+            name: row.try_get(5)?,
+            version: i64::from(row.try_get::<i32, _>(6)?),
+            payload: row.try_get(7)?,
+            metadata: row.try_get(8)?,
+            recorded_at: Some(row.try_get::<DateTime<Utc>, _>(9)?),
+        })
     };
-    let payload: String = row.try_get(7).map_err(column)?;
-    let metadata: String = row.try_get(8).map_err(column)?;
-    let version: i32 = row.try_get(6).map_err(column)?;
-    Ok(RecordedEvent {
-        position: unsigned("position", row.try_get(0).map_err(column)?)?,
-        transaction_id: unsigned("transaction id", row.try_get(1).map_err(column)?)?,
-        stream_id: row.try_get(2).map_err(column)?,
-        stream_version: unsigned("stream version", row.try_get(3).map_err(column)?)?,
-        event_id: row.try_get(4).map_err(column)?,
-        name: row.try_get(5).map_err(column)?,
-        version: u32::try_from(version)
-            .map_err(|_| corrupt(row, format!("event version {version} out of range")))?,
-        payload: RawValue::from_string(payload)
-            .map_err(|e| corrupt(row, format!("payload is not JSON: {e}")))?,
-        metadata: serde_json::from_str(&metadata)
-            .map_err(|e| corrupt(row, format!("invalid metadata: {e}")))?,
-        recorded_at: row.try_get::<DateTime<Utc>, _>(9).map_err(column)?,
-    })
+    raw()
+        .map_err(|e| {
+            RawRecord::unreadable(
+                row.try_get(2).unwrap_or_default(),
+                row.try_get(0).unwrap_or(0),
+                e,
+            )
+        })?
+        .into_recorded()
 }
 
 fn violated_constraint(error: &sqlx::Error) -> Option<&str> {

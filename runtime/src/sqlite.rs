@@ -5,7 +5,6 @@ use std::path::Path;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -17,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
-    AppendResult, EventStore, ExpectedVersion, SharedSession, StoreError, VersionRange,
+    AppendResult, EventStore, ExpectedVersion, RawRecord, SharedSession, StoreError, VersionRange,
     replayed_append, validate_append, validate_stream_id,
 };
 
@@ -177,41 +176,31 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn corrupt(row: &SqliteRow, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        stream: row.try_get::<String, _>(1).unwrap_or_default(),
-        position: row.try_get::<i64, _>(0).map_or(0, |p| p as u64),
-        reason: reason.to_string(),
-    }
-}
-
 fn decode_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
-    let column = |e: sqlx::Error| corrupt(row, e);
-    let unsigned = |name: &str, v: i64| {
-        u64::try_from(v).map_err(|_| corrupt(row, format!("negative {name} {v}")))
+    let raw = || -> Result<RawRecord, sqlx::Error> {
+        Ok(RawRecord {
+            position: row.try_get(0)?,
+            // One writer at a time: positions are commit order already.
+            transaction_id: None,
+            stream_id: row.try_get(1)?,
+            stream_version: row.try_get(2)?,
+            event_id: row.try_get::<Hyphenated, _>(3)?.into_uuid(),
+            name: row.try_get(4)?,
+            version: row.try_get(5)?,
+            payload: row.try_get(6)?,
+            metadata: row.try_get(7)?,
+            recorded_at: DateTime::<Utc>::from_timestamp_micros(row.try_get(8)?),
+        })
     };
-    let payload: String = row.try_get(6).map_err(column)?;
-    let metadata: String = row.try_get(7).map_err(column)?;
-    let micros: i64 = row.try_get(8).map_err(column)?;
-    let version: i64 = row.try_get(5).map_err(column)?;
-    let position = unsigned("position", row.try_get(0).map_err(column)?)?;
-    Ok(RecordedEvent {
-        position,
-        // One writer at a time: positions are commit order already.
-        transaction_id: position,
-        stream_id: row.try_get(1).map_err(column)?,
-        stream_version: unsigned("stream version", row.try_get(2).map_err(column)?)?,
-        event_id: row.try_get::<Hyphenated, _>(3).map_err(column)?.into_uuid(),
-        name: row.try_get(4).map_err(column)?,
-        version: u32::try_from(version)
-            .map_err(|_| corrupt(row, format!("event version {version} out of range")))?,
-        payload: RawValue::from_string(payload)
-            .map_err(|e| corrupt(row, format!("payload is not JSON: {e}")))?,
-        metadata: serde_json::from_str(&metadata)
-            .map_err(|e| corrupt(row, format!("invalid metadata: {e}")))?,
-        recorded_at: DateTime::<Utc>::from_timestamp_micros(micros)
-            .ok_or_else(|| corrupt(row, format!("recorded time {micros} out of range")))?,
-    })
+    raw()
+        .map_err(|e| {
+            RawRecord::unreadable(
+                row.try_get(1).unwrap_or_default(),
+                row.try_get(0).unwrap_or(0),
+                e,
+            )
+        })?
+        .into_recorded()
 }
 
 fn is_unique_violation(error: &sqlx::Error, column: &str) -> bool {

@@ -411,3 +411,66 @@ pub(crate) fn replayed_append(
         already_stored: true,
     }))
 }
+
+/// A stored row as a SQL backend reads it, before any check. Each backend only maps its
+/// columns; the conversions and the corruption reports are the same everywhere.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) struct RawRecord {
+    pub position: i64,
+    /// `None` where positions are commit order: the position is used.
+    pub transaction_id: Option<i64>,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub event_id: Uuid,
+    pub name: String,
+    pub version: i64,
+    pub payload: String,
+    pub metadata: String,
+    /// `None` when the stored time is out of range.
+    pub recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl RawRecord {
+    /// The error for a row whose columns cannot even be read.
+    pub fn unreadable(stream: String, position: i64, error: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt {
+            stream,
+            position: u64::try_from(position).unwrap_or(0),
+            reason: error.to_string(),
+        }
+    }
+
+    /// Checks and converts every field; a bad one is a `Corrupt` error naming the row.
+    pub fn into_recorded(self) -> Result<RecordedEvent, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            stream: self.stream_id.clone(),
+            position: u64::try_from(self.position).unwrap_or(0),
+            reason,
+        };
+        let unsigned = |name: &str, v: i64| {
+            u64::try_from(v).map_err(|_| corrupt(format!("negative {name} {v}")))
+        };
+        let position = unsigned("position", self.position)?;
+        Ok(RecordedEvent {
+            position,
+            transaction_id: match self.transaction_id {
+                Some(id) => unsigned("transaction id", id)?,
+                None => position,
+            },
+            stream_version: unsigned("stream version", self.stream_version)?,
+            event_id: self.event_id,
+            version: u32::try_from(self.version)
+                .map_err(|_| corrupt(format!("event version {} out of range", self.version)))?,
+            payload: serde_json::value::RawValue::from_string(self.payload)
+                .map_err(|e| corrupt(format!("payload is not JSON: {e}")))?,
+            metadata: serde_json::from_str(&self.metadata)
+                .map_err(|e| corrupt(format!("invalid metadata: {e}")))?,
+            recorded_at: self
+                .recorded_at
+                .ok_or_else(|| corrupt("recorded time out of range".to_owned()))?,
+            name: self.name,
+            stream_id: self.stream_id,
+        })
+    }
+}
