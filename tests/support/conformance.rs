@@ -798,3 +798,48 @@ pub async fn subscriptions_catch_up_then_go_live<S: EventStore>(store: S) {
     let first = resumed.next().await.expect("open").expect("read");
     assert_eq!(first.event_id, stored[10].event_id);
 }
+
+/// Batches larger than one statement can carry are still one atomic append.
+pub async fn large_batches_are_atomic<S: EventStore>(store: S) {
+    let batch: Vec<NewEvent> = (1..=2500).map(numbered).collect();
+    let done = append_ok(&store, "large-1", ExpectedVersion::NoStream, batch.clone()).await;
+    assert_eq!(
+        (
+            done.stream_version,
+            done.last_position - done.first_position
+        ),
+        (2500, 2499)
+    );
+    let versions: Vec<u64> = store
+        .read_stream("large-1", ..)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(versions, (1..=2500).collect::<Vec<_>>());
+
+    assert_wrong_version(
+        store
+            .append(
+                "large-1",
+                ExpectedVersion::Exact(1),
+                (1..=2500).map(numbered).collect(),
+            )
+            .await,
+        "large-1",
+        ExpectedVersion::Exact(1),
+        2500,
+    );
+    // The last event of a 2,500-event batch collides: the chunks before it must not stay.
+    let mut colliding: Vec<NewEvent> = (1..=2500).map(numbered).collect();
+    colliding[2499] = numbered(0).with_event_id(batch[0].event_id);
+    assert!(matches!(
+        store
+            .append("large-2", ExpectedVersion::NoStream, colliding)
+            .await,
+        Err(StoreError::DuplicateEventId { .. })
+    ));
+    assert_eq!(store.stream_version("large-2").await.expect("version"), 0);
+    assert_eq!(all_events(&store).await.len(), 2500);
+}

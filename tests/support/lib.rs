@@ -132,6 +132,7 @@ macro_rules! conformance_suite {
                 temporal_queries_and_history,
                 concurrent_commands_on_one_stream,
                 subscriptions_catch_up_then_go_live,
+                large_batches_are_atomic,
             );
         }
     };
