@@ -249,6 +249,9 @@ mod book {
     #[doc = include_str!("../../book/src/event-stores.md")]
     pub struct EventStores;
 
+    #[doc = include_str!("../../book/src/evolving-events.md")]
+    pub struct EvolvingEvents;
+
     // Opens SQLite stores and connects to the PostgreSQL server at DATABASE_URL (default
     // postgres://postgres@127.0.0.1:5432/test), each snippet in a fresh schema it drops.
     #[cfg(all(feature = "sqlite", feature = "postgres"))]
