@@ -258,6 +258,42 @@ mod tests {
     }
 
     #[test]
+    fn previous_sets_the_chain_and_probes_every_rule() {
+        let out = expand_str(quote!(
+            #[event(version = 2, previous = OpenedV1)]
+            struct Opened;
+        ));
+        assert!(out.contains("type Previous = OpenedV1"), "{out}");
+        assert!(out.contains("Upcaster < OpenedV1"), "{out}");
+        for probe in ["distinct_version", "lower_version", "no_gap", "same_name"] {
+            assert!(out.contains(probe), "{probe}: {out}");
+        }
+    }
+
+    #[test]
+    fn renamed_and_allow_gap_drop_their_probes() {
+        let out = expand_str(quote!(
+            #[event(version = 3, previous = OpenedV1, renamed, allow_gap)]
+            struct Opened;
+        ));
+        assert!(!out.contains("no_gap"), "{out}");
+        assert!(!out.contains("same_name"), "{out}");
+        assert!(out.contains("lower_version"), "{out}");
+    }
+
+    #[test]
+    fn without_previous_the_chain_ends() {
+        let out = expand_str(quote!(
+            struct Opened;
+        ));
+        assert!(
+            out.contains("type Previous = :: annals :: NoPrevious"),
+            "{out}"
+        );
+        assert!(out.contains("inventory :: submit"), "{out}");
+    }
+
+    #[test]
     fn a_generic_type_gets_no_impl() {
         let out = expand_str(quote!(
             struct Opened<T>(T);
