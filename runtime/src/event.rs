@@ -24,6 +24,31 @@ use uuid::Uuid;
 /// assert_eq!(<Deposited as Event>::NAME, "MoneyDeposited");
 /// assert_eq!(<Deposited as Event>::VERSION, 2);
 /// ```
+///
+/// A new version of an event is a new type that names the old one as `previous` and
+/// converts it with an ordinary `From` impl, the upcaster; stored old versions then decode
+/// as the new type. The compiler checks the chain (see the book's "Evolving events").
+///
+/// ```
+/// use annals::prelude::*;
+///
+/// #[derive(Event, Serialize, Deserialize)]
+/// #[event(name = "MoneyDeposited", version = 1)]
+/// struct DepositedV1 { amount: u64 }
+///
+/// #[derive(Event, Serialize, Deserialize)]
+/// #[event(name = "MoneyDeposited", version = 2, previous = DepositedV1)]
+/// struct Deposited { cents: u64 }
+///
+/// impl From<DepositedV1> for Deposited {
+///     fn from(v1: DepositedV1) -> Self { Deposited { cents: v1.amount * 100 } }
+/// }
+///
+/// let stored = annals::serde_json::value::RawValue::from_string(r#"{"amount":2}"#.into())?;
+/// let decoded = Deposited::decode_stored("MoneyDeposited", 1, &stored).expect("in the chain")?;
+/// assert_eq!(decoded.cents, 200);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an event",
     label = "not an event",

@@ -7,7 +7,8 @@
 //! - [`EventStore`] is the log, with [`MemoryStore`], [`SqliteStore`] (feature `sqlite`, on by
 //!   default) and `PostgresStore` (feature `postgres`) backends, and [`Subscription`]s to it;
 //! - [`Repository`] loads aggregates and executes commands with optimistic concurrency;
-//! - [`testing::AggregateTest`] tests decisions given/when/then.
+//! - [`testing::AggregateTest`] tests decisions given/when/then;
+//! - [`schema`] lists every event type with its upcasting chain and checks a store against it.
 
 // Lets the runtime's own tests and doc tests use the macros, which emit `::annals::` paths.
 extern crate self as annals;
