@@ -184,7 +184,7 @@ fn emit_unique_names(model: &Model) -> TokenStream {
         for a in &model.applies[..i] {
             let (ta, tb) = (&a.event, &b.event);
             let message = format!(
-                "duplicate event name: `{}` and `{}` are stored under the same name; give one of them `#[event(name = \"...\")]`",
+                "duplicate event name: `{}` and `{}` are stored under the same name; give one of them `#[event(name = \"...\")]`, or apply only the newest if one is a previous version of the other",
                 type_key(ta),
                 type_key(tb)
             );
