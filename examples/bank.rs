@@ -1,15 +1,40 @@
 //! The bank account from the design: open, deposit, withdraw, suspend, with an overdraft
 //! rule and a suspended-account rule, persisted in a SQLite file.
 //!
-//! Run it with `cargo run --example bank [path/to/bank.db]`.
+//! Run it with `cargo run --example bank [path/to/bank.db]`. It ends by loading
+//! `examples/data/bank-v1.db`, history recorded before `AccountOpened` had a currency, through
+//! the v1 -> v2 upcaster. `cargo run --example bank -- --record-v1 examples/data/bank-v1.db`
+//! recreates that file the way the older release wrote it.
 
 use annals::SqliteStore;
 use annals::prelude::*;
 
+/// `AccountOpened` as the first release stored it, before accounts had a currency. Kept so
+/// that history still loads.
 #[derive(Event, Serialize, Deserialize, Debug, Clone)]
+#[event(name = "AccountOpened", version = 1)]
+pub struct AccountOpenedV1 {
+    pub owner: String,
+    pub overdraft_limit: u64,
+}
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone)]
+#[event(version = 2, previous = AccountOpenedV1)]
 pub struct AccountOpened {
     pub owner: String,
     pub overdraft_limit: u64,
+    pub currency: String,
+}
+
+/// The upcaster: every account opened before currencies existed was in euros.
+impl From<AccountOpenedV1> for AccountOpened {
+    fn from(v1: AccountOpenedV1) -> Self {
+        Self {
+            owner: v1.owner,
+            overdraft_limit: v1.overdraft_limit,
+            currency: "EUR".into(),
+        }
+    }
 }
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone)]
@@ -30,6 +55,7 @@ pub struct AccountSuspended {
 pub struct OpenAccount {
     pub owner: String,
     pub overdraft_limit: u64,
+    pub currency: String,
 }
 pub struct Deposit {
     pub amount: u64,
@@ -61,6 +87,7 @@ pub struct Account {
     pub suspended: bool,
     pub balance: i64,
     pub overdraft_limit: u64,
+    pub currency: String,
 }
 
 impl Account {
@@ -83,6 +110,7 @@ impl Account {
         Ok(AccountOpened {
             owner: cmd.owner.clone(),
             overdraft_limit: cmd.overdraft_limit,
+            currency: cmd.currency.clone(),
         })
     }
 
@@ -123,6 +151,7 @@ impl Account {
     fn opened(&mut self, e: &AccountOpened) {
         self.open = true;
         self.overdraft_limit = e.overdraft_limit;
+        self.currency = e.currency.clone();
     }
 
     #[apply]
@@ -141,11 +170,73 @@ impl Account {
     }
 }
 
+/// The v1 data set shipped with the example.
+const V1_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/bank-v1.db");
+
+/// Writes the history the first release recorded: `AccountOpened` v1, without a currency.
+async fn record_v1(path: &str) -> Result<(), Box<dyn std::error::Error>> {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    let store = SqliteStore::open(path).await?;
+    let events = vec![
+        NewEvent::from_event(&AccountOpenedV1 {
+            owner: "Bob".into(),
+            overdraft_limit: 20,
+        })?,
+        NewEvent::from_event(&MoneyDeposited { amount: 70 })?,
+        NewEvent::from_event(&MoneyWithdrawn { amount: 30 })?,
+    ];
+    store
+        .append(
+            &Account::stream_id("bob"),
+            ExpectedVersion::NoStream,
+            events,
+        )
+        .await?;
+    store.close().await;
+    println!("recorded the v1 history of account bob in {path}");
+    Ok(())
+}
+
+/// Loads account bob from a copy of the v1 data set: its `AccountOpened` v1 goes through
+/// the upcaster.
+async fn load_v1(path: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let copy = std::env::temp_dir().join(format!("annals-bank-v1-{}.db", std::process::id()));
+    std::fs::copy(path, &copy)?;
+    let store = SqliteStore::open(&copy).await?;
+    let report = annals::schema::verify(&store).await?;
+    let bob = Repository::<Account, _>::new(store.clone())
+        .load("bob")
+        .await?;
+    store.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", copy.display()));
+    }
+    if !report.is_ok() {
+        return Err(format!("undecodable events in {path}: {:?}", report.unknown).into());
+    }
+    println!(
+        "\nloaded bob from the v1 data set: balance {} {}, {} events, stored as {:?}",
+        bob.balance,
+        bob.currency,
+        bob.version(),
+        report.stored.keys().collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "bank.db".to_owned());
+    let mut args = std::env::args().skip(1);
+    let path = match args.next() {
+        Some(flag) if flag == "--record-v1" => {
+            let path = args.next().unwrap_or_else(|| V1_DATA.to_owned());
+            return record_v1(&path).await;
+        }
+        Some(path) => path,
+        None => "bank.db".to_owned(),
+    };
     // Each run tells the same story from an empty log.
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{path}{suffix}"));
@@ -160,6 +251,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             OpenAccount {
                 owner: "Alice".into(),
                 overdraft_limit: 50,
+                currency: "CHF".into(),
             },
             &ctx,
         )
@@ -225,14 +317,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let alice = accounts.load("alice").await?;
     println!(
-        "\n{} events: balance {}, {}",
+        "\n{} events: balance {} {}, {}",
         alice.version(),
         alice.balance,
+        alice.currency,
         if alice.suspended {
             "suspended"
         } else {
             "active"
         }
     );
-    Ok(())
+    load_v1(V1_DATA).await
 }

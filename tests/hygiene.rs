@@ -45,9 +45,21 @@ mod shadowed {
         ::core::clone::Clone,
         ::core::cmp::PartialEq,
     )]
-    #[event(name = "MoneyDeposited", version = 2)]
+    #[event(name = "MoneyDeposited", version = 2, previous = DepositedV1, renamed)]
     pub struct Deposited {
         pub amount: u64,
+    }
+
+    #[derive(Event, Serialize, Deserialize)]
+    #[event(name = "Credited", version = 1)]
+    pub struct DepositedV1 {
+        pub units: u64,
+    }
+
+    impl ::core::convert::From<DepositedV1> for Deposited {
+        fn from(v1: DepositedV1) -> Self {
+            Deposited { amount: v1.units }
+        }
     }
 
     #[derive(::core::clone::Clone)]
@@ -211,6 +223,12 @@ fn commands_run_and_events_apply_in_a_shadowed_module() {
     assert!(matches!(
         decoded,
         AccountEvent::Deposited(Deposited { amount: 3 })
+    ));
+    let old = annals::serde_json::value::RawValue::from_string(r#"{"units":4}"#.into()).unwrap();
+    let upcast = AccountEvent::decode("Credited", 1, &old).unwrap();
+    assert!(matches!(
+        upcast,
+        AccountEvent::Deposited(Deposited { amount: 4 })
     ));
 }
 

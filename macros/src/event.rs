@@ -1,7 +1,8 @@
 //! `#[derive(Event)]`: parse the `#[event(...)]` options, validate, emit the `Event` impl.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, LitInt, LitStr};
 
 use crate::ctxt::Ctxt;
@@ -9,13 +10,26 @@ use crate::options;
 
 const NAME: &str = "name";
 const VERSION: &str = "version";
-const OPTIONS: &[&str] = &[NAME, VERSION];
+const PREVIOUS: &str = "previous";
+const RENAMED: &str = "renamed";
+const ALLOW_GAP: &str = "allow_gap";
+const OPTIONS: &[&str] = &[NAME, VERSION, PREVIOUS, RENAMED, ALLOW_GAP];
 
 /// The model of one event type.
 struct EventModel<'a> {
     input: &'a DeriveInput,
     name: String,
     version: u32,
+    /// The type this one supersedes (`previous = OldType`), with the successor's opt-ins.
+    previous: Option<Previous>,
+}
+
+struct Previous {
+    ty: syn::Type,
+    /// `renamed`: the predecessor is stored under another name.
+    renamed: bool,
+    /// `allow_gap`: versions between the two never existed.
+    allow_gap: bool,
 }
 
 pub fn expand(input: &DeriveInput) -> TokenStream {
@@ -49,6 +63,9 @@ fn parse<'a>(cx: &mut Ctxt, input: &'a DeriveInput) -> EventModel<'a> {
     }
     let mut name: Option<LitStr> = None;
     let mut version: Option<LitInt> = None;
+    let mut previous: Option<syn::Type> = None;
+    let mut renamed: Option<syn::Path> = None;
+    let mut allow_gap: Option<syn::Path> = None;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
         let parsed = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident(NAME) {
@@ -57,6 +74,16 @@ fn parse<'a>(cx: &mut Ctxt, input: &'a DeriveInput) -> EventModel<'a> {
             } else if meta.path.is_ident(VERSION) {
                 let value = options::value(&meta, "a whole number: `version = 2`")?;
                 options::set(cx, "event", &meta, &mut version, value);
+            } else if meta.path.is_ident(PREVIOUS) {
+                let value = options::value(
+                    &meta,
+                    "the previous version's type: `previous = MoneyDepositedV1`",
+                )?;
+                options::set(cx, "event", &meta, &mut previous, value);
+            } else if meta.path.is_ident(RENAMED) {
+                options::set(cx, "event", &meta, &mut renamed, meta.path.clone());
+            } else if meta.path.is_ident(ALLOW_GAP) {
+                options::set(cx, "event", &meta, &mut allow_gap, meta.path.clone());
             } else {
                 options::unknown(cx, "event", &meta, OPTIONS)?;
             }
@@ -97,16 +124,40 @@ fn parse<'a>(cx: &mut Ctxt, input: &'a DeriveInput) -> EventModel<'a> {
             }
         },
     };
+    if previous.is_none() {
+        for (flag, name) in [(&renamed, RENAMED), (&allow_gap, ALLOW_GAP)] {
+            if let Some(path) = flag {
+                cx.error_spanned_by(
+                    path,
+                    format!("`{name}` describes the link to a previous version: add `previous = OldType`"),
+                );
+            }
+        }
+    }
     EventModel {
         input,
         name,
         version,
+        previous: previous.map(|ty| Previous {
+            ty,
+            renamed: renamed.is_some(),
+            allow_gap: allow_gap.is_some(),
+        }),
     }
 }
 
 fn emit(model: &EventModel) -> TokenStream {
     let ident = &model.input.ident;
     let (name, version) = (&model.name, model.version);
+    let rust_type = ident.to_string();
+    let (previous, upcast, checks) = match &model.previous {
+        None => (
+            quote!(::annals::NoPrevious),
+            quote!(match __previous {}),
+            TokenStream::new(),
+        ),
+        Some(p) => emit_previous(ident, version, p),
+    };
     quote! {
         #[doc(hidden)]
         const _: () = {
@@ -117,9 +168,55 @@ fn emit(model: &EventModel) -> TokenStream {
             impl ::annals::Event for #ident {
                 const NAME: &'static ::core::primitive::str = #name;
                 const VERSION: ::core::primitive::u32 = #version;
+                type Previous = #previous;
+                fn upcast(__previous: #previous) -> Self { #upcast }
+            }
+            #checks
+            ::annals::__private::inventory::submit! {
+                ::annals::__private::EventType::new::<#ident>(#rust_type, ::core::module_path!())
             }
         };
     }
+}
+
+/// The link to the previous version: its type, the upcaster call, and one spanned probe per
+/// rule, each naming both types and versions when it fails.
+fn emit_previous(
+    ident: &syn::Ident,
+    version: u32,
+    p: &Previous,
+) -> (TokenStream, TokenStream, TokenStream) {
+    let ty = &p.ty;
+    let span = ty.span();
+    let pv = quote_spanned!(span=> { <#ty as ::annals::Event>::VERSION });
+    // The same number as an expression, for the checks' conditions.
+    let pve = quote_spanned!(span=> (<#ty as ::annals::Event>::VERSION));
+    let upcast = quote_spanned! {span=>
+        <Self as ::annals::__private::Upcaster<#ty, #pv, #version>>::upcast(__previous)
+    };
+    let probe = |check: &str, ok: TokenStream| {
+        let check = syn::Ident::new(check, span);
+        quote_spanned! {span=>
+            ::annals::__private::#check::<::annals::__private::Check<{ #ok }>, #ty, #ident, #pv, #version>();
+        }
+    };
+    let mut body = TokenStream::new();
+    body.extend(probe("distinct_version", quote!(#pve != #version)));
+    body.extend(probe("lower_version", quote!(#pve <= #version)));
+    if !p.allow_gap {
+        body.extend(probe(
+            "no_gap",
+            quote!(#pve >= #version || #version - #pve == 1),
+        ));
+    }
+    if !p.renamed {
+        body.extend(probe(
+            "same_name",
+            quote!(::annals::__private::str_eq(<#ty as ::annals::Event>::NAME, <#ident as ::annals::Event>::NAME)),
+        ));
+    }
+    let checks = quote!(const _: () = { #body };);
+    (quote!(#ty), upcast, checks)
 }
 
 #[cfg(test)]
@@ -158,6 +255,42 @@ mod tests {
         assert_eq!(out.matches("compile_error").count(), 2, "{out}");
         assert!(out.contains("did you mean `name`"), "{out}");
         assert!(out.contains("impl :: annals :: Event for Opened"), "{out}");
+    }
+
+    #[test]
+    fn previous_sets_the_chain_and_probes_every_rule() {
+        let out = expand_str(quote!(
+            #[event(version = 2, previous = OpenedV1)]
+            struct Opened;
+        ));
+        assert!(out.contains("type Previous = OpenedV1"), "{out}");
+        assert!(out.contains("Upcaster < OpenedV1"), "{out}");
+        for probe in ["distinct_version", "lower_version", "no_gap", "same_name"] {
+            assert!(out.contains(probe), "{probe}: {out}");
+        }
+    }
+
+    #[test]
+    fn renamed_and_allow_gap_drop_their_probes() {
+        let out = expand_str(quote!(
+            #[event(version = 3, previous = OpenedV1, renamed, allow_gap)]
+            struct Opened;
+        ));
+        assert!(!out.contains("no_gap"), "{out}");
+        assert!(!out.contains("same_name"), "{out}");
+        assert!(out.contains("lower_version"), "{out}");
+    }
+
+    #[test]
+    fn without_previous_the_chain_ends() {
+        let out = expand_str(quote!(
+            struct Opened;
+        ));
+        assert!(
+            out.contains("type Previous = :: annals :: NoPrevious"),
+            "{out}"
+        );
+        assert!(out.contains("inventory :: submit"), "{out}");
     }
 
     #[test]

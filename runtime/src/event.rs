@@ -24,6 +24,31 @@ use uuid::Uuid;
 /// assert_eq!(<Deposited as Event>::NAME, "MoneyDeposited");
 /// assert_eq!(<Deposited as Event>::VERSION, 2);
 /// ```
+///
+/// A new version of an event is a new type that names the old one as `previous` and
+/// converts it with an ordinary `From` impl, the upcaster; stored old versions then decode
+/// as the new type. The compiler checks the chain (see the book's "Evolving events").
+///
+/// ```
+/// use annals::prelude::*;
+///
+/// #[derive(Event, Serialize, Deserialize)]
+/// #[event(name = "MoneyDeposited", version = 1)]
+/// struct DepositedV1 { amount: u64 }
+///
+/// #[derive(Event, Serialize, Deserialize)]
+/// #[event(name = "MoneyDeposited", version = 2, previous = DepositedV1)]
+/// struct Deposited { cents: u64 }
+///
+/// impl From<DepositedV1> for Deposited {
+///     fn from(v1: DepositedV1) -> Self { Deposited { cents: v1.amount * 100 } }
+/// }
+///
+/// let stored = annals::serde_json::value::RawValue::from_string(r#"{"amount":2}"#.into())?;
+/// let decoded = Deposited::decode_stored("MoneyDeposited", 1, &stored).expect("in the chain")?;
+/// assert_eq!(decoded.cents, 200);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an event",
     label = "not an event",
@@ -34,6 +59,99 @@ pub trait Event: Sized + Send + Sync + 'static {
     const NAME: &'static str;
     /// The schema version of this type, starting at 1.
     const VERSION: u32;
+    /// The type this one supersedes, set with `#[event(previous = OldType)]`, or
+    /// [`NoPrevious`] for the first version of an event. Stored events of the previous type
+    /// (and of its own predecessors) are decoded as that type and upcast with [`Event::upcast`].
+    type Previous: PreviousEvent;
+    /// Turns one event of the previous version into this one: the type's
+    /// `From<Self::Previous>` impl, the upcaster.
+    fn upcast(previous: Self::Previous) -> Self;
+
+    /// Decodes a stored (name, version, payload) as this type: directly when the pair is
+    /// this type's own, through the upcasters when it is a previous version's; `None` when
+    /// the pair is in no link of the chain.
+    fn decode_stored(
+        name: &str,
+        version: u32,
+        payload: &RawValue,
+    ) -> Option<Result<Self, DecodeErrorKind>>
+    where
+        Self: serde::de::DeserializeOwned,
+    {
+        decode_chain::<Self>(name, version, payload)
+    }
+}
+
+/// The end of an upcasting chain: the predecessor of an event's first version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoPrevious {}
+
+/// A link of an upcasting chain: an event type that can stand as some event's predecessor,
+/// or [`NoPrevious`].
+///
+/// Implemented for [`NoPrevious`] and for every deserialisable [`Event`]; not public API.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the previous version of an event",
+    label = "not a deserialisable event",
+    note = "a previous version is an event type of its own: `#[derive(Event, Deserialize)]` with its `name` and `version`"
+)]
+pub trait PreviousEvent: Sized + Send + Sync + 'static {
+    /// Decodes a stored (name, version) if it is this type or one of its predecessors, and
+    /// upcasts it to `Next`.
+    fn decode_upcast<Next: Event<Previous = Self>>(
+        name: &str,
+        version: u32,
+        payload: &RawValue,
+    ) -> Option<Result<Next, DecodeErrorKind>>;
+    /// The (name, version) of this link and of every one before it, newest first.
+    fn chain(out: &mut Vec<(&'static str, u32)>);
+}
+
+impl PreviousEvent for NoPrevious {
+    fn decode_upcast<Next: Event<Previous = Self>>(
+        _: &str,
+        _: u32,
+        _: &RawValue,
+    ) -> Option<Result<Next, DecodeErrorKind>> {
+        None
+    }
+    fn chain(_: &mut Vec<(&'static str, u32)>) {}
+}
+
+impl<P: Event + serde::de::DeserializeOwned> PreviousEvent for P {
+    fn decode_upcast<Next: Event<Previous = Self>>(
+        name: &str,
+        version: u32,
+        payload: &RawValue,
+    ) -> Option<Result<Next, DecodeErrorKind>> {
+        decode_chain::<P>(name, version, payload).map(|r| r.map(Next::upcast))
+    }
+    fn chain(out: &mut Vec<(&'static str, u32)>) {
+        out.push((P::NAME, P::VERSION));
+        P::Previous::chain(out);
+    }
+}
+
+/// Decodes a stored (name, version, payload) as `T` if the pair is `T`'s own or one of its
+/// predecessors', upcasting step by step; `None` when the pair is in no link of the chain.
+pub fn decode_chain<T: Event + serde::de::DeserializeOwned>(
+    name: &str,
+    version: u32,
+    payload: &RawValue,
+) -> Option<Result<T, DecodeErrorKind>> {
+    // Versions first: a u32 comparison rejects most other links without reading the name.
+    if version == T::VERSION && name == T::NAME {
+        return Some(serde_json::from_str(payload.get()).map_err(DecodeErrorKind::Payload));
+    }
+    T::Previous::decode_upcast::<T>(name, version, payload)
+}
+
+/// The (name, version) of `T` and of every predecessor in its chain, newest first.
+pub fn chain_of<T: Event>() -> Vec<(&'static str, u32)> {
+    let mut out = vec![(T::NAME, T::VERSION)];
+    T::Previous::chain(&mut out);
+    out
 }
 
 /// The closed set of events one aggregate applies: generated by `#[aggregate]` as an enum

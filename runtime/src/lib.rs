@@ -7,7 +7,8 @@
 //! - [`EventStore`] is the log, with [`MemoryStore`], [`SqliteStore`] (feature `sqlite`, on by
 //!   default) and `PostgresStore` (feature `postgres`) backends, and [`Subscription`]s to it;
 //! - [`Repository`] loads aggregates and executes commands with optimistic concurrency;
-//! - [`testing::AggregateTest`] tests decisions given/when/then.
+//! - [`testing::AggregateTest`] tests decisions given/when/then;
+//! - [`schema`] lists every event type with its upcasting chain and checks a store against it.
 
 // Lets the runtime's own tests and doc tests use the macros, which emit `::annals::` paths.
 extern crate self as annals;
@@ -18,6 +19,7 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod repository;
+pub mod schema;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
@@ -26,9 +28,11 @@ pub mod testing;
 
 pub use aggregate::{Aggregate, Handle, IntoEvents};
 pub use annals_macros::{Event, aggregate, apply, command};
+#[doc(hidden)]
+pub use event::PreviousEvent;
 pub use event::{
     Checkpoint, DecodeError, DecodeErrorKind, Envelope, Event, EventSet, Metadata, NewEvent,
-    RecordedEvent,
+    NoPrevious, RecordedEvent,
 };
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
@@ -70,6 +74,10 @@ pub mod __private {
     pub use core::future::{Ready, ready};
     pub use core::result::Result;
     pub use std::vec::Vec;
+
+    pub use crate::event::{chain_of, decode_chain};
+    pub use crate::schema::EventType;
+    pub use inventory;
 
     use serde::Serialize;
     use serde::de::DeserializeOwned;
@@ -124,6 +132,84 @@ pub mod __private {
         }
     }
 
+    /// A version check's outcome, as a type: only `Check<true>` implements the check traits.
+    pub struct Check<const OK: bool>;
+
+    /// The upcaster `#[event(previous = ...)]` calls: any `From<Prev>` impl.
+    #[diagnostic::on_unimplemented(
+        message = "no upcaster from `{Prev}` (v{PV}) to `{Self}` (v{CV})",
+        label = "`{Self}` names `{Prev}` as its previous version",
+        note = "write the upcaster: `impl From<{Prev}> for {Self}`"
+    )]
+    pub trait Upcaster<Prev, const PV: u32, const CV: u32>: Sized {
+        /// Converts one event of the previous version.
+        fn upcast(previous: Prev) -> Self;
+    }
+    impl<Prev, Cur: From<Prev>, const PV: u32, const CV: u32> Upcaster<Prev, PV, CV> for Cur {
+        fn upcast(previous: Prev) -> Self {
+            Cur::from(previous)
+        }
+    }
+
+    /// Rule: a chain holds each version once.
+    #[diagnostic::on_unimplemented(
+        message = "duplicate version {CV} in the chain of `{Cur}`: its previous version `{Prev}` is also v{PV}",
+        label = "also v{PV}",
+        note = "give every version of an event its own number, counting up from 1"
+    )]
+    pub trait DistinctVersion<Prev, Cur, const PV: u32, const CV: u32> {}
+    impl<Prev, Cur, const PV: u32, const CV: u32> DistinctVersion<Prev, Cur, PV, CV> for Check<true> {}
+
+    /// Rule: a predecessor's version is lower than its successor's.
+    #[diagnostic::on_unimplemented(
+        message = "`{Prev}` (v{PV}) cannot be the previous version of `{Cur}` (v{CV}): its version must be lower",
+        label = "v{PV} is newer than v{CV}",
+        note = "`previous` names the older type; swap the two types' `version` numbers if they are reversed"
+    )]
+    pub trait LowerVersion<Prev, Cur, const PV: u32, const CV: u32> {}
+    impl<Prev, Cur, const PV: u32, const CV: u32> LowerVersion<Prev, Cur, PV, CV> for Check<true> {}
+
+    /// Rule: versions in a chain are contiguous, unless the successor says `allow_gap`.
+    #[diagnostic::on_unimplemented(
+        message = "version gap in the chain of `{Cur}`: `{Prev}` is v{PV} and `{Cur}` is v{CV}",
+        label = "versions between v{PV} and v{CV} are missing",
+        note = "declare the missing versions, or add `allow_gap` to `#[event(...)]` on `{Cur}` if they never existed"
+    )]
+    pub trait NoGap<Prev, Cur, const PV: u32, const CV: u32> {}
+    impl<Prev, Cur, const PV: u32, const CV: u32> NoGap<Prev, Cur, PV, CV> for Check<true> {}
+
+    /// Rule: a predecessor with another stored name needs `renamed` on the successor.
+    #[diagnostic::on_unimplemented(
+        message = "`{Prev}` (v{PV}) is stored under another name than `{Cur}` (v{CV})",
+        label = "another event name",
+        note = "add `renamed` to `#[event(...)]` on `{Cur}` if the rename is intended"
+    )]
+    pub trait SameName<Prev, Cur, const PV: u32, const CV: u32> {}
+    impl<Prev, Cur, const PV: u32, const CV: u32> SameName<Prev, Cur, PV, CV> for Check<true> {}
+
+    /// Probes for the rules above: `#[derive(Event)]` calls each with the check's outcome.
+    pub const fn distinct_version<
+        C: DistinctVersion<P, N, PV, CV>,
+        P,
+        N,
+        const PV: u32,
+        const CV: u32,
+    >() {
+    }
+    /// See [`distinct_version`].
+    pub const fn lower_version<
+        C: LowerVersion<P, N, PV, CV>,
+        P,
+        N,
+        const PV: u32,
+        const CV: u32,
+    >() {
+    }
+    /// See [`distinct_version`].
+    pub const fn no_gap<C: NoGap<P, N, PV, CV>, P, N, const PV: u32, const CV: u32>() {}
+    /// See [`distinct_version`].
+    pub const fn same_name<C: SameName<P, N, PV, CV>, P, N, const PV: u32, const CV: u32>() {}
+
     /// `a == b` for strings, usable in constants (duplicate event name checks).
     pub const fn str_eq(a: &str, b: &str) -> bool {
         let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -163,6 +249,9 @@ mod book {
     #[cfg(feature = "sqlite")]
     #[doc = include_str!("../../book/src/event-stores.md")]
     pub struct EventStores;
+
+    #[doc = include_str!("../../book/src/evolving-events.md")]
+    pub struct EvolvingEvents;
 
     // Opens SQLite stores and connects to the PostgreSQL server at DATABASE_URL (default
     // postgres://postgres@127.0.0.1:5432/test), each snippet in a fresh schema it drops.

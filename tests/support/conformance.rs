@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde_json::value::{RawValue, to_raw_value};
 use uuid::Uuid;
 
-use crate::domain::{Account, Deposit, Open};
+use crate::domain::{Account, Deposit, Ledger, Open};
 
 fn event(name: &str, payload: serde_json::Value) -> NewEvent {
     NewEvent::new(name, 1, to_raw_value(&payload).expect("json"))
@@ -591,6 +591,68 @@ pub async fn undecodable_events_name_stream_and_position<S: EventStore>(store: S
         store.stream_version("account-a2").await.expect("version"),
         2
     );
+}
+
+/// Stored old versions load through the upcasters (a rename included), payloads are read
+/// tolerantly, and `schema::verify` names the stored pairs no code decodes.
+pub async fn old_event_versions_load_through_upcasters<S: EventStore>(store: S) {
+    let versioned = |name: &str, version: u32, payload: serde_json::Value| {
+        NewEvent::new(name, version, to_raw_value(&payload).expect("json"))
+    };
+    append_ok(
+        &store,
+        "ledger-l1",
+        ExpectedVersion::NoStream,
+        vec![
+            versioned("Posted", 1, serde_json::json!({ "units": 2 })),
+            // An unknown field is ignored; the missing `note` takes its default.
+            versioned(
+                "EntryRecorded",
+                2,
+                serde_json::json!({ "cents": 5, "currency": "EUR" }),
+            ),
+            versioned(
+                "EntryRecorded",
+                2,
+                serde_json::json!({ "cents": 1, "note": "fee" }),
+            ),
+        ],
+    )
+    .await;
+    let ledgers = Repository::<Ledger, _>::new(store.clone());
+    let ledger = ledgers.load("l1").await.expect("load");
+    assert_eq!(ledger.state().cents, 206);
+    assert_eq!(ledger.state().notes, ["", "", "fee"]);
+    let report = annals::schema::verify(&store).await.expect("verify");
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.stored[&("Posted".to_string(), 1)].count, 1);
+    assert_eq!(report.stored[&("EntryRecorded".to_string(), 2)].count, 2);
+
+    // A version newer than the code is an error, never skipped.
+    let done = append_ok(
+        &store,
+        "ledger-l1",
+        ExpectedVersion::Exact(3),
+        vec![versioned(
+            "EntryRecorded",
+            3,
+            serde_json::json!({ "cents": 1 }),
+        )],
+    )
+    .await;
+    match ledgers.load("l1").await {
+        Err(Error::Decode(e)) => {
+            assert_eq!(
+                (e.stream.as_str(), e.stream_version, e.position),
+                ("ledger-l1", 4, done.last_position)
+            );
+            assert_eq!((e.name.as_str(), e.version), ("EntryRecorded", 3));
+            assert!(matches!(e.kind, DecodeErrorKind::UnknownEvent));
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    let report = annals::schema::verify(&store).await.expect("verify");
+    assert_eq!(report.unknown, [("EntryRecorded".to_string(), 3)]);
 }
 
 /// Correlation, causation, actor and headers flow from the command context to every event.

@@ -61,3 +61,44 @@ impl Account {
         self.deposits += 1;
     }
 }
+
+/// The first version of a ledger entry, stored as `Posted` in whole units: kept so stored
+/// history still loads (the conformance suite's upcasting check).
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "Posted", version = 1)]
+pub struct PostedV1 {
+    pub units: u64,
+}
+
+/// The current ledger entry: renamed, in cents, with an optional note.
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "EntryRecorded", version = 2, previous = PostedV1, renamed)]
+pub struct EntryRecorded {
+    pub cents: u64,
+    #[serde(default)]
+    pub note: String,
+}
+
+impl From<PostedV1> for EntryRecorded {
+    fn from(v1: PostedV1) -> Self {
+        Self {
+            cents: v1.units * 100,
+            note: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    pub cents: u64,
+    pub notes: Vec<String>,
+}
+
+#[aggregate(category = "ledger")]
+impl Ledger {
+    #[apply]
+    fn recorded(&mut self, e: &EntryRecorded) {
+        self.cents += e.cents;
+        self.notes.push(e.note.clone());
+    }
+}

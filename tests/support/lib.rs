@@ -128,6 +128,7 @@ macro_rules! conformance_suite {
                 one_megabyte_payload,
                 invalid_input_is_rejected,
                 undecodable_events_name_stream_and_position,
+                old_event_versions_load_through_upcasters,
                 command_metadata_flows_to_events,
                 temporal_queries_and_history,
                 concurrent_commands_on_one_stream,

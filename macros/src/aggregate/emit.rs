@@ -39,8 +39,8 @@ pub(super) fn emit(model: &Model) -> TokenStream {
     let decode = applies.iter().map(|a| {
         let (event, variant) = (&a.event, &a.variant);
         quote_spanned! {event.span()=>
-            if __name == <#event as ::annals::Event>::NAME && __version == <#event as ::annals::Event>::VERSION {
-                return ::annals::__private::decode::<#event>(__payload).map(Self::#variant);
+            if let ::core::option::Option::Some(__decoded) = <#event as ::annals::Event>::decode_stored(__name, __version, __payload) {
+                return __decoded.map(Self::#variant);
             }
         }
     });
@@ -184,7 +184,7 @@ fn emit_unique_names(model: &Model) -> TokenStream {
         for a in &model.applies[..i] {
             let (ta, tb) = (&a.event, &b.event);
             let message = format!(
-                "duplicate event name: `{}` and `{}` are stored under the same name; give one of them `#[event(name = \"...\")]`",
+                "duplicate event name: `{}` and `{}` are stored under the same name; give one of them `#[event(name = \"...\")]`, or apply only the newest if one is a previous version of the other",
                 type_key(ta),
                 type_key(tb)
             );

@@ -1,0 +1,21 @@
+use annals::prelude::*;
+
+#[derive(Event, Serialize, Deserialize)]
+#[event(name = "MoneyDeposited", version = 1)]
+struct MoneyDepositedV1 {
+    amount: u64,
+}
+
+#[derive(Event, Serialize, Deserialize)]
+#[event(version = 1, previous = MoneyDepositedV1)]
+struct MoneyDeposited {
+    amount: u64,
+}
+
+impl From<MoneyDepositedV1> for MoneyDeposited {
+    fn from(v1: MoneyDepositedV1) -> Self {
+        Self { amount: v1.amount }
+    }
+}
+
+fn main() {}
