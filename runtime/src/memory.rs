@@ -11,8 +11,8 @@ use tokio::sync::watch;
 
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
-    AppendResult, EventStore, ExpectedVersion, SharedSession, StoreError, VersionRange,
-    replayed_append, validate_append, validate_stream_id,
+    AppendResult, EventStore, ExpectedVersion, SharedSession, SnapshotRead, SnapshotRecord,
+    StoreError, VersionRange, replayed_append, validate_append, validate_stream_id,
 };
 
 /// An event store held in memory: same behaviour as the database stores, nothing persisted.
@@ -46,6 +46,8 @@ struct Log {
     streams: HashMap<String, Vec<usize>>,
     /// Index of each event id.
     ids: HashMap<Uuid, usize>,
+    /// The newest snapshot of each stream.
+    snapshots: HashMap<String, SnapshotRecord>,
 }
 
 impl MemoryStore {
@@ -204,5 +206,48 @@ impl EventStore for MemoryStore {
 
     fn append_signal(&self) -> Option<watch::Receiver<u64>> {
         Some(self.appended.subscribe())
+    }
+
+    async fn read_from_snapshot(
+        &self,
+        stream: &str,
+        fingerprint: u64,
+        to: u64,
+    ) -> Result<SnapshotRead, StoreError> {
+        validate_stream_id(stream)?;
+        let snapshot = {
+            let log = self.read();
+            let current = log.streams.get(stream).map_or(0, |s| s.len() as u64);
+            log.snapshots
+                .get(stream)
+                .filter(|s| s.fingerprint == fingerprint && s.version <= to.min(current))
+                .cloned()
+        };
+        let from = snapshot.as_ref().map_or(0, |s| s.version) + 1;
+        let events = self.read_stream(stream, from..=to).await?;
+        Ok(SnapshotRead { snapshot, events })
+    }
+
+    async fn read_snapshot(&self, stream: &str) -> Result<Option<SnapshotRecord>, StoreError> {
+        validate_stream_id(stream)?;
+        Ok(self.read().snapshots.get(stream).cloned())
+    }
+
+    async fn write_snapshot(&self, snapshot: SnapshotRecord) -> Result<(), StoreError> {
+        validate_stream_id(&snapshot.stream_id)?;
+        let mut log = self.write();
+        let current = log
+            .streams
+            .get(&snapshot.stream_id)
+            .map_or(0, |s| s.len() as u64);
+        let keep = log.snapshots.get(&snapshot.stream_id).is_some_and(|old| {
+            old.version > snapshot.version
+                && old.fingerprint == snapshot.fingerprint
+                && old.version <= current
+        });
+        if !keep {
+            log.snapshots.insert(snapshot.stream_id.clone(), snapshot);
+        }
+        Ok(())
     }
 }
