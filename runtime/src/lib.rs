@@ -190,6 +190,9 @@ mod book {
     #[doc = include_str!("../../book/src/event-stores.md")]
     pub struct EventStores;
 
+    #[doc = include_str!("../../book/src/snapshots-and-time-travel.md")]
+    pub struct SnapshotsAndTimeTravel;
+
     // Opens SQLite stores and connects to the PostgreSQL server at DATABASE_URL (default
     // postgres://postgres@127.0.0.1:5432/test), each snippet in a fresh schema it drops.
     #[cfg(all(feature = "sqlite", feature = "postgres"))]
