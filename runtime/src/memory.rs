@@ -140,6 +140,26 @@ impl Log {
     }
 }
 
+impl Log {
+    /// The stream's events within `range`, in version order.
+    fn range(&self, stream: &str, range: VersionRange) -> Vec<RecordedEvent> {
+        let Some(indexes) = self.streams.get(stream) else {
+            return Vec::new();
+        };
+        let start = usize::try_from(range.from - 1)
+            .unwrap_or(usize::MAX)
+            .min(indexes.len());
+        let end = usize::try_from(range.to)
+            .unwrap_or(usize::MAX)
+            .min(indexes.len())
+            .max(start);
+        indexes[start..end]
+            .iter()
+            .map(|&i| self.events[i].clone())
+            .collect()
+    }
+}
+
 impl EventStore for MemoryStore {
     type Session<'a> = SharedSession<'a, Self>;
 
@@ -167,22 +187,7 @@ impl EventStore for MemoryStore {
         range: impl RangeBounds<u64> + Send,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         validate_stream_id(stream)?;
-        let range = VersionRange::new(range);
-        let log = self.read();
-        let Some(indexes) = log.streams.get(stream) else {
-            return Ok(Vec::new());
-        };
-        let start = usize::try_from(range.from - 1)
-            .unwrap_or(usize::MAX)
-            .min(indexes.len());
-        let end = usize::try_from(range.to)
-            .unwrap_or(usize::MAX)
-            .min(indexes.len())
-            .max(start);
-        Ok(indexes[start..end]
-            .iter()
-            .map(|&i| log.events[i].clone())
-            .collect())
+        Ok(self.read().range(stream, VersionRange::new(range)))
     }
 
     async fn read_all(
@@ -215,16 +220,16 @@ impl EventStore for MemoryStore {
         to: u64,
     ) -> Result<SnapshotRead, StoreError> {
         validate_stream_id(stream)?;
-        let snapshot = {
-            let log = self.read();
-            let current = log.streams.get(stream).map_or(0, |s| s.len() as u64);
-            log.snapshots
-                .get(stream)
-                .filter(|s| s.fingerprint == fingerprint && s.version <= to.min(current))
-                .cloned()
-        };
+        // Snapshot and events under one lock, as one query reads them on the databases.
+        let log = self.read();
+        let current = log.streams.get(stream).map_or(0, |s| s.len() as u64);
+        let snapshot = log
+            .snapshots
+            .get(stream)
+            .filter(|s| s.fingerprint == fingerprint && s.version <= to.min(current))
+            .cloned();
         let from = snapshot.as_ref().map_or(0, |s| s.version) + 1;
-        let events = self.read_stream(stream, from..=to).await?;
+        let events = log.range(stream, VersionRange::new(from..=to));
         Ok(SnapshotRead { snapshot, events })
     }
 

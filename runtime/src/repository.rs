@@ -298,7 +298,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     pub async fn load(&self, id: &str) -> Result<Loaded<A>, Error> {
         let stream = A::stream_id(id);
         let (loaded, base) = load_in(&mut SharedSession(&self.store), &stream, u64::MAX).await?;
-        self.snapshot_if_due(&stream, &loaded.state, loaded.version, base);
+        if snapshot_due::<A>(loaded.version, base) {
+            self.snapshot_later(&stream, &loaded.state, loaded.version);
+        }
         Ok(loaded)
     }
 
@@ -423,12 +425,16 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 match session.append(&stream, expected, batch).await {
                     Ok(done) => {
                         tracing::debug!(version = done.stream_version, attempt, "command recorded");
-                        if snapshot_due::<A>(done.stream_version, base) && !done.already_stored {
+                        // Every multiple of N gets its snapshot, however late the previous
+                        // one lands; a stale or unusable one is replaced too.
+                        let due = snapshot_due::<A>(done.stream_version, base)
+                            || crosses_multiple::<A>(loaded.version, done.stream_version);
+                        if due && !done.already_stored {
                             let mut state = loaded.state;
                             for event in &events {
                                 state.apply(event);
                             }
-                            self.snapshot_if_due(&stream, &state, done.stream_version, base);
+                            self.snapshot_later(&stream, &state, done.stream_version);
                         }
                         return Ok(Executed {
                             events,
@@ -466,12 +472,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
 }
 
 impl<A: Aggregate, S: EventStore> Repository<A, S> {
-    /// Writes a snapshot of `state` at `version` in a task of its own, when one is due: the
-    /// caller does not wait for it, and a failure is logged, never returned (guarantee 6).
-    fn snapshot_if_due(&self, stream: &str, state: &A, version: u64, base: u64) {
-        if !snapshot_due::<A>(version, base) {
-            return;
-        }
+    /// Writes a snapshot of `state` at `version` in a task of its own: the caller does not
+    /// wait for it, and a failure is logged, never returned (guarantee 6).
+    fn snapshot_later(&self, stream: &str, state: &A, version: u64) {
         let state = match state.encode_snapshot() {
             Some(Ok(state)) => state,
             Some(Err(error)) => {
@@ -507,6 +510,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
 /// new snapshot: N or more events past the one it came from.
 fn snapshot_due<A: Aggregate>(version: u64, base: u64) -> bool {
     A::SNAPSHOT_EVERY.is_some_and(|every| version >= base.saturating_add(every))
+}
+
+/// Whether an append from version `from` to `to` reaches a multiple of N.
+fn crosses_multiple<A: Aggregate>(from: u64, to: u64) -> bool {
+    A::SNAPSHOT_EVERY.is_some_and(|every| from / every < to / every)
 }
 
 /// Loads the state up to version `to`, from the snapshot when the aggregate takes them and

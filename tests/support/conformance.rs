@@ -865,7 +865,7 @@ pub async fn snapshots_are_taken_and_used<S: EventStore>(store: S) {
     for _ in 0..12 {
         let _ = ledgers.execute("s0", Credit(1)).await.expect("credit");
     }
-    // Due at 10; a command that ran before that write landed may take one at 11 or 12.
+    // Taken at 5 and 10; a command that ran before a write landed may take one at 11 or 12.
     let snapshot = snapshot_at(&store, "ledger-s0", 10).await;
     assert_eq!(snapshot.fingerprint, v1::Ledger::SNAPSHOT_FINGERPRINT);
     let state: serde_json::Value = serde_json::from_str(&snapshot.state).expect("json");
