@@ -85,6 +85,19 @@ mod shadowed {
         pub balance: u64,
     }
 
+    #[derive(::core::default::Default, Snapshot, Serialize, Deserialize)]
+    pub struct Vault {
+        pub total: u64,
+    }
+
+    #[aggregate(category = "hygienic_vault", snapshot_every = 3, snapshot_version = 1)]
+    impl Vault {
+        #[apply]
+        fn deposited(&mut self, e: &Deposited) {
+            self.total += e.amount;
+        }
+    }
+
     #[aggregate(category = "hygienic_account")]
     impl Account {
         #[command]
@@ -167,7 +180,9 @@ mod shadowed_primitives {
 
 use annals::prelude::*;
 use annals::testing::AggregateTest;
-use shadowed::{Account, AccountEvent, Audit, Deposit, Deposited, Open, Opened, Rejected};
+use shadowed::{
+    Account, AccountEvent, Audit, Deposit, Deposited, Open, Opened, Rejected, Vault, VaultEvent,
+};
 use shadowed_primitives::{Count, Counter, Tick};
 
 fn opened() -> Opened {
@@ -239,4 +254,15 @@ fn primitive_names_can_be_shadowed() {
         .when(Count(4))
         .then_expect_events([Deposited { amount: 4 }]);
     assert_eq!(counter.total, 5);
+}
+
+#[test]
+fn snapshots_in_a_shadowed_module() {
+    assert_eq!(Vault::SNAPSHOT_EVERY, Some(3));
+    assert_ne!(Vault::SNAPSHOT_FINGERPRINT, 0);
+    let mut vault = Vault::default();
+    vault.apply(&VaultEvent::from(Deposited { amount: 4 }));
+    let json = vault.encode_snapshot().unwrap().unwrap();
+    let back = Vault::decode_snapshot(&json).unwrap().unwrap();
+    assert_eq!(back.total, 4);
 }

@@ -149,3 +149,73 @@ fn given_when_then_reports_unexpected_rejection() {
         .when(Deposit(5))
         .then_expect_events([Deposited { amount: 5 }]);
 }
+
+/// A memory store whose snapshot writes always fail.
+#[derive(Clone, Default)]
+struct BrokenSnapshots(MemoryStore);
+
+impl EventStore for BrokenSnapshots {
+    type Session<'a> = annals::SharedSession<'a, Self>;
+
+    async fn session(&self) -> Result<Self::Session<'_>, StoreError> {
+        Ok(annals::SharedSession(self))
+    }
+
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<annals::AppendResult, StoreError> {
+        self.0.append(stream, expected, events).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        range: impl std::ops::RangeBounds<u64> + Send,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.0.read_stream(stream, range).await
+    }
+
+    async fn read_all(
+        &self,
+        after: annals::Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.0.read_all(after, limit).await
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        self.0.stream_version(stream).await
+    }
+
+    async fn read_from_snapshot(
+        &self,
+        stream: &str,
+        fingerprint: u64,
+        to: u64,
+    ) -> Result<annals::SnapshotRead, StoreError> {
+        self.0.read_from_snapshot(stream, fingerprint, to).await
+    }
+
+    async fn write_snapshot(&self, _: annals::SnapshotRecord) -> Result<(), StoreError> {
+        Err(StoreError::backend(std::io::Error::other("disk full")))
+    }
+}
+
+/// A snapshot that cannot be written never fails a command or a load (guarantee 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_snapshot_write_never_fails_a_command() {
+    use annals_tests::domain::ledger::{Credit, v1::Ledger};
+    let store = BrokenSnapshots::default();
+    let ledgers = Repository::<Ledger, _>::new(store.clone());
+    for n in 1..=12 {
+        let done = ledgers.execute("b1", Credit(1)).await.expect("credit");
+        assert_eq!(done.stream_version, n);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let loaded = ledgers.load("b1").await.expect("load");
+    assert_eq!((loaded.version(), loaded.total), (12, 12));
+    assert!(store.0.read_snapshot("ledger-b1").await.unwrap().is_none());
+}

@@ -4,6 +4,7 @@ mod aggregate;
 mod ctxt;
 mod event;
 mod options;
+mod snapshot;
 
 use proc_macro::TokenStream;
 
@@ -15,11 +16,23 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
     event::expand(&input).into()
 }
 
+/// Implements `annals::Snapshot` for an aggregate's state type: a fingerprint of the
+/// type's definition, so changing a field invalidates snapshots taken before. Needed, with
+/// `Serialize` and `Deserialize`, by `#[aggregate(snapshot_every = N)]`.
+#[proc_macro_derive(Snapshot)]
+pub fn derive_snapshot(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    snapshot::expand(&input).into()
+}
+
 /// Turns an `impl` block with `#[command]` and `#[apply]` methods into an aggregate: the
 /// event enum, the `Aggregate` impl and one command handler per command type.
 ///
 /// Options: `category = "..."` (stream id prefix, default: the type's name in snake case),
-/// `event_enum = Name` (default: the type's name followed by `Event`).
+/// `event_enum = Name` (default: the type's name followed by `Event`), `snapshot_every = N`
+/// (take a snapshot every N events; the state derives `Snapshot`, `Serialize` and
+/// `Deserialize`) and `snapshot_version = M` (bump to invalidate snapshots by hand; the
+/// state type and the `#[apply]` code are fingerprinted without it).
 ///
 /// The event enum is always `pub`: an `impl` block does not tell the macro how visible the
 /// aggregate is, and `Aggregate::Event` must be at least as visible as the aggregate, or

@@ -37,6 +37,26 @@ pub trait Aggregate: Default + Send + Sync + 'static {
     /// Applies one event to the state. Must not fail: events are facts.
     fn apply(&mut self, event: &Self::Event);
 
+    /// Take a snapshot every this many events (`#[aggregate(snapshot_every = N)]`), or never.
+    const SNAPSHOT_EVERY: Option<u64> = None;
+    /// Tags the aggregate's snapshots: derived from the state type's definition, the
+    /// `#[apply]` methods and `snapshot_version`, so a change to any of them makes the
+    /// repository ignore snapshots taken before it.
+    const SNAPSHOT_FINGERPRINT: u64 = 0;
+
+    /// The state as snapshot JSON; `None` when the aggregate takes no snapshots.
+    #[doc(hidden)]
+    fn encode_snapshot(&self) -> Option<Result<String, serde_json::Error>> {
+        None
+    }
+
+    /// A state read back from snapshot JSON; `None` when the aggregate takes no snapshots.
+    #[doc(hidden)]
+    fn decode_snapshot(state: &str) -> Option<Result<Self, serde_json::Error>> {
+        let _ = state;
+        None
+    }
+
     /// The id of the stream that holds the aggregate with this id.
     fn stream_id(id: &str) -> String {
         let mut stream = String::with_capacity(Self::CATEGORY.len() + 1 + id.len());
@@ -45,6 +65,21 @@ pub trait Aggregate: Default + Send + Sync + 'static {
         stream.push_str(id);
         stream
     }
+}
+
+/// A state type that can be snapshotted: `#[derive(Snapshot, Serialize, Deserialize)]`.
+///
+/// The derive fingerprints the type's definition (its tokens, doc comments left out), so
+/// adding, removing or changing a field invalidates old snapshots. `#[aggregate]` sees only
+/// the `impl` block, not the struct, hence this second, small derive.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` takes snapshots but does not derive `Snapshot`",
+    label = "this aggregate sets `snapshot_every`",
+    note = "add `#[derive(Snapshot, Serialize, Deserialize)]` to the state type: the fingerprint of its definition tells old snapshots apart"
+)]
+pub trait Snapshot: serde::Serialize + serde::de::DeserializeOwned {
+    /// A stable hash of the type's definition.
+    const STATE_FINGERPRINT: u64;
 }
 
 /// An aggregate's handler for command type `C`: decides which events to record.

@@ -26,8 +26,8 @@ mod store;
 mod subscription;
 pub mod testing;
 
-pub use aggregate::{Aggregate, Handle, IntoEvents};
-pub use annals_macros::{Event, aggregate, apply, command};
+pub use aggregate::{Aggregate, Handle, IntoEvents, Snapshot};
+pub use annals_macros::{Event, Snapshot, aggregate, apply, command};
 #[doc(hidden)]
 pub use event::PreviousEvent;
 pub use event::{
@@ -43,8 +43,8 @@ pub use repository::{
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use store::{
-    AppendResult, EventStore, ExpectedVersion, MAX_STREAM_ID_LEN, SharedSession, StoreError,
-    StoreSession, VersionRange, validate_stream_id,
+    AppendResult, EventStore, ExpectedVersion, MAX_STREAM_ID_LEN, SharedSession, SnapshotRead,
+    SnapshotRecord, StoreError, StoreSession, VersionRange, validate_stream_id,
 };
 pub use subscription::{Subscription, SubscriptionOptions};
 
@@ -62,7 +62,7 @@ pub use {serde, serde_json, uuid};
 pub mod prelude {
     pub use crate::{
         Aggregate, CommandContext, Event, EventSet, EventStore, ExecuteError, ExpectedVersion,
-        NewEvent, RecordedEvent, Repository, aggregate, apply, command,
+        NewEvent, RecordedEvent, Repository, Snapshot, aggregate, apply, command,
     };
     pub use serde::{Deserialize, Serialize};
 }
@@ -210,6 +210,32 @@ pub mod __private {
     /// See [`distinct_version`].
     pub const fn same_name<C: SameName<P, N, PV, CV>, P, N, const PV: u32, const CV: u32>() {}
 
+    // Bounded by serde only: a missing `Snapshot` derive is reported once, at the
+    // fingerprint, not again at each helper.
+    /// Serialises a snapshot state.
+    pub fn encode_snapshot<T: Serialize>(state: &T) -> Result<String, serde_json::Error> {
+        serde_json::to_string(state)
+    }
+
+    /// Deserialises a snapshot state.
+    pub fn decode_snapshot<T: DeserializeOwned>(state: &str) -> Result<T, serde_json::Error> {
+        serde_json::from_str(state)
+    }
+
+    /// Combines the state type's fingerprint with the aggregate's (FNV-1a over both), at
+    /// compile time.
+    pub const fn fingerprint(state: u64, aggregate: u64) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let bytes = [state.to_le_bytes(), aggregate.to_le_bytes()];
+        let mut i = 0;
+        while i < 16 {
+            hash ^= bytes[i / 8][i % 8] as u64;
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            i += 1;
+        }
+        hash
+    }
+
     /// `a == b` for strings, usable in constants (duplicate event name checks).
     pub const fn str_eq(a: &str, b: &str) -> bool {
         let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -252,6 +278,8 @@ mod book {
 
     #[doc = include_str!("../../book/src/evolving-events.md")]
     pub struct EvolvingEvents;
+    #[doc = include_str!("../../book/src/snapshots-and-time-travel.md")]
+    pub struct SnapshotsAndTimeTravel;
 
     // Opens SQLite stores and connects to the PostgreSQL server at DATABASE_URL (default
     // postgres://postgres@127.0.0.1:5432/test), each snippet in a fresh schema it drops.

@@ -11,8 +11,8 @@ use tokio::sync::watch;
 
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
-    AppendResult, EventStore, ExpectedVersion, SharedSession, StoreError, VersionRange,
-    replayed_append, validate_append, validate_stream_id,
+    AppendResult, EventStore, ExpectedVersion, SharedSession, SnapshotRead, SnapshotRecord,
+    StoreError, VersionRange, replayed_append, validate_append, validate_stream_id,
 };
 
 /// An event store held in memory: same behaviour as the database stores, nothing persisted.
@@ -46,6 +46,8 @@ struct Log {
     streams: HashMap<String, Vec<usize>>,
     /// Index of each event id.
     ids: HashMap<Uuid, usize>,
+    /// The newest snapshot of each stream.
+    snapshots: HashMap<String, SnapshotRecord>,
 }
 
 impl MemoryStore {
@@ -138,6 +140,26 @@ impl Log {
     }
 }
 
+impl Log {
+    /// The stream's events within `range`, in version order.
+    fn range(&self, stream: &str, range: VersionRange) -> Vec<RecordedEvent> {
+        let Some(indexes) = self.streams.get(stream) else {
+            return Vec::new();
+        };
+        let start = usize::try_from(range.from - 1)
+            .unwrap_or(usize::MAX)
+            .min(indexes.len());
+        let end = usize::try_from(range.to)
+            .unwrap_or(usize::MAX)
+            .min(indexes.len())
+            .max(start);
+        indexes[start..end]
+            .iter()
+            .map(|&i| self.events[i].clone())
+            .collect()
+    }
+}
+
 impl EventStore for MemoryStore {
     type Session<'a> = SharedSession<'a, Self>;
 
@@ -165,22 +187,7 @@ impl EventStore for MemoryStore {
         range: impl RangeBounds<u64> + Send,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         validate_stream_id(stream)?;
-        let range = VersionRange::new(range);
-        let log = self.read();
-        let Some(indexes) = log.streams.get(stream) else {
-            return Ok(Vec::new());
-        };
-        let start = usize::try_from(range.from - 1)
-            .unwrap_or(usize::MAX)
-            .min(indexes.len());
-        let end = usize::try_from(range.to)
-            .unwrap_or(usize::MAX)
-            .min(indexes.len())
-            .max(start);
-        Ok(indexes[start..end]
-            .iter()
-            .map(|&i| log.events[i].clone())
-            .collect())
+        Ok(self.read().range(stream, VersionRange::new(range)))
     }
 
     async fn read_all(
@@ -204,5 +211,48 @@ impl EventStore for MemoryStore {
 
     fn append_signal(&self) -> Option<watch::Receiver<u64>> {
         Some(self.appended.subscribe())
+    }
+
+    async fn read_from_snapshot(
+        &self,
+        stream: &str,
+        fingerprint: u64,
+        to: u64,
+    ) -> Result<SnapshotRead, StoreError> {
+        validate_stream_id(stream)?;
+        // Snapshot and events under one lock, as one query reads them on the databases.
+        let log = self.read();
+        let current = log.streams.get(stream).map_or(0, |s| s.len() as u64);
+        let snapshot = log
+            .snapshots
+            .get(stream)
+            .filter(|s| s.fingerprint == fingerprint && s.version <= to.min(current))
+            .cloned();
+        let from = snapshot.as_ref().map_or(0, |s| s.version) + 1;
+        let events = log.range(stream, VersionRange::new(from..=to));
+        Ok(SnapshotRead { snapshot, events })
+    }
+
+    async fn read_snapshot(&self, stream: &str) -> Result<Option<SnapshotRecord>, StoreError> {
+        validate_stream_id(stream)?;
+        Ok(self.read().snapshots.get(stream).cloned())
+    }
+
+    async fn write_snapshot(&self, snapshot: SnapshotRecord) -> Result<(), StoreError> {
+        validate_stream_id(&snapshot.stream_id)?;
+        let mut log = self.write();
+        let current = log
+            .streams
+            .get(&snapshot.stream_id)
+            .map_or(0, |s| s.len() as u64);
+        let keep = log.snapshots.get(&snapshot.stream_id).is_some_and(|old| {
+            old.version > snapshot.version
+                && old.fingerprint == snapshot.fingerprint
+                && old.version <= current
+        });
+        if !keep {
+            log.snapshots.insert(snapshot.stream_id.clone(), snapshot);
+        }
+        Ok(())
     }
 }

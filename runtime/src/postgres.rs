@@ -14,16 +14,23 @@ use uuid::Uuid;
 
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
-    AppendResult, EventStore, ExpectedVersion, RawRecord, StoreError, StoreSession, VersionRange,
-    replayed_append, validate_append, validate_stream_id,
+    AppendResult, EventStore, ExpectedVersion, RawRecord, SnapshotRead, SnapshotRecord, StoreError,
+    StoreSession, VersionRange, replayed_append, validate_append, validate_stream_id,
 };
 
 /// Versioned schema migrations, applied in order on connect and recorded in `annals_schema`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "events",
-    include_str!("../migrations/postgres/0001_events.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "events",
+        include_str!("../migrations/postgres/0001_events.sql"),
+    ),
+    (
+        2,
+        "snapshots",
+        include_str!("../migrations/postgres/0002_snapshots.sql"),
+    ),
+];
 
 const COLUMNS: &str = "position, transaction_id::text::int8, stream_id, stream_version, event_id, \
      event_name, event_version, payload::text, metadata::text, recorded_at";
@@ -38,12 +45,16 @@ struct Statements {
     read_all: String,
     stream_version: String,
     stored_ids: String,
+    read_from_snapshot: String,
+    read_snapshot: String,
+    write_snapshot: String,
     channel: String,
 }
 
 impl Statements {
     fn new(schema: &str) -> Self {
         let t = format!("\"{schema}\".annals_events");
+        let s = format!("\"{schema}\".annals_snapshots");
         Self {
             schema: schema.to_owned(),
             // One statement, one round trip: read the stream's version, insert the batch only
@@ -78,6 +89,32 @@ impl Statements {
             ),
             stored_ids: format!(
                 "SELECT event_id, stream_id, stream_version, position FROM {t} WHERE event_id = ANY($1)"
+            ),
+            // One statement, one round trip: the snapshot when it has the fingerprint ($2), is
+            // within the target ($3) and its event exists (not ahead of the stream), as a
+            // first row with NULL event columns; then the events after it up to the target.
+            read_from_snapshot: format!(
+                "WITH s AS (SELECT version, fingerprint, state, taken_at FROM {s} \
+                   WHERE stream_id = $1 AND fingerprint = $2 AND version <= $3 \
+                     AND EXISTS (SELECT 1 FROM {t} e WHERE e.stream_id = $1 AND e.stream_version = {s}.version)) \
+                 SELECT {COLUMNS}, NULL::int8, NULL::int8, NULL::text, NULL::timestamptz FROM {t} \
+                 WHERE stream_id = $1 AND stream_version > COALESCE((SELECT version FROM s), 0) \
+                   AND stream_version <= $3 \
+                 UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+                   version, fingerprint, state, taken_at FROM s \
+                 ORDER BY 4 NULLS FIRST"
+            ),
+            read_snapshot: format!(
+                "SELECT version, fingerprint, state, taken_at FROM {s} WHERE stream_id = $1"
+            ),
+            write_snapshot: format!(
+                "INSERT INTO {s} AS cur (stream_id, version, fingerprint, state, taken_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id) DO UPDATE SET \
+                 version = excluded.version, fingerprint = excluded.fingerprint, \
+                 state = excluded.state, taken_at = excluded.taken_at \
+                 WHERE excluded.version >= cur.version OR excluded.fingerprint <> cur.fingerprint \
+                    OR NOT EXISTS (SELECT 1 FROM {t} e WHERE e.stream_id = excluded.stream_id \
+                                   AND e.stream_version = cur.version)"
             ),
             channel: format!("annals_events_{schema}"),
         }
@@ -505,6 +542,43 @@ async fn append(
     }
 }
 
+async fn read_from_snapshot(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    stream: &str,
+    fingerprint: u64,
+    to: u64,
+) -> Result<SnapshotRead, StoreError> {
+    validate_stream_id(stream)?;
+    let rows = sqlx::query(&sql.read_from_snapshot)
+        .bind(stream)
+        .bind(fingerprint as i64)
+        .bind(to_i64(to))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::backend)?;
+    let mut read = SnapshotRead::default();
+    read.events.reserve(rows.len());
+    for row in &rows {
+        let column = |e: sqlx::Error| {
+            RawRecord::unreadable(stream.to_owned(), row.try_get(0).unwrap_or(0), e)
+        };
+        match row.try_get::<Option<i64>, _>(10).map_err(column)? {
+            Some(version) => {
+                read.snapshot = Some(SnapshotRecord {
+                    stream_id: stream.to_owned(),
+                    version: version as u64,
+                    fingerprint: row.try_get::<i64, _>(11).map_err(column)? as u64,
+                    state: row.try_get(12).map_err(column)?,
+                    taken_at: row.try_get(13).map_err(column)?,
+                })
+            }
+            None => read.events.push(decode_row(row)?),
+        }
+    }
+    Ok(read)
+}
+
 /// A [`PostgresStore`] session: one pooled connection for a command's load and append.
 #[derive(Debug)]
 pub struct PostgresSession<'a> {
@@ -528,6 +602,15 @@ impl StoreSession for PostgresSession<'_> {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         append(&mut self.conn, self.sql, stream, expected, events).await
+    }
+
+    async fn read_from_snapshot(
+        &mut self,
+        stream: &str,
+        fingerprint: u64,
+        to: u64,
+    ) -> Result<SnapshotRead, StoreError> {
+        read_from_snapshot(&mut self.conn, self.sql, stream, fingerprint, to).await
     }
 }
 
@@ -596,6 +679,49 @@ impl EventStore for PostgresStore {
         let receiver = self.appended.subscribe();
         self.ensure_listener();
         Some(receiver)
+    }
+
+    async fn read_from_snapshot(
+        &self,
+        stream: &str,
+        fingerprint: u64,
+        to: u64,
+    ) -> Result<SnapshotRead, StoreError> {
+        let mut conn = self.connection().await?;
+        read_from_snapshot(&mut conn, &self.sql, stream, fingerprint, to).await
+    }
+
+    async fn read_snapshot(&self, stream: &str) -> Result<Option<SnapshotRecord>, StoreError> {
+        validate_stream_id(stream)?;
+        let row: Option<(i64, i64, String, DateTime<Utc>)> =
+            sqlx::query_as(&self.sql.read_snapshot)
+                .bind(stream)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::backend)?;
+        Ok(
+            row.map(|(version, fingerprint, state, taken_at)| SnapshotRecord {
+                stream_id: stream.to_owned(),
+                version: version as u64,
+                fingerprint: fingerprint as u64,
+                state,
+                taken_at,
+            }),
+        )
+    }
+
+    async fn write_snapshot(&self, snapshot: SnapshotRecord) -> Result<(), StoreError> {
+        validate_stream_id(&snapshot.stream_id)?;
+        sqlx::query(&self.sql.write_snapshot)
+            .bind(&snapshot.stream_id)
+            .bind(to_i64(snapshot.version))
+            .bind(snapshot.fingerprint as i64)
+            .bind(&snapshot.state)
+            .bind(snapshot.taken_at)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(())
     }
 }
 

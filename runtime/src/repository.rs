@@ -11,7 +11,10 @@ use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, Handle};
 use crate::event::{DecodeError, Envelope, EventSet, Metadata, NewEvent, RecordedEvent};
-use crate::store::{EventStore, ExpectedVersion, StoreError, StoreSession, VersionRange};
+use crate::store::{
+    EventStore, ExpectedVersion, SharedSession, SnapshotRead, SnapshotRecord, StoreError,
+    StoreSession, VersionRange,
+};
 
 /// A failure to load an aggregate or to record its events.
 #[derive(Debug, thiserror::Error)]
@@ -289,17 +292,24 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     /// Loads the current state of aggregate `id` (the default state if it has no events).
+    ///
+    /// With `snapshot_every = N`, starts from the stream's snapshot when it is usable, and
+    /// writes a new one (off the caller's path) when the state is N or more events past it.
     pub async fn load(&self, id: &str) -> Result<Loaded<A>, Error> {
         let stream = A::stream_id(id);
-        let records = self.store.read_stream(&stream, ..).await?;
-        fold(Loaded::default(), &records)
+        let (loaded, base) = load_in(&mut SharedSession(&self.store), &stream, u64::MAX).await?;
+        if snapshot_due::<A>(loaded.version, base) {
+            self.snapshot_later(&stream, &loaded.state, loaded.version);
+        }
+        Ok(loaded)
     }
 
     /// Loads the state as it was right after stream version `version` (0 is the empty state).
+    ///
+    /// Uses the snapshot only when it is not newer than `version`.
     pub async fn load_at_version(&self, id: &str, version: u64) -> Result<Loaded<A>, Error> {
         let stream = A::stream_id(id);
-        let records = self.store.read_stream(&stream, ..=version).await?;
-        let loaded = fold(Loaded::default(), &records)?;
+        let (loaded, _) = load_in(&mut SharedSession(&self.store), &stream, version).await?;
         if loaded.version < version {
             return Err(Error::VersionNotFound {
                 stream,
@@ -311,8 +321,29 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     /// Loads the state as it was at `time`: every event recorded at or before it.
+    ///
+    /// Uses the snapshot only when the event after it was recorded at or before `time`
+    /// (recording times grow with the version), so the snapshot is not newer than `time`.
     pub async fn load_as_of(&self, id: &str, time: DateTime<Utc>) -> Result<Loaded<A>, Error> {
         let stream = A::stream_id(id);
+        if A::SNAPSHOT_EVERY.is_some() {
+            let read = self
+                .store
+                .read_from_snapshot(&stream, A::SNAPSHOT_FINGERPRINT, u64::MAX)
+                .await?;
+            let older = read.snapshot.is_some()
+                && read.events.first().is_some_and(|e| e.recorded_at <= time);
+            if older {
+                let upto = read.events.partition_point(|r| r.recorded_at <= time);
+                let read = SnapshotRead {
+                    snapshot: read.snapshot,
+                    events: read.events[..upto].to_vec(),
+                };
+                if let Some((loaded, _)) = resume::<A>(&stream, read)? {
+                    return Ok(loaded);
+                }
+            }
+        }
         let records = self.store.read_stream(&stream, ..).await?;
         let upto = records.partition_point(|r| r.recorded_at <= time);
         fold(Loaded::default(), &records[..upto])
@@ -374,11 +405,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let records = session
-                    .read_stream(&stream, VersionRange::new(..))
-                    .await
-                    .map_err(Error::from)?;
-                let loaded: Loaded<A> = fold(Loaded::default(), &records)?;
+                let (loaded, base): (Loaded<A>, u64) =
+                    load_in(&mut session, &stream, u64::MAX).await?;
                 let events = loaded
                     .state
                     .handle(&command)
@@ -397,6 +425,17 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 match session.append(&stream, expected, batch).await {
                     Ok(done) => {
                         tracing::debug!(version = done.stream_version, attempt, "command recorded");
+                        // Every multiple of N gets its snapshot, however late the previous
+                        // one lands; a stale or unusable one is replaced too.
+                        let due = snapshot_due::<A>(done.stream_version, base)
+                            || crosses_multiple::<A>(loaded.version, done.stream_version);
+                        if due && !done.already_stored {
+                            let mut state = loaded.state;
+                            for event in &events {
+                                state.apply(event);
+                            }
+                            self.snapshot_later(&stream, &state, done.stream_version);
+                        }
                         return Ok(Executed {
                             events,
                             stream_version: done.stream_version,
@@ -429,6 +468,108 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
         .instrument(span)
         .await
+    }
+}
+
+impl<A: Aggregate, S: EventStore> Repository<A, S> {
+    /// Writes a snapshot of `state` at `version` in a task of its own: the caller does not
+    /// wait for it, and a failure is logged, never returned (guarantee 6).
+    fn snapshot_later(&self, stream: &str, state: &A, version: u64) {
+        let state = match state.encode_snapshot() {
+            Some(Ok(state)) => state,
+            Some(Err(error)) => {
+                tracing::warn!(stream, version, %error, "cannot serialise snapshot; none taken");
+                return;
+            }
+            None => return,
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let record = SnapshotRecord {
+            stream_id: stream.to_owned(),
+            version,
+            fingerprint: A::SNAPSHOT_FINGERPRINT,
+            state,
+            taken_at: Utc::now(),
+        };
+        let store = self.store.clone();
+        runtime.spawn(
+            async move {
+                match store.write_snapshot(record).await {
+                    Ok(()) => tracing::debug!("snapshot written"),
+                    Err(error) => tracing::warn!(%error, "cannot write snapshot; loads replay more events until the next one"),
+                }
+            }
+            .instrument(tracing::debug_span!("annals.snapshot", stream = %stream, version)),
+        );
+    }
+}
+
+/// Whether a state at `version`, loaded from a snapshot at `base` (0: none), deserves a
+/// new snapshot: N or more events past the one it came from.
+fn snapshot_due<A: Aggregate>(version: u64, base: u64) -> bool {
+    A::SNAPSHOT_EVERY.is_some_and(|every| version >= base.saturating_add(every))
+}
+
+/// Whether an append from version `from` to `to` reaches a multiple of N.
+fn crosses_multiple<A: Aggregate>(from: u64, to: u64) -> bool {
+    A::SNAPSHOT_EVERY.is_some_and(|every| from / every < to / every)
+}
+
+/// Loads the state up to version `to`, from the snapshot when the aggregate takes them and
+/// it is usable, by full replay otherwise. Also returns the snapshot's version (0: none).
+async fn load_in<A: Aggregate, T: StoreSession>(
+    session: &mut T,
+    stream: &str,
+    to: u64,
+) -> Result<(Loaded<A>, u64), Error> {
+    if A::SNAPSHOT_EVERY.is_some() {
+        let read = session
+            .read_from_snapshot(stream, A::SNAPSHOT_FINGERPRINT, to)
+            .await?;
+        if let Some(loaded) = resume::<A>(stream, read)? {
+            return Ok(loaded);
+        }
+    }
+    let records = session
+        .read_stream(stream, VersionRange::new(..=to))
+        .await?;
+    Ok((fold(Loaded::default(), &records)?, 0))
+}
+
+/// Folds what `read_from_snapshot` returned. `None` when the snapshot cannot be used (it
+/// does not decode, or the events do not follow it): the caller replays the whole stream.
+fn resume<A: Aggregate>(
+    stream: &str,
+    read: SnapshotRead,
+) -> Result<Option<(Loaded<A>, u64)>, Error> {
+    let Some(snapshot) = read.snapshot else {
+        return Ok(Some((fold(Loaded::default(), &read.events)?, 0)));
+    };
+    let version = snapshot.version;
+    if read
+        .events
+        .first()
+        .is_some_and(|e| e.stream_version != version + 1)
+    {
+        tracing::warn!(
+            stream,
+            version,
+            "events do not follow the snapshot; replaying the stream"
+        );
+        return Ok(None);
+    }
+    match A::decode_snapshot(&snapshot.state) {
+        Some(Ok(state)) => {
+            let loaded = fold(Loaded { state, version }, &read.events)?;
+            Ok(Some((loaded, version)))
+        }
+        Some(Err(error)) => {
+            tracing::warn!(stream, version, %error, "snapshot does not decode; replaying the stream");
+            Ok(None)
+        }
+        None => Ok(None),
     }
 }
 

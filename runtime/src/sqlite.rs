@@ -16,16 +16,38 @@ use tokio::sync::watch;
 
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
-    AppendResult, EventStore, ExpectedVersion, RawRecord, SharedSession, StoreError, VersionRange,
-    replayed_append, validate_append, validate_stream_id,
+    AppendResult, EventStore, ExpectedVersion, RawRecord, SharedSession, SnapshotRead,
+    SnapshotRecord, StoreError, VersionRange, replayed_append, validate_append, validate_stream_id,
 };
 
 /// Versioned schema migrations, applied in order on open and recorded in `annals_schema`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "events",
-    include_str!("../migrations/sqlite/0001_events.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "events",
+        include_str!("../migrations/sqlite/0001_events.sql"),
+    ),
+    (
+        2,
+        "snapshots",
+        include_str!("../migrations/sqlite/0002_snapshots.sql"),
+    ),
+];
+
+/// One query for a load from a snapshot: the stream's snapshot when it has the fingerprint
+/// (`?2`), is within the target (`?3`) and its event exists (not ahead of the stream), as a
+/// first row with NULL event columns; then the events after it up to the target.
+const READ_FROM_SNAPSHOT: &str = "WITH s AS (SELECT version, fingerprint, state, taken_at \
+     FROM annals_snapshots WHERE stream_id = ?1 AND fingerprint = ?2 AND version <= ?3 \
+       AND EXISTS (SELECT 1 FROM annals_events e \
+                   WHERE e.stream_id = ?1 AND e.stream_version = annals_snapshots.version)) \
+     SELECT position, stream_id, stream_version, event_id, event_name, event_version, payload, \
+       metadata, recorded_at, NULL, NULL, NULL, NULL FROM annals_events \
+     WHERE stream_id = ?1 AND stream_version > COALESCE((SELECT version FROM s), 0) \
+       AND stream_version <= ?3 \
+     UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+       version, fingerprint, state, taken_at FROM s \
+     ORDER BY 3";
 
 const STREAM_VERSION: &str =
     "SELECT COALESCE(MAX(stream_version), 0) FROM annals_events WHERE stream_id = ?";
@@ -475,5 +497,90 @@ impl EventStore for SqliteStore {
 
     fn append_signal(&self) -> Option<watch::Receiver<u64>> {
         Some(self.appended.subscribe())
+    }
+
+    async fn read_from_snapshot(
+        &self,
+        stream: &str,
+        fingerprint: u64,
+        to: u64,
+    ) -> Result<SnapshotRead, StoreError> {
+        validate_stream_id(stream)?;
+        let rows = sqlx::query(READ_FROM_SNAPSHOT)
+            .bind(stream)
+            .bind(fingerprint as i64)
+            .bind(to_i64(to))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(StoreError::backend)?;
+        let mut read = SnapshotRead::default();
+        read.events.reserve(rows.len());
+        for row in &rows {
+            let version: Option<i64> = row.try_get(9).map_err(|e| {
+                RawRecord::unreadable(stream.to_owned(), row.try_get(0).unwrap_or(0), e)
+            })?;
+            match version {
+                Some(version) => {
+                    let column = |e: sqlx::Error| {
+                        RawRecord::unreadable(stream.to_owned(), row.try_get(0).unwrap_or(0), e)
+                    };
+                    let fingerprint: i64 = row.try_get(10).map_err(column)?;
+                    let state: String = row.try_get(11).map_err(column)?;
+                    let micros: i64 = row.try_get(12).map_err(column)?;
+                    read.snapshot = Some(SnapshotRecord {
+                        stream_id: stream.to_owned(),
+                        version: version as u64,
+                        fingerprint: fingerprint as u64,
+                        state,
+                        taken_at: DateTime::<Utc>::from_timestamp_micros(micros)
+                            .unwrap_or_default(),
+                    });
+                }
+                None => read.events.push(decode_row(row)?),
+            }
+        }
+        Ok(read)
+    }
+
+    async fn read_snapshot(&self, stream: &str) -> Result<Option<SnapshotRecord>, StoreError> {
+        validate_stream_id(stream)?;
+        let row: Option<(i64, i64, String, i64)> = sqlx::query_as(
+            "SELECT version, fingerprint, state, taken_at FROM annals_snapshots WHERE stream_id = ?",
+        )
+        .bind(stream)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(
+            row.map(|(version, fingerprint, state, micros)| SnapshotRecord {
+                stream_id: stream.to_owned(),
+                version: version as u64,
+                fingerprint: fingerprint as u64,
+                state,
+                taken_at: DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default(),
+            }),
+        )
+    }
+
+    async fn write_snapshot(&self, snapshot: SnapshotRecord) -> Result<(), StoreError> {
+        validate_stream_id(&snapshot.stream_id)?;
+        sqlx::query(
+            "INSERT INTO annals_snapshots (stream_id, version, fingerprint, state, taken_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
+             fingerprint = excluded.fingerprint, state = excluded.state, taken_at = excluded.taken_at \
+             WHERE excluded.version >= annals_snapshots.version \
+                OR excluded.fingerprint <> annals_snapshots.fingerprint \
+                OR NOT EXISTS (SELECT 1 FROM annals_events e WHERE e.stream_id = excluded.stream_id \
+                               AND e.stream_version = annals_snapshots.version)",
+        )
+        .bind(&snapshot.stream_id)
+        .bind(to_i64(snapshot.version))
+        .bind(snapshot.fingerprint as i64)
+        .bind(&snapshot.state)
+        .bind(snapshot.taken_at.timestamp_micros())
+        .execute(&self.writer)
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(())
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::ops::{Bound, RangeBounds};
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
@@ -218,6 +219,36 @@ pub fn validate_stream_id(stream: &str) -> Result<(), StoreError> {
     })
 }
 
+/// A stored snapshot: an aggregate's state, serialised, right after stream version `version`.
+///
+/// Snapshots are a cache (guarantee 6): the store keeps the newest one per stream, and the
+/// repository ignores any that is corrupt, of another fingerprint, or ahead of the stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    /// The stream the state was folded from.
+    pub stream_id: String,
+    /// The stream version the state reflects (at least 1).
+    pub version: u64,
+    /// The aggregate's snapshot fingerprint (state type, `#[apply]` code, manual version).
+    pub fingerprint: u64,
+    /// The state as JSON text, as written (it may be corrupt: the reader checks).
+    pub state: String,
+    /// When the snapshot was taken.
+    pub taken_at: DateTime<Utc>,
+}
+
+/// What [`EventStore::read_from_snapshot`] found: a usable snapshot, if any, and the
+/// events after it.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotRead {
+    /// The stream's snapshot, when it has the fingerprint asked for, is not beyond the
+    /// version asked for and not beyond the stream's last event.
+    pub snapshot: Option<SnapshotRecord>,
+    /// The events after the snapshot (after version 0 without one), up to the version
+    /// asked for, in version order.
+    pub events: Vec<RecordedEvent>,
+}
+
 /// The event log: append-only streams with per-stream versions and a global order.
 ///
 /// Every backend (memory, SQLite, PostgreSQL) passes the same conformance suite.
@@ -295,6 +326,49 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
     /// The stream's current version (0 when it does not exist).
     fn stream_version(&self, stream: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Reads the stream's snapshot tagged `fingerprint` that is at most version `to` and
+    /// not beyond the stream's last event, and the events after it up to `to`: one round
+    /// trip on the database backends. Without such a snapshot, the events `1..=to`.
+    ///
+    /// The default, for stores that keep no snapshots, reads the events only.
+    fn read_from_snapshot(
+        &self,
+        stream: &str,
+        fingerprint: u64,
+        to: u64,
+    ) -> impl Future<Output = Result<SnapshotRead, StoreError>> + Send {
+        let _ = fingerprint;
+        async move {
+            Ok(SnapshotRead {
+                snapshot: None,
+                events: self.read_stream(stream, ..=to).await?,
+            })
+        }
+    }
+
+    /// The stream's stored snapshot, whatever its fingerprint or version (for tests and
+    /// operations; loading uses [`read_from_snapshot`](Self::read_from_snapshot)).
+    fn read_snapshot(
+        &self,
+        stream: &str,
+    ) -> impl Future<Output = Result<Option<SnapshotRecord>, StoreError>> + Send {
+        let _ = stream;
+        async { Ok(None) }
+    }
+
+    /// Stores `snapshot` as the stream's snapshot, replacing the one it had unless that one
+    /// is newer, has the same fingerprint and is within the stream: snapshot writes run in
+    /// tasks of their own, and a late write of an older state must not replace a newer one.
+    ///
+    /// The default, for stores that keep no snapshots, does nothing.
+    fn write_snapshot(
+        &self,
+        snapshot: SnapshotRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        drop(snapshot);
+        async { Ok(()) }
+    }
 }
 
 /// The checks every backend makes before writing: a valid stream id, at least one event,
@@ -334,6 +408,22 @@ pub trait StoreSession: Send {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<AppendResult, StoreError>> + Send;
+
+    /// See [`EventStore::read_from_snapshot`]. The default reads the events only.
+    fn read_from_snapshot(
+        &mut self,
+        stream: &str,
+        fingerprint: u64,
+        to: u64,
+    ) -> impl Future<Output = Result<SnapshotRead, StoreError>> + Send {
+        let _ = fingerprint;
+        async move {
+            Ok(SnapshotRead {
+                snapshot: None,
+                events: self.read_stream(stream, VersionRange::new(..=to)).await?,
+            })
+        }
+    }
 }
 
 /// The session of a store with no connection to hold: it calls the store itself.
@@ -356,6 +446,15 @@ impl<S: EventStore> StoreSession for SharedSession<'_, S> {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         self.0.append(stream, expected, events).await
+    }
+
+    async fn read_from_snapshot(
+        &mut self,
+        stream: &str,
+        fingerprint: u64,
+        to: u64,
+    ) -> Result<SnapshotRead, StoreError> {
+        self.0.read_from_snapshot(stream, fingerprint, to).await
     }
 }
 

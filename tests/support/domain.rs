@@ -102,3 +102,92 @@ impl Ledger {
         self.notes.push(e.note.clone());
     }
 }
+/// Aggregates that take snapshots: one `Ledger` state, three versions of its apply code.
+pub mod ledger {
+    use annals::prelude::*;
+
+    #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    pub struct Credited {
+        pub amount: u64,
+    }
+
+    pub struct Credit(pub u64);
+
+    /// Snapshots every 5 events.
+    pub mod v1 {
+        use super::{Credit, Credited};
+        use annals::prelude::*;
+
+        #[derive(Debug, Default, Snapshot, Serialize, Deserialize)]
+        pub struct Ledger {
+            pub total: u64,
+            pub credits: u64,
+        }
+
+        #[aggregate(category = "ledger", snapshot_every = 5)]
+        impl Ledger {
+            #[command]
+            fn credit(&self, cmd: &Credit) -> Credited {
+                Credited { amount: cmd.0 }
+            }
+
+            #[apply]
+            fn credited(&mut self, e: &Credited) {
+                self.total += e.amount;
+                self.credits += 1;
+            }
+        }
+    }
+
+    /// The same state type, with a changed `#[apply]` body.
+    pub mod v2 {
+        use super::{Credit, Credited};
+        use annals::prelude::*;
+
+        #[derive(Debug, Default, Snapshot, Serialize, Deserialize)]
+        pub struct Ledger {
+            pub total: u64,
+            pub credits: u64,
+        }
+
+        #[aggregate(category = "ledger", snapshot_every = 5)]
+        impl Ledger {
+            #[command]
+            fn credit(&self, cmd: &Credit) -> Credited {
+                Credited { amount: cmd.0 }
+            }
+
+            #[apply]
+            fn credited(&mut self, e: &Credited) {
+                self.total += 2 * e.amount;
+                self.credits += 1;
+            }
+        }
+    }
+
+    /// v2's code with a manual `snapshot_version`.
+    pub mod v3 {
+        use super::{Credit, Credited};
+        use annals::prelude::*;
+
+        #[derive(Debug, Default, Snapshot, Serialize, Deserialize)]
+        pub struct Ledger {
+            pub total: u64,
+            pub credits: u64,
+        }
+
+        #[aggregate(category = "ledger", snapshot_every = 5, snapshot_version = 1)]
+        impl Ledger {
+            #[command]
+            fn credit(&self, cmd: &Credit) -> Credited {
+                Credited { amount: cmd.0 }
+            }
+
+            #[apply]
+            fn credited(&mut self, e: &Credited) {
+                self.total += 2 * e.amount;
+                self.credits += 1;
+            }
+        }
+    }
+}

@@ -134,6 +134,12 @@ macro_rules! conformance_suite {
                 concurrent_commands_on_one_stream,
                 subscriptions_catch_up_then_go_live,
                 large_batches_are_atomic,
+                snapshots_are_taken_and_used,
+                missing_snapshot_falls_back_and_is_written,
+                corrupt_snapshot_falls_back_and_is_rewritten,
+                snapshot_of_another_fingerprint_is_ignored,
+                snapshot_ahead_of_the_stream_is_ignored,
+                temporal_queries_use_only_older_snapshots,
             );
         }
     };

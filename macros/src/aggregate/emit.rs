@@ -49,6 +49,24 @@ pub(super) fn emit(model: &Model) -> TokenStream {
         quote_spanned!(event.span()=> Self::#variant(ref __event) => ::annals::__private::encode::<#event>(__event),)
     });
     let handlers = model.commands.iter().map(|c| emit_command(model, c));
+    let snapshots = model.snapshots.as_ref().map(|s| {
+        let (every, fingerprint) = (s.every, s.fingerprint);
+        // Spanned at the aggregate's name: a state type without `#[derive(Snapshot)]` (or
+        // without serde) is reported there, once.
+        let state = quote_spanned!(ident.span()=> <Self as ::annals::Snapshot>);
+        quote_spanned! {ident.span()=>
+            const SNAPSHOT_EVERY: ::core::option::Option<::core::primitive::u64> =
+                ::core::option::Option::Some(#every);
+            const SNAPSHOT_FINGERPRINT: ::core::primitive::u64 =
+                ::annals::__private::fingerprint(#state::STATE_FINGERPRINT, #fingerprint);
+            fn encode_snapshot(&self) -> ::core::option::Option<::annals::__private::Result<::std::string::String, ::annals::serde_json::Error>> {
+                ::core::option::Option::Some(::annals::__private::encode_snapshot::<Self>(self))
+            }
+            fn decode_snapshot(__state: &::core::primitive::str) -> ::core::option::Option<::annals::__private::Result<Self, ::annals::serde_json::Error>> {
+                ::core::option::Option::Some(::annals::__private::decode_snapshot::<Self>(__state))
+            }
+        }
+    });
     let unique_names = emit_unique_names(model);
 
     quote! {
@@ -109,6 +127,7 @@ pub(super) fn emit(model: &Model) -> TokenStream {
                 fn apply(&mut self, __event: &#event_enum) {
                     match *__event { #( #apply_arms )* }
                 }
+                #snapshots
             }
 
             #( #handlers )*

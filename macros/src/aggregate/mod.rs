@@ -13,10 +13,13 @@ use syn::{
 
 use crate::ctxt::Ctxt;
 use crate::options;
+use crate::snapshot;
 
 const CATEGORY: &str = "category";
 const EVENT_ENUM: &str = "event_enum";
-const OPTIONS: &[&str] = &[CATEGORY, EVENT_ENUM];
+const SNAPSHOT_EVERY: &str = "snapshot_every";
+const SNAPSHOT_VERSION: &str = "snapshot_version";
+const OPTIONS: &[&str] = &[CATEGORY, EVENT_ENUM, SNAPSHOT_EVERY, SNAPSHOT_VERSION];
 
 /// The model of one `#[aggregate]` impl block.
 struct Model {
@@ -26,6 +29,16 @@ struct Model {
     event_enum: Ident,
     applies: Vec<Apply>,
     commands: Vec<Command>,
+    /// Set by `snapshot_every`.
+    snapshots: Option<Snapshots>,
+}
+
+/// `snapshot_every = N`, with the aggregate's part of the snapshot fingerprint.
+struct Snapshots {
+    every: u64,
+    /// FNV-1a over `snapshot_version` and every `#[apply]` method (signature and body);
+    /// combined at compile time with the state type's `Snapshot::STATE_FINGERPRINT`.
+    fingerprint: u64,
 }
 
 /// An `#[apply] fn name(&mut self, e: &Event)`.
@@ -111,6 +124,8 @@ fn head(keyword: &dyn ToTokens, ident: &Ident) -> TokenStream {
 fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Option<Model> {
     let mut category: Option<LitStr> = None;
     let mut event_enum: Option<Ident> = None;
+    let mut snapshot_every: Option<syn::LitInt> = None;
+    let mut snapshot_version: Option<syn::LitInt> = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident(CATEGORY) {
             let value = options::value(&meta, "a string: `category = \"account\"`")?;
@@ -118,6 +133,12 @@ fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Option<Model>
         } else if meta.path.is_ident(EVENT_ENUM) {
             let value = options::value(&meta, "a type name: `event_enum = AccountEvent`")?;
             options::set(cx, "aggregate", &meta, &mut event_enum, value);
+        } else if meta.path.is_ident(SNAPSHOT_EVERY) {
+            let value = options::value(&meta, "a number of events: `snapshot_every = 500`")?;
+            options::set(cx, "aggregate", &meta, &mut snapshot_every, value);
+        } else if meta.path.is_ident(SNAPSHOT_VERSION) {
+            let value = options::value(&meta, "a number: `snapshot_version = 1`")?;
+            options::set(cx, "aggregate", &meta, &mut snapshot_version, value);
         } else {
             options::unknown(cx, "aggregate", &meta, OPTIONS)?;
         }
@@ -159,6 +180,7 @@ fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Option<Model>
 
     let mut applies = Vec::new();
     let mut commands = Vec::new();
+    let mut apply_code = snapshot::FNV_START;
     for impl_item in &mut item.items {
         let ImplItem::Fn(method) = impl_item else {
             if let Some(attrs) = impl_item_attrs(impl_item) {
@@ -195,7 +217,11 @@ fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Option<Model>
             cx.error_spanned_by(attr, format!("duplicate `#[{}]`", marker.name()));
         }
         match first {
-            Marker::Apply => applies.extend(parse_apply(cx, &method.sig)),
+            Marker::Apply => {
+                apply_code = snapshot::hash_tokens(&method.sig, apply_code);
+                apply_code = snapshot::hash_tokens(&method.block, apply_code);
+                applies.extend(parse_apply(cx, &method.sig));
+            }
             Marker::Command => commands.extend(parse_command(cx, &method.sig)),
         }
     }
@@ -219,13 +245,47 @@ fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Option<Model>
         None => snake_case(&ident.to_string()),
     };
     let event_enum = event_enum.unwrap_or_else(|| format_ident!("{}Event", ident));
+    let version = match &snapshot_version {
+        Some(lit) => number(cx, lit, SNAPSHOT_VERSION, 0),
+        None => 0,
+    };
+    let snapshots = match &snapshot_every {
+        Some(lit) => Some(Snapshots {
+            every: number(cx, lit, SNAPSHOT_EVERY, 1),
+            fingerprint: snapshot::fnv1a(&version.to_le_bytes(), apply_code),
+        }),
+        None => {
+            if let Some(lit) = &snapshot_version {
+                cx.error_spanned_by(
+                    lit,
+                    "`snapshot_version` needs `snapshot_every = N`: it versions the snapshots that option turns on",
+                );
+            }
+            None
+        }
+    };
     Some(Model {
         ident,
         category,
         event_enum,
         applies,
         commands,
+        snapshots,
     })
+}
+
+/// An option's integer value, at least `min`.
+fn number(cx: &mut Ctxt, lit: &syn::LitInt, name: &str, min: u64) -> u64 {
+    match lit.base10_parse::<u64>() {
+        Ok(n) if n >= min => n,
+        _ => {
+            cx.error_spanned_by(
+                lit,
+                format!("`{name}` takes a whole number of at least {min}"),
+            );
+            min
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]

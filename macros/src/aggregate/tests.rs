@@ -201,3 +201,54 @@ fn not_an_impl_points_at_the_item() {
     assert_eq!(errors(&out), 1, "{out}");
     assert!(out.contains("struct Account"), "{out}");
 }
+
+/// The aggregate's part of the snapshot fingerprint, as emitted.
+fn apply_fingerprint(args: TokenStream, input: TokenStream) -> Option<String> {
+    let out = expand_str(args, input);
+    let rest = out.split("STATE_FINGERPRINT ,").nth(1)?;
+    rest.split_whitespace().next().map(str::to_owned)
+}
+
+#[test]
+fn snapshot_fingerprint_follows_apply_code_and_snapshot_version() {
+    let impl_with = |apply_body: TokenStream, command_body: TokenStream| {
+        quote! {
+            impl Counter {
+                #[command]
+                fn add(&self, cmd: &Add) -> Added { #command_body }
+                #[apply]
+                fn added(&mut self, e: &Added) { #apply_body }
+            }
+        }
+    };
+    let args = quote!(snapshot_every = 10);
+    let base = apply_fingerprint(
+        args.clone(),
+        impl_with(quote!(self.n += e.n;), quote!(Added { n: cmd.0 })),
+    );
+    assert!(base.is_some());
+    // Another apply body: another fingerprint.
+    let changed = apply_fingerprint(
+        args.clone(),
+        impl_with(quote!(self.n += 2 * e.n;), quote!(Added { n: cmd.0 })),
+    );
+    assert_ne!(base, changed);
+    // Another command body: same fingerprint (commands do not shape the state).
+    let command = apply_fingerprint(
+        args.clone(),
+        impl_with(quote!(self.n += e.n;), quote!(Added { n: cmd.0 + 0 })),
+    );
+    assert_eq!(base, command);
+    // Another `snapshot_version`: another fingerprint.
+    let bumped = apply_fingerprint(
+        quote!(snapshot_every = 10, snapshot_version = 1),
+        impl_with(quote!(self.n += e.n;), quote!(Added { n: cmd.0 })),
+    );
+    assert_ne!(base, bumped);
+    // No `snapshot_every`: no snapshot code at all.
+    let none = apply_fingerprint(
+        quote!(),
+        impl_with(quote!(self.n += e.n;), quote!(Added { n: cmd.0 })),
+    );
+    assert_eq!(none, None);
+}
