@@ -215,7 +215,13 @@ fn emit_previous(
             quote!(::annals::__private::str_eq(<#ty as ::annals::Event>::NAME, <#ident as ::annals::Event>::NAME)),
         ));
     }
-    let checks = quote!(const _: () = { #body };);
+    // Marks the predecessor, so an aggregate that applies it instead of this newest
+    // version is told so at compile time (see `__private::Superseded`).
+    let marker = quote_spanned! {span=>
+        #[automatically_derived]
+        impl ::annals::__private::Superseded for #ty {}
+    };
+    let checks = quote!(const _: () = { #body }; #marker);
     (quote!(#ty), upcast, checks)
 }
 
@@ -264,6 +270,10 @@ mod tests {
             struct Opened;
         ));
         assert!(out.contains("type Previous = OpenedV1"), "{out}");
+        assert!(
+            out.contains("Superseded for OpenedV1"),
+            "the predecessor is marked: {out}"
+        );
         assert!(out.contains("Upcaster < OpenedV1"), "{out}");
         for probe in ["distinct_version", "lower_version", "no_gap", "same_name"] {
             assert!(out.contains(probe), "{probe}: {out}");

@@ -236,6 +236,26 @@ pub mod __private {
         hash
     }
 
+    /// Implemented for an event type by the derive of the type that names it as `previous`:
+    /// it is an old version, and an aggregate must apply the newest one of its chain (whose
+    /// decoding upcasts the old one). One old version has one successor.
+    pub trait Superseded {}
+
+    /// `<SupersededProbe<T>>::SUPERSEDED` is `true` when `T: Superseded`: the inherent
+    /// constant exists only then, and takes precedence over the trait's default.
+    pub struct SupersededProbe<T: ?Sized>(core::marker::PhantomData<T>);
+
+    /// The fallback for [`SupersededProbe`].
+    pub trait NotSuperseded {
+        /// Not superseded, unless the inherent constant says otherwise.
+        const SUPERSEDED: bool = false;
+    }
+    impl<T: ?Sized> NotSuperseded for SupersededProbe<T> {}
+    impl<T: ?Sized + Superseded> SupersededProbe<T> {
+        /// Superseded.
+        pub const SUPERSEDED: bool = true;
+    }
+
     /// `a == b` for strings, usable in constants (duplicate event name checks).
     pub const fn str_eq(a: &str, b: &str) -> bool {
         let (a, b) = (a.as_bytes(), b.as_bytes());

@@ -199,6 +199,28 @@ fn emit_command(model: &Model, c: &Command) -> TokenStream {
 /// decoding could not tell them apart.
 fn emit_unique_names(model: &Model) -> TokenStream {
     let mut out = TokenStream::new();
+    // An applied type that a newer event type names as `previous`: the aggregate would not
+    // decode the newer events. Checked per type, in a constant, with the type's span.
+    for a in &model.applies {
+        let ty = &a.event;
+        let message = format!(
+            "`{0}` is an old version: a newer event type names it as `previous`; apply the newest version of its chain instead (its decoding upcasts stored `{0}` events)",
+            type_key(ty)
+        );
+        let (start, end) = first_and_last_span(ty);
+        let mut args = Group::new(
+            Delimiter::Parenthesis,
+            quote_spanned! {start=> !<::annals::__private::SupersededProbe<#ty>>::SUPERSEDED, #message },
+        );
+        args.set_span(end);
+        out.extend(quote_spanned! {start=>
+            const _: () = {
+                #[allow(unused_imports)]
+                use ::annals::__private::NotSuperseded as _;
+                ::core::assert! #args;
+            };
+        });
+    }
     for (i, b) in model.applies.iter().enumerate() {
         for a in &model.applies[..i] {
             let (ta, tb) = (&a.event, &b.event);
