@@ -9,7 +9,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite};
+use sqlx::{Row, Sqlite, Transaction};
 use uuid::fmt::Hyphenated;
 
 use tokio::sync::watch;
@@ -235,6 +235,17 @@ fn is_unique_violation(error: &sqlx::Error, column: &str) -> bool {
     }
 }
 
+async fn current_version(
+    tx: &mut Transaction<'_, Sqlite>,
+    stream: &str,
+) -> Result<u64, sqlx::Error> {
+    let version: i64 = sqlx::query_scalar(STREAM_VERSION)
+        .bind(stream)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(version as u64)
+}
+
 /// Where each event id of `events` is already stored, if it is.
 async fn stored_ids(
     pool: &SqlitePool,
@@ -254,75 +265,21 @@ async fn stored_ids(
     Ok(found)
 }
 
-/// Builds the append of `rows` events as one statement: it reads the stream's version and
-/// inserts only if it matches the expectation (`?2`, negative for any), so the check and the
-/// write are one atomic step and one trip to the database.
-fn append_sql(rows: usize) -> String {
+/// Builds `INSERT ... VALUES (...), (...) RETURNING position` for `rows` events.
+fn insert_sql(rows: usize) -> String {
     let mut sql = String::from(
-        "WITH cur(v) AS (SELECT COALESCE(MAX(stream_version), 0) FROM annals_events WHERE stream_id = ?1), \
-         e(n, id, name, ver, payload, meta) AS (VALUES ",
+        "INSERT INTO annals_events (stream_id, stream_version, event_id, event_name, event_version, \
+         payload, metadata, recorded_at) VALUES ",
     );
     for i in 0..rows {
-        let p = 4 + i * 5;
-        let sep = if i == 0 { "" } else { ", " };
-        sql.push_str(&format!(
-            "{sep}({}, ?{p}, ?{}, ?{}, ?{}, ?{})",
-            i + 1,
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4
-        ));
+        sql.push_str(if i == 0 {
+            "(?, ?, ?, ?, ?, ?, ?, ?)"
+        } else {
+            ", (?, ?, ?, ?, ?, ?, ?, ?)"
+        });
     }
-    sql.push_str(
-        ") INSERT INTO annals_events (stream_id, stream_version, event_id, event_name, event_version, \
-         payload, metadata, recorded_at) \
-         SELECT ?1, cur.v + e.n, e.id, e.name, e.ver, e.payload, e.meta, ?3 FROM cur, e \
-         WHERE ?2 < 0 OR cur.v = ?2 ORDER BY e.n \
-         RETURNING position, stream_version",
-    );
+    sql.push_str(" RETURNING position");
     sql
-}
-
-/// Runs the append statement for one chunk; `None` when the stream was not at `expected`.
-async fn insert_chunk<'c>(
-    executor: impl sqlx::Executor<'c, Database = Sqlite>,
-    stream: &str,
-    expected: ExpectedVersion,
-    recorded_at: i64,
-    events: &[NewEvent],
-    metadata: &[String],
-) -> Result<Option<(u64, u64, u64)>, sqlx::Error> {
-    let sql = append_sql(events.len());
-    let expected = match expected {
-        ExpectedVersion::Any => -1,
-        ExpectedVersion::NoStream => 0,
-        ExpectedVersion::Exact(v) => to_i64(v),
-    };
-    let mut query = sqlx::query_as::<_, (i64, i64)>(&sql)
-        .bind(stream)
-        .bind(expected)
-        .bind(recorded_at);
-    for (event, meta) in events.iter().zip(metadata) {
-        query = query
-            .bind(event.event_id.hyphenated())
-            .bind(event.name.as_str())
-            .bind(i64::from(event.version))
-            .bind(event.payload.get())
-            .bind(meta.as_str());
-    }
-    let rows = query.fetch_all(executor).await?;
-    let positions = rows.iter().map(|r| r.0 as u64);
-    Ok(
-        match (
-            positions.clone().min(),
-            positions.max(),
-            rows.iter().map(|r| r.1 as u64).max(),
-        ) {
-            (Some(first), Some(last), Some(version)) => Some((first, last, version)),
-            _ => None,
-        },
-    )
 }
 
 impl SqliteStore {
@@ -332,72 +289,54 @@ impl SqliteStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<Result<AppendResult, StoreError>, sqlx::Error> {
-        let recorded_at = Utc::now().timestamp_micros();
-        let metadata = events
-            .iter()
-            .map(|e| serde_json::to_string(&e.metadata))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let inserted = if events.len() <= INSERT_CHUNK {
-            insert_chunk(
-                &self.writer,
-                stream,
+        let mut tx = self.writer.begin().await?;
+        let actual = current_version(&mut tx, stream).await?;
+        if !expected.accepts(actual) {
+            return Ok(Err(StoreError::WrongExpectedVersion {
+                stream: stream.to_owned(),
                 expected,
-                recorded_at,
-                events,
-                &metadata,
-            )
-            .await?
-        } else {
-            // Too many parameters for one statement: chunks in one transaction, each
-            // expecting the version the previous one left.
-            let mut tx = self.writer.begin().await?;
-            let mut range: Option<(u64, u64, u64)> = None;
-            for (chunk, meta) in events
-                .chunks(INSERT_CHUNK)
-                .zip(metadata.chunks(INSERT_CHUNK))
-            {
-                let expect =
-                    range.map_or(expected, |(.., version)| ExpectedVersion::Exact(version));
-                match insert_chunk(&mut *tx, stream, expect, recorded_at, chunk, meta).await? {
-                    Some((first, last, version)) => {
-                        range = Some((range.map_or(first, |r| r.0), last, version))
-                    }
-                    None => {
-                        tx.rollback().await?;
-                        return Ok(Err(self.conflict(stream, expected).await?));
-                    }
-                }
+                actual,
+            }));
+        }
+        let recorded_at = Utc::now().timestamp_micros();
+        let mut positions = Vec::with_capacity(events.len());
+        let mut metadata = Vec::with_capacity(events.len());
+        for event in events {
+            metadata.push(
+                serde_json::to_string(&event.metadata)
+                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+            );
+        }
+        let mut version = actual;
+        for (chunk, meta) in events
+            .chunks(INSERT_CHUNK)
+            .zip(metadata.chunks(INSERT_CHUNK))
+        {
+            let sql = insert_sql(chunk.len());
+            let mut query = sqlx::query_scalar::<_, i64>(&sql);
+            for (event, meta) in chunk.iter().zip(meta) {
+                version += 1;
+                query = query
+                    .bind(stream)
+                    .bind(to_i64(version))
+                    .bind(event.event_id.hyphenated())
+                    .bind(event.name.as_str())
+                    .bind(i64::from(event.version))
+                    .bind(event.payload.get())
+                    .bind(meta.as_str())
+                    .bind(recorded_at);
             }
-            tx.commit().await?;
-            range
-        };
-        Ok(match inserted {
-            Some((first_position, last_position, stream_version)) => Ok(AppendResult {
-                stream_version,
-                first_position,
-                last_position,
-                already_stored: false,
-            }),
-            None => Err(self.conflict(stream, expected).await?),
-        })
-    }
-
-    /// The error for an append that found the stream at another version.
-    async fn conflict(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-    ) -> Result<StoreError, sqlx::Error> {
-        let actual: i64 = sqlx::query_scalar(STREAM_VERSION)
-            .bind(stream)
-            .fetch_one(&self.writer)
-            .await?;
-        Ok(StoreError::WrongExpectedVersion {
-            stream: stream.to_owned(),
-            expected,
-            actual: actual as u64,
-        })
+            positions.extend(query.fetch_all(&mut *tx).await?);
+        }
+        tx.commit().await?;
+        let first = positions.iter().copied().min().unwrap_or(0) as u64;
+        let last = positions.iter().copied().max().unwrap_or(0) as u64;
+        Ok(Ok(AppendResult {
+            stream_version: version,
+            first_position: first,
+            last_position: last,
+            already_stored: false,
+        }))
     }
 
     async fn fetch_events<'q>(
