@@ -326,24 +326,27 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// (recording times grow with the version), so the snapshot is not newer than `time`.
     pub async fn load_as_of(&self, id: &str, time: DateTime<Utc>) -> Result<Loaded<A>, Error> {
         let stream = A::stream_id(id);
-        if A::SNAPSHOT_EVERY.is_some() {
-            let read = self
-                .store
+        let mut read = if A::SNAPSHOT_EVERY.is_some() {
+            self.store
                 .read_from_snapshot(&stream, A::SNAPSHOT_FINGERPRINT, u64::MAX)
-                .await?;
-            let older = read.snapshot.is_some()
-                && read.events.first().is_some_and(|e| e.recorded_at <= time);
-            if older {
-                let upto = read.events.partition_point(|r| r.recorded_at <= time);
-                let read = SnapshotRead {
-                    snapshot: read.snapshot,
-                    events: read.events[..upto].to_vec(),
-                };
-                if let Some((loaded, _)) = resume::<A>(&stream, read)? {
-                    return Ok(loaded);
-                }
+                .await?
+        } else {
+            SnapshotRead {
+                snapshot: None,
+                events: self.store.read_stream(&stream, ..).await?,
+            }
+        };
+        // Without a snapshot the read holds the whole stream: no second read is needed.
+        let usable =
+            read.snapshot.is_none() || read.events.first().is_some_and(|e| e.recorded_at <= time);
+        if usable {
+            read.events
+                .truncate(read.events.partition_point(|r| r.recorded_at <= time));
+            if let Some((loaded, _)) = resume::<A>(&stream, read)? {
+                return Ok(loaded);
             }
         }
+        // The snapshot is newer than `time`, or does not decode: replay from the start.
         let records = self.store.read_stream(&stream, ..).await?;
         let upto = records.partition_point(|r| r.recorded_at <= time);
         fold(Loaded::default(), &records[..upto])
