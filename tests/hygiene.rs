@@ -234,13 +234,13 @@ fn commands_run_and_events_apply_in_a_shadowed_module() {
         .then_expect_error(Rejected::NotOpen);
 
     let payload = event.encode().unwrap();
-    let decoded = AccountEvent::decode("MoneyDeposited", 2, &payload).unwrap();
+    let decoded = AccountEvent::decode("MoneyDeposited", 2, payload.get()).unwrap();
     assert!(matches!(
         decoded,
         AccountEvent::Deposited(Deposited { amount: 3 })
     ));
     let old = annals::serde_json::value::RawValue::from_string(r#"{"units":4}"#.into()).unwrap();
-    let upcast = AccountEvent::decode("Credited", 1, &old).unwrap();
+    let upcast = AccountEvent::decode("Credited", 1, old.get()).unwrap();
     assert!(matches!(
         upcast,
         AccountEvent::Deposited(Deposited { amount: 4 })

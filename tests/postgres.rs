@@ -31,7 +31,7 @@ async fn next_within(feed: &mut Subscription, wait: Duration) -> Option<Recorded
 async fn thirty_two_writers_on_one_stream() {
     let fixture = annals_tests::postgres().await;
     let attempts =
-        annals_tests::conformance::hammer_one_stream(fixture.store.clone(), 32, 100).await;
+        annals_tests::conformance::hammer_one_stream(fixture.store.clone(), 32, 100, 0).await;
     eprintln!("3200 commands, {} conflicts retried", attempts - 3200);
 }
 
@@ -226,4 +226,75 @@ async fn connect_errors_name_the_url_without_the_password() {
         PostgresStore::connect_with(bad_schema).await,
         Err(annals::StoreError::InvalidSchema { .. })
     ));
+}
+
+thread_local! {
+    static STATEMENTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts the statements sqlx sends, per thread: each is one network round trip, as a
+/// command waits for every answer before sending the next.
+struct StatementCounter;
+
+impl tracing::Subscriber for StatementCounter {
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if metadata.target() == "sqlx::query" {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target() == "sqlx::query"
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        if event.metadata().target() == "sqlx::query" {
+            STATEMENTS.with(|n| n.set(n.get() + 1));
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// A command costs two round trips without a cache (read the stream, one-statement
+/// append) and one with a warm cache (the append).
+#[tokio::test(flavor = "current_thread")]
+async fn round_trips_per_command() {
+    use annals_tests::domain::{Account, Deposit, Open};
+
+    // Global, so every callsite sees it; counted per thread, and the current-thread
+    // runtime runs this test's queries on this thread only.
+    let _ = tracing::subscriber::set_global_default(StatementCounter);
+    let fixture = annals_tests::postgres().await;
+    let plain = Repository::<Account, _>::new(fixture.store.clone());
+    let cached = Repository::<Account, _>::new(fixture.store.clone()).with_cache(10);
+    plain
+        .execute("rt-plain", Open("Ann".into()))
+        .await
+        .expect("open");
+    cached
+        .execute("rt-cached", Open("Ann".into()))
+        .await
+        .expect("open");
+    let mut per_command = Vec::new();
+    for (repo, id) in [(&plain, "rt-plain"), (&cached, "rt-cached")] {
+        let before = STATEMENTS.with(std::cell::Cell::get);
+        for amount in 1..=10 {
+            repo.execute(id, Deposit(amount)).await.expect("deposit");
+        }
+        per_command.push((STATEMENTS.with(std::cell::Cell::get) - before) as f64 / 10.0);
+    }
+    assert_eq!(
+        per_command,
+        [2.0, 1.0],
+        "statements per command: plain, cached"
+    );
 }

@@ -44,8 +44,7 @@ use uuid::Uuid;
 ///     fn from(v1: DepositedV1) -> Self { Deposited { cents: v1.amount * 100 } }
 /// }
 ///
-/// let stored = annals::serde_json::value::RawValue::from_string(r#"{"amount":2}"#.into())?;
-/// let decoded = Deposited::decode_stored("MoneyDeposited", 1, &stored).expect("in the chain")?;
+/// let decoded = Deposited::decode_stored("MoneyDeposited", 1, r#"{"amount":2}"#).expect("in the chain")?;
 /// assert_eq!(decoded.cents, 200);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -73,7 +72,7 @@ pub trait Event: Sized + Send + Sync + 'static {
     fn decode_stored(
         name: &str,
         version: u32,
-        payload: &RawValue,
+        payload: &str,
     ) -> Option<Result<Self, DecodeErrorKind>>
     where
         Self: serde::de::DeserializeOwned,
@@ -102,7 +101,7 @@ pub trait PreviousEvent: Sized + Send + Sync + 'static {
     fn decode_upcast<Next: Event<Previous = Self>>(
         name: &str,
         version: u32,
-        payload: &RawValue,
+        payload: &str,
     ) -> Option<Result<Next, DecodeErrorKind>>;
     /// The (name, version) of this link and of every one before it, newest first.
     fn chain(out: &mut Vec<(&'static str, u32)>);
@@ -112,7 +111,7 @@ impl PreviousEvent for NoPrevious {
     fn decode_upcast<Next: Event<Previous = Self>>(
         _: &str,
         _: u32,
-        _: &RawValue,
+        _: &str,
     ) -> Option<Result<Next, DecodeErrorKind>> {
         None
     }
@@ -123,7 +122,7 @@ impl<P: Event + serde::de::DeserializeOwned> PreviousEvent for P {
     fn decode_upcast<Next: Event<Previous = Self>>(
         name: &str,
         version: u32,
-        payload: &RawValue,
+        payload: &str,
     ) -> Option<Result<Next, DecodeErrorKind>> {
         decode_chain::<P>(name, version, payload).map(|r| r.map(Next::upcast))
     }
@@ -138,11 +137,11 @@ impl<P: Event + serde::de::DeserializeOwned> PreviousEvent for P {
 pub fn decode_chain<T: Event + serde::de::DeserializeOwned>(
     name: &str,
     version: u32,
-    payload: &RawValue,
+    payload: &str,
 ) -> Option<Result<T, DecodeErrorKind>> {
     // Versions first: a u32 comparison rejects most other links without reading the name.
     if version == T::VERSION && name == T::NAME {
-        return Some(serde_json::from_str(payload.get()).map_err(DecodeErrorKind::Payload));
+        return Some(serde_json::from_str(payload).map_err(DecodeErrorKind::Payload));
     }
     T::Previous::decode_upcast::<T>(name, version, payload)
 }
@@ -166,7 +165,7 @@ pub trait EventSet: fmt::Debug + Send + Sync + Sized + 'static {
     /// Serialises the payload to JSON.
     fn encode(&self) -> Result<Box<RawValue>, serde_json::Error>;
     /// Decodes a stored (name, version, payload) into the set.
-    fn decode(name: &str, version: u32, payload: &RawValue) -> Result<Self, DecodeErrorKind>;
+    fn decode(name: &str, version: u32, payload: &str) -> Result<Self, DecodeErrorKind>;
 }
 
 /// Why a stored event could not be decoded, without its location (see [`DecodeError`]).
@@ -205,6 +204,21 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
+    pub(crate) fn in_stream(
+        stream: &str,
+        event: &crate::store::StoredEvent<'_>,
+        kind: DecodeErrorKind,
+    ) -> Self {
+        Self {
+            stream: stream.to_owned(),
+            stream_version: event.stream_version,
+            position: event.position,
+            name: event.name.to_owned(),
+            version: event.version,
+            kind,
+        }
+    }
+
     pub(crate) fn at(record: &RecordedEvent, kind: DecodeErrorKind) -> Self {
         Self {
             stream: record.stream_id.clone(),
@@ -361,7 +375,7 @@ impl RecordedEvent {
 
     /// Decodes the payload into an aggregate's event set.
     pub fn decode<E: EventSet>(&self) -> Result<E, DecodeError> {
-        E::decode(&self.name, self.version, &self.payload)
+        E::decode(&self.name, self.version, self.payload.get())
             .map_err(|kind| DecodeError::at(self, kind))
     }
 }

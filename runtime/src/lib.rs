@@ -44,7 +44,7 @@ pub use repository::{
 pub use sqlite::SqliteStore;
 pub use store::{
     AppendResult, EventStore, ExpectedVersion, MAX_STREAM_ID_LEN, SharedSession, SnapshotRead,
-    SnapshotRecord, StoreError, StoreSession, VersionRange, validate_stream_id,
+    SnapshotRecord, StoreError, StoreSession, StoredEvent, VersionRange, validate_stream_id,
 };
 pub use subscription::{Subscription, SubscriptionOptions};
 
@@ -278,6 +278,9 @@ pub mod __private {
 mod book {
     #[doc = include_str!("../../book/src/introduction.md")]
     pub struct Introduction;
+
+    #[doc = include_str!("../../book/src/performance.md")]
+    pub struct Performance;
 
     // The pages below open SQLite stores.
     #[cfg(feature = "sqlite")]

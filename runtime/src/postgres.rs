@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
     AppendResult, EventStore, ExpectedVersion, RawRecord, SnapshotRead, SnapshotRecord, StoreError,
-    StoreSession, VersionRange, replayed_append, validate_append, validate_stream_id,
+    StoreSession, StoredEvent, VersionRange, replayed_append, validate_append, validate_stream_id,
 };
 
 /// Versioned schema migrations, applied in order on connect and recorded in `annals_schema`.
@@ -32,7 +32,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-const COLUMNS: &str = "position, transaction_id::text::int8, stream_id, stream_version, event_id, \
+/// The columns of a [`RecordedEvent`]. The cast transaction id gets its own name: left as
+/// `transaction_id`, it would shadow the column in `ORDER BY transaction_id`, which would
+/// then sort by the cast expression instead of walking the index (a full sort per page).
+const COLUMNS: &str = "position, transaction_id::text::int8 AS transaction_number, stream_id, stream_version, event_id, \
      event_name, event_version, payload::text, metadata::text, recorded_at";
 
 /// The SQL of one store, with its schema spliced in once (a validated identifier) so that
@@ -42,6 +45,7 @@ struct Statements {
     schema: String,
     append: String,
     read_stream: String,
+    fold_stream: String,
     read_all: String,
     stream_version: String,
     stored_ids: String,
@@ -75,6 +79,10 @@ impl Statements {
             read_stream: format!(
                 "SELECT {COLUMNS} FROM {t} WHERE stream_id = $1 AND stream_version BETWEEN $2 AND $3 \
                  ORDER BY stream_version"
+            ),
+            fold_stream: format!(
+                "SELECT stream_version, position, event_name, event_version, payload::text FROM {t} \
+                 WHERE stream_id = $1 AND stream_version BETWEEN $2 AND $3 ORDER BY stream_version"
             ),
             // Only rows of finished transactions: anything still running has an id at or
             // above the snapshot's xmin, and will sort after what is returned here.
@@ -436,6 +444,31 @@ async fn read_stream(
     rows.iter().map(decode_row).collect()
 }
 
+async fn fold_stream<F, E>(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    stream: &str,
+    range: VersionRange,
+    mut f: F,
+) -> Result<(), E>
+where
+    F: FnMut(StoredEvent<'_>) -> Result<(), E>,
+    E: From<StoreError>,
+{
+    validate_stream_id(stream)?;
+    let rows = sqlx::query(&sql.fold_stream)
+        .bind(stream)
+        .bind(to_i64(range.from))
+        .bind(to_i64(range.to))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::backend)?;
+    for row in &rows {
+        f(StoredEvent::from_row(stream, row)?)?;
+    }
+    Ok(())
+}
+
 async fn stream_version(
     conn: &mut PgConnection,
     sql: &Statements,
@@ -595,6 +628,14 @@ impl StoreSession for PostgresSession<'_> {
         read_stream(&mut self.conn, self.sql, stream, range).await
     }
 
+    async fn fold_stream<F, E>(&mut self, stream: &str, range: VersionRange, f: F) -> Result<(), E>
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        fold_stream(&mut self.conn, self.sql, stream, range, f).await
+    }
+
     async fn append(
         &mut self,
         stream: &str,
@@ -653,6 +694,15 @@ impl EventStore for PostgresStore {
             VersionRange::new(range),
         )
         .await
+    }
+
+    async fn fold_stream<F, E>(&self, stream: &str, range: VersionRange, f: F) -> Result<(), E>
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        let mut conn = self.connection().await?;
+        fold_stream(&mut conn, &self.sql, stream, range, f).await
     }
 
     async fn read_all(

@@ -1,8 +1,9 @@
 //! Loading aggregates and executing commands against a store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -242,14 +243,17 @@ pub struct Executed<E> {
 pub struct Repository<A, S> {
     store: S,
     max_attempts: u32,
+    cache: Option<Arc<Cache<A>>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
 impl<A, S: Clone> Clone for Repository<A, S> {
+    /// A handle on the same store and the same cache.
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
             max_attempts: self.max_attempts,
+            cache: self.cache.clone(),
             _aggregate: PhantomData,
         }
     }
@@ -261,6 +265,7 @@ impl<A, S: std::fmt::Debug> std::fmt::Debug for Repository<A, S> {
             .field("aggregate", &std::any::type_name::<A>())
             .field("store", &self.store)
             .field("max_attempts", &self.max_attempts)
+            .field("cache", &self.cache.as_ref().map(|c| c.capacity))
             .finish()
     }
 }
@@ -275,8 +280,54 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         Self {
             store,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            cache: None,
             _aggregate: PhantomData,
         }
+    }
+
+    /// Keeps the state of up to about `capacity` recently used aggregates in memory, so
+    /// that `execute` on a cached aggregate decides at once and appends: one round trip.
+    ///
+    /// The cache is never trusted: the append still expects the cached version, and when
+    /// another writer (another process, or a repository without this cache) got there
+    /// first, only the events after the cached version are read before deciding again.
+    /// A command holds its aggregate's entry while it runs; a concurrent command on the
+    /// same aggregate loads from the store as without a cache. Clones of the repository
+    /// share the cache. `load` and the temporal queries do not use it.
+    ///
+    /// ```
+    /// # use annals::prelude::*;
+    /// # use annals::MemoryStore;
+    /// # #[derive(Event, Serialize, Deserialize, Debug, Clone)]
+    /// # struct Incremented { by: u32 }
+    /// # struct Increment(u32);
+    /// # #[derive(Default)]
+    /// # struct Counter { value: u32 }
+    /// # #[aggregate]
+    /// # impl Counter {
+    /// #     #[command]
+    /// #     fn increment(&self, cmd: &Increment) -> Incremented { Incremented { by: cmd.0 } }
+    /// #     #[apply]
+    /// #     fn incremented(&mut self, e: &Incremented) { self.value += e.by }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new();
+    /// let counters = Repository::<Counter, _>::new(store.clone()).with_cache(10_000);
+    /// counters.execute("c1", Increment(2)).await?; // loads, decides, appends, caches
+    /// counters.execute("c1", Increment(3)).await?; // decides on the cached state
+    ///
+    /// // Another writer appends behind the cache's back: the next command's append
+    /// // conflicts, reads only the new event and decides again.
+    /// Repository::<Counter, _>::new(store).execute("c1", Increment(10)).await?;
+    /// let done = counters.execute("c1", Increment(1)).await?;
+    /// assert_eq!((done.stream_version, done.attempts), (4, 2));
+    /// assert_eq!(counters.load("c1").await?.value, 16);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_cache(mut self, capacity: usize) -> Self {
+        self.cache = (capacity > 0).then(|| Arc::new(Cache::new(capacity)));
+        self
     }
 
     /// Sets how many times a command is tried when concurrent appends conflict (at least 1).
@@ -405,39 +456,70 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         async {
             // One connection for the whole command, retries included.
             let mut session = self.store.session().await.map_err(Error::from)?;
+            let mut current = self.cache.as_ref().and_then(|cache| cache.take(&stream));
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let (loaded, base): (Loaded<A>, u64) =
-                    load_in(&mut session, &stream, u64::MAX).await?;
-                let events = loaded
-                    .state
-                    .handle(&command)
-                    .await
-                    .map_err(ExecuteError::Rejected)?;
+                let entry = match current.take() {
+                    Some(entry) => entry,
+                    None => {
+                        let (loaded, base) =
+                            load_in::<A, _>(&mut session, &stream, u64::MAX).await?;
+                        Entry {
+                            state: loaded.state,
+                            version: loaded.version,
+                            base,
+                        }
+                    }
+                };
+                let events = match entry.state.handle(&command).await {
+                    Ok(events) => events,
+                    Err(rejection) => {
+                        self.cache_put(&stream, entry);
+                        return Err(ExecuteError::Rejected(rejection));
+                    }
+                };
                 if events.is_empty() {
+                    let stream_version = entry.version;
+                    self.cache_put(&stream, entry);
                     return Ok(Executed {
                         events,
-                        stream_version: loaded.version,
+                        stream_version,
                         last_position: None,
                         attempts: attempt,
                     });
                 }
                 let batch = encode(&stream, &events, ctx)?;
-                let expected = ExpectedVersion::Exact(loaded.version);
+                let expected = ExpectedVersion::Exact(entry.version);
                 match session.append(&stream, expected, batch).await {
                     Ok(done) => {
                         tracing::debug!(version = done.stream_version, attempt, "command recorded");
+                        let Entry {
+                            mut state,
+                            version,
+                            mut base,
+                        } = entry;
+                        for event in &events {
+                            state.apply(event);
+                        }
                         // Every multiple of N gets its snapshot, however late the previous
                         // one lands; a stale or unusable one is replaced too.
                         let due = snapshot_due::<A>(done.stream_version, base)
-                            || crosses_multiple::<A>(loaded.version, done.stream_version);
+                            || crosses_multiple::<A>(version, done.stream_version);
                         if due && !done.already_stored {
-                            let mut state = loaded.state;
-                            for event in &events {
-                                state.apply(event);
-                            }
                             self.snapshot_later(&stream, &state, done.stream_version);
+                            base = done.stream_version;
+                        }
+                        if !done.already_stored {
+                            let version = done.stream_version;
+                            self.cache_put(
+                                &stream,
+                                Entry {
+                                    state,
+                                    version,
+                                    base,
+                                },
+                            );
                         }
                         return Ok(Executed {
                             events,
@@ -450,12 +532,18 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                         if attempt < self.max_attempts =>
                     {
                         tracing::debug!(
-                            expected = loaded.version,
+                            expected = entry.version,
                             actual,
                             attempt,
                             "conflict, retrying"
                         );
-                        backoff(attempt).await;
+                        // Read only what the state missed, then decide again: at once the
+                        // first time (a stale cache entry, or one lost race), with a
+                        // growing random pause when writers keep colliding.
+                        if attempt > 1 {
+                            backoff(attempt).await;
+                        }
+                        current = catch_up(&mut session, &stream, entry).await?;
                     }
                     Err(StoreError::WrongExpectedVersion { stream, actual, .. }) => {
                         return Err(Error::RetriesExhausted {
@@ -475,6 +563,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
 }
 
 impl<A: Aggregate, S: EventStore> Repository<A, S> {
+    fn cache_put(&self, stream: &str, entry: Entry<A>) {
+        if let Some(cache) = &self.cache {
+            cache.put(stream, entry);
+        }
+    }
+
     /// Writes a snapshot of `state` at `version` in a task of its own: the caller does not
     /// wait for it, and a failure is logged, never returned (guarantee 6).
     fn snapshot_later(&self, stream: &str, state: &A, version: u64) {
@@ -509,6 +603,70 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 }
 
+/// A state at a stream version, between commands or during one.
+struct Entry<A> {
+    state: A,
+    version: u64,
+    /// The version of the snapshot the state descends from (0: none).
+    base: u64,
+}
+
+/// Recently used aggregates: two generations of up to `capacity / 2` entries each. New and
+/// used entries go to the young one; when it is full it becomes the old one and the old
+/// one is dropped. An approximate LRU with O(1) operations and no per-entry bookkeeping.
+struct Cache<A> {
+    capacity: usize,
+    generations: Mutex<[HashMap<String, Entry<A>>; 2]>,
+}
+
+impl<A> Cache<A> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            generations: Mutex::new([HashMap::new(), HashMap::new()]),
+        }
+    }
+
+    /// Removes and returns the entry: the command owns it until it puts it back.
+    fn take(&self, stream: &str) -> Option<Entry<A>> {
+        // A panic elsewhere cannot leave an entry half-written: entries move whole.
+        let mut generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        let [young, old] = &mut *generations;
+        young.remove(stream).or_else(|| old.remove(stream))
+    }
+
+    fn put(&self, stream: &str, entry: Entry<A>) {
+        let mut generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        let [young, old] = &mut *generations;
+        if young.len() >= self.capacity.div_ceil(2) && !young.contains_key(stream) {
+            *old = std::mem::take(young);
+        }
+        old.remove(stream);
+        young.insert(stream.to_owned(), entry);
+    }
+}
+
+/// Brings `entry` up to date with the events appended after its version. `None` when they
+/// do not follow on (the caller reloads the stream).
+async fn catch_up<A: Aggregate, T: StoreSession>(
+    session: &mut T,
+    stream: &str,
+    mut entry: Entry<A>,
+) -> Result<Option<Entry<A>>, Error> {
+    let records = session
+        .read_stream(stream, VersionRange::new(entry.version + 1..))
+        .await?;
+    for record in &records {
+        if record.stream_version != entry.version + 1 {
+            return Ok(None);
+        }
+        let event: A::Event = record.decode()?;
+        entry.state.apply(&event);
+        entry.version = record.stream_version;
+    }
+    Ok(Some(entry))
+}
+
 /// Whether a state at `version`, loaded from a snapshot at `base` (0: none), deserves a
 /// new snapshot: N or more events past the one it came from.
 fn snapshot_due<A: Aggregate>(version: u64, base: u64) -> bool {
@@ -535,10 +693,17 @@ async fn load_in<A: Aggregate, T: StoreSession>(
             return Ok(loaded);
         }
     }
-    let records = session
-        .read_stream(stream, VersionRange::new(..=to))
+    let mut loaded = Loaded::<A>::default();
+    session
+        .fold_stream(stream, VersionRange::new(..=to), |event| {
+            let decoded: A::Event = A::Event::decode(event.name, event.version, event.payload)
+                .map_err(|kind| DecodeError::in_stream(stream, &event, kind))?;
+            loaded.state.apply(&decoded);
+            loaded.version = event.stream_version;
+            Ok::<_, Error>(())
+        })
         .await?;
-    Ok((fold(Loaded::default(), &records)?, 0))
+    Ok((loaded, 0))
 }
 
 /// Folds what `read_from_snapshot` returned. `None` when the snapshot cannot be used (it

@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
     AppendResult, EventStore, ExpectedVersion, RawRecord, SharedSession, SnapshotRead,
-    SnapshotRecord, StoreError, VersionRange, replayed_append, validate_append, validate_stream_id,
+    SnapshotRecord, StoreError, StoredEvent, VersionRange, replayed_append, validate_append,
+    validate_stream_id,
 };
 
 /// Versioned schema migrations, applied in order on open and recorded in `annals_schema`.
@@ -408,6 +409,28 @@ impl EventStore for SqliteStore {
                 .bind(to_i64(range.to)),
         )
         .await
+    }
+
+    async fn fold_stream<F, E>(&self, stream: &str, range: VersionRange, mut f: F) -> Result<(), E>
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        validate_stream_id(stream)?;
+        let rows = sqlx::query(
+            "SELECT stream_version, position, event_name, event_version, payload FROM annals_events \
+             WHERE stream_id = ? AND stream_version BETWEEN ? AND ? ORDER BY stream_version",
+        )
+        .bind(stream)
+        .bind(to_i64(range.from))
+        .bind(to_i64(range.to))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(StoreError::backend)?;
+        for row in &rows {
+            f(StoredEvent::from_row(stream, row)?)?;
+        }
+        Ok(())
     }
 
     async fn read_all(

@@ -295,6 +295,43 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         range: impl RangeBounds<u64> + Send,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
+    /// Feeds a stream's events in `range`, in version order, to `f`, reading only what
+    /// decoding needs (no metadata, ids or times): how aggregates load. Stops at `f`'s
+    /// first error. The default goes through [`read_stream`](Self::read_stream).
+    ///
+    /// ```
+    /// use annals::{EventStore, ExpectedVersion, MemoryStore, NewEvent, StoreError, VersionRange};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), StoreError> {
+    /// let store = MemoryStore::new();
+    /// let ping = || NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1).unwrap());
+    /// store.append("ping-1", ExpectedVersion::NoStream, vec![ping(), ping()]).await?;
+    /// let mut seen = Vec::new();
+    /// store
+    ///     .fold_stream("ping-1", VersionRange::new(2..), |e| {
+    ///         seen.push((e.stream_version, e.name.to_owned()));
+    ///         Ok::<_, StoreError>(())
+    ///     })
+    ///     .await?;
+    /// assert_eq!(seen, [(2, "Pinged".to_owned())]);
+    /// # Ok(()) }
+    /// ```
+    fn fold_stream<F, E>(
+        &self,
+        stream: &str,
+        range: VersionRange,
+        f: F,
+    ) -> impl Future<Output = Result<(), E>> + Send
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        async move {
+            let records = self.read_stream(stream, range.from..=range.to).await?;
+            feed_records(&records, f)
+        }
+    }
+
     /// Reads up to `limit` events of all streams after `after`, in global order. Pass the
     /// last event's [`checkpoint`](RecordedEvent::checkpoint) to continue.
     ///
@@ -409,6 +446,23 @@ pub trait StoreSession: Send {
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<AppendResult, StoreError>> + Send;
 
+    /// See [`EventStore::fold_stream`].
+    fn fold_stream<F, E>(
+        &mut self,
+        stream: &str,
+        range: VersionRange,
+        f: F,
+    ) -> impl Future<Output = Result<(), E>> + Send
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        async move {
+            let records = self.read_stream(stream, range).await?;
+            feed_records(&records, f)
+        }
+    }
+
     /// See [`EventStore::read_from_snapshot`]. The default reads the events only.
     fn read_from_snapshot(
         &mut self,
@@ -426,6 +480,73 @@ pub trait StoreSession: Send {
     }
 }
 
+/// One stored event as an aggregate's load sees it, borrowed from the row that holds it:
+/// what decoding needs and where the event is, without its metadata.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct StoredEvent<'a> {
+    /// Its version in its stream.
+    pub stream_version: u64,
+    /// Its global position.
+    pub position: u64,
+    /// The stored event name.
+    pub name: &'a str,
+    /// The stored schema version.
+    pub version: u32,
+    /// The JSON payload, as stored.
+    pub payload: &'a str,
+}
+
+impl<'a> StoredEvent<'a> {
+    /// The lean view of a full record.
+    pub fn of(record: &'a RecordedEvent) -> Self {
+        Self {
+            stream_version: record.stream_version,
+            position: record.position,
+            name: &record.name,
+            version: record.version,
+            payload: record.payload.get(),
+        }
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl<'r> StoredEvent<'r> {
+    /// Reads the columns (stream_version, position, event_name, event_version, payload) of
+    /// a row of `stream`; a missing or out-of-range one is a `Corrupt` error naming it.
+    pub(crate) fn from_row<R>(stream: &str, row: &'r R) -> Result<Self, StoreError>
+    where
+        R: sqlx::Row,
+        usize: sqlx::ColumnIndex<R>,
+        i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let position = row.try_get::<i64, _>(1).unwrap_or(0);
+        let corrupt = |reason: String| RawRecord::unreadable(stream.to_owned(), position, reason);
+        let column = |e: sqlx::Error| corrupt(e.to_string());
+        let unsigned = |what: &str, v: i64| {
+            u64::try_from(v).map_err(|_| corrupt(format!("negative {what} {v}")))
+        };
+        let version: i32 = row.try_get(3).map_err(column)?;
+        Ok(Self {
+            stream_version: unsigned("stream version", row.try_get(0).map_err(column)?)?,
+            position: unsigned("position", position)?,
+            name: row.try_get(2).map_err(column)?,
+            version: u32::try_from(version)
+                .map_err(|_| corrupt(format!("event version {version} out of range")))?,
+            payload: row.try_get(4).map_err(column)?,
+        })
+    }
+}
+
+fn feed_records<F, E>(records: &[RecordedEvent], mut f: F) -> Result<(), E>
+where
+    F: FnMut(StoredEvent<'_>) -> Result<(), E>,
+{
+    records.iter().try_for_each(|r| f(StoredEvent::of(r)))
+}
+
 /// The session of a store with no connection to hold: it calls the store itself.
 #[derive(Debug)]
 pub struct SharedSession<'a, S>(pub &'a S);
@@ -437,6 +558,14 @@ impl<S: EventStore> StoreSession for SharedSession<'_, S> {
         range: VersionRange,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.0.read_stream(stream, range.from..=range.to).await
+    }
+
+    async fn fold_stream<F, E>(&mut self, stream: &str, range: VersionRange, f: F) -> Result<(), E>
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        self.0.fold_stream(stream, range, f).await
     }
 
     async fn append(

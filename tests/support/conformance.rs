@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use annals::prelude::*;
 use annals::{
-    AppendResult, Checkpoint, DecodeErrorKind, Error, Metadata, SnapshotRecord, StoreError,
+    AppendResult, Checkpoint, DecodeErrorKind, Error, ExecuteError, Metadata, SnapshotRecord,
+    StoreError, VersionRange,
 };
 use chrono::Utc;
 use serde_json::value::{RawValue, to_raw_value};
@@ -753,15 +754,162 @@ pub async fn temporal_queries_and_history<S: EventStore>(store: S) {
 
 /// 16 tasks each run 50 deposits on one account: every deposit lands once, versions contiguous.
 pub async fn concurrent_commands_on_one_stream<S: EventStore>(store: S) {
-    hammer_one_stream(store, 16, 50).await;
+    hammer_one_stream(store, 16, 50, 0).await;
+}
+
+/// The same contention through a repository with an aggregate cache: an entry is held by
+/// one command at a time, and every stale decision is caught by the expected version.
+pub async fn concurrent_cached_commands_on_one_stream<S: EventStore>(store: S) {
+    hammer_one_stream(store, 16, 50, 100).await;
+}
+
+/// A cached aggregate decides without reading, reads only the events another writer added
+/// when its append conflicts, and survives rejections and empty decisions.
+pub async fn cached_aggregates_catch_up_with_other_writers<S: EventStore>(store: S) {
+    let cached = Repository::<Account, _>::new(store.clone()).with_cache(10);
+    let plain = Repository::<Account, _>::new(store.clone());
+    cached
+        .execute("c1", Open("Ann".into()))
+        .await
+        .expect("open");
+    for amount in 1..=3 {
+        let done = cached
+            .execute("c1", Deposit(amount))
+            .await
+            .expect("deposit");
+        assert_eq!(done.attempts, 1, "a warm cache decides at once");
+    }
+    // Another writer appends twice behind the cache's back.
+    plain.execute("c1", Deposit(10)).await.expect("deposit");
+    plain.execute("c1", Deposit(20)).await.expect("deposit");
+    let done = cached.execute("c1", Deposit(100)).await.expect("deposit");
+    assert_eq!((done.stream_version, done.attempts), (7, 2));
+    // A rejection leaves the cached state as it was.
+    match cached.execute("c1", Open("Bob".into())).await {
+        Err(ExecuteError::Rejected(e)) => assert_eq!(e, crate::domain::AccountError::AlreadyOpen),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    let done = cached.execute("c1", Deposit(1000)).await.expect("deposit");
+    assert_eq!((done.stream_version, done.attempts), (8, 1));
+    let account = plain.load("c1").await.expect("load");
+    assert_eq!((account.balance, account.deposits), (1136, 7));
+    // Entries beyond the capacity are dropped, never wrong: 30 accounts through a cache
+    // of 10, then each account once more.
+    for n in 0..30 {
+        cached
+            .execute(&format!("many-{n}"), Open("Ann".into()))
+            .await
+            .expect("open");
+    }
+    for n in 0..30 {
+        let id = format!("many-{n}");
+        let done = cached.execute(&id, Deposit(n)).await.expect("deposit");
+        assert_eq!(done.stream_version, 2, "{id}");
+    }
+    for n in 0..30 {
+        assert_eq!(
+            plain
+                .load(&format!("many-{n}"))
+                .await
+                .expect("load")
+                .balance,
+            n
+        );
+    }
+}
+
+/// `fold_stream`, the lean read aggregates load with, sees exactly what `read_stream`
+/// sees, for whole streams and for ranges.
+pub async fn fold_stream_matches_read_stream<S: EventStore>(store: S) {
+    append_ok(
+        &store,
+        "lean-1",
+        ExpectedVersion::NoStream,
+        (1..=5).map(numbered).collect(),
+    )
+    .await;
+    append_ok(
+        &store,
+        "lean-2",
+        ExpectedVersion::NoStream,
+        vec![numbered(9)],
+    )
+    .await;
+    append_ok(
+        &store,
+        "lean-1",
+        ExpectedVersion::Exact(5),
+        vec![event("Other", serde_json::json!({"x": [1, "two"]}))],
+    )
+    .await;
+    for range in [
+        VersionRange::new(..),
+        VersionRange::new(3..),
+        VersionRange::new(2..=4),
+        VersionRange::new(7..),
+    ] {
+        let full = store
+            .read_stream("lean-1", range.from..=range.to)
+            .await
+            .expect("read");
+        let mut lean = Vec::new();
+        store
+            .fold_stream("lean-1", range, |e| {
+                lean.push((
+                    e.stream_version,
+                    e.position,
+                    e.name.to_owned(),
+                    e.version,
+                    e.payload.to_owned(),
+                ));
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .expect("fold");
+        let expected: Vec<_> = full
+            .iter()
+            .map(|e| {
+                (
+                    e.stream_version,
+                    e.position,
+                    e.name.clone(),
+                    e.version,
+                    e.payload.get().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(lean, expected, "range {range:?}");
+    }
+    // The callback's error stops the fold and comes back as is.
+    let mut seen = 0;
+    let stopped = store
+        .fold_stream("lean-1", VersionRange::new(..), |_| {
+            seen += 1;
+            if seen == 2 {
+                Err(StoreError::backend(std::io::Error::other("stop")))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+    assert!(stopped.is_err());
+    assert_eq!(seen, 2);
 }
 
 /// `tasks` tasks each run `commands` deposits on one account through `Repository::execute`,
 /// then the balance, the deposit count and the versions (1..=N, no gap, no duplicate) are
 /// checked. Returns how many attempts the commands took in all (conflicts are retried).
-pub async fn hammer_one_stream<S: EventStore>(store: S, tasks: u64, commands: u64) -> u64 {
-    let accounts =
-        Arc::new(Repository::<Account, _>::new(store.clone()).with_max_attempts(100_000));
+pub async fn hammer_one_stream<S: EventStore>(
+    store: S,
+    tasks: u64,
+    commands: u64,
+    cache: usize,
+) -> u64 {
+    let accounts = Arc::new(
+        Repository::<Account, _>::new(store.clone())
+            .with_max_attempts(100_000)
+            .with_cache(cache),
+    );
     let _ = accounts
         .execute("hot", Open("Ann".into()))
         .await

@@ -112,7 +112,7 @@ pub(super) fn emit(model: &Model) -> TokenStream {
                 fn decode(
                     __name: &::core::primitive::str,
                     __version: ::core::primitive::u32,
-                    __payload: &::annals::serde_json::value::RawValue,
+                    __payload: &::core::primitive::str,
                 ) -> ::annals::__private::Result<Self, ::annals::DecodeErrorKind> {
                     #( #decode )*
                     let _ = (__name, __version, __payload);

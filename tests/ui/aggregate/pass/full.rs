@@ -139,12 +139,12 @@ fn main() {
     assert_eq!(AccountEvent::Closed(Closed).event_name(), "Closed");
     let payload = deposited.encode().unwrap();
     assert_eq!(payload.get(), r#"{"amount":5}"#);
-    let decoded = AccountEvent::decode("MoneyDeposited", 2, &payload).unwrap();
+    let decoded = AccountEvent::decode("MoneyDeposited", 2, payload.get()).unwrap();
     assert!(
         matches!(decoded, AccountEvent::Deposited(Deposited { amount: 5 })),
         "{decoded:?}"
     );
-    let unknown = AccountEvent::decode("MoneyDeposited", 1, &payload);
+    let unknown = AccountEvent::decode("MoneyDeposited", 1, payload.get());
     assert!(
         matches!(unknown, Err(annals::DecodeErrorKind::UnknownEvent)),
         "{unknown:?}"

@@ -20,8 +20,8 @@ impl From<CreditedV1> for MoneyDeposited {
 }
 
 fn main() {
-    let payload = annals::serde_json::value::RawValue::from_string(r#"{"units":2}"#.into()).unwrap();
-    let decoded = annals::__private::decode_chain::<MoneyDeposited>("Credited", 1, &payload);
+    let payload = r#"{"units":2}"#;
+    let decoded = annals::__private::decode_chain::<MoneyDeposited>("Credited", 1, payload);
     assert_eq!(decoded.unwrap().unwrap().cents, 200);
-    assert!(annals::__private::decode_chain::<MoneyDeposited>("Credited", 2, &payload).is_none());
+    assert!(annals::__private::decode_chain::<MoneyDeposited>("Credited", 2, payload).is_none());
 }
