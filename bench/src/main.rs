@@ -1,0 +1,596 @@
+//! annals against its Rust peers and hand-written sqlx, on one PostgreSQL, in one run.
+//!
+//! ```text
+//! cargo run --release --manifest-path bench/Cargo.toml -- [--quick] [--json PATH]
+//!     [--only NAME,NAME] [--reps N] [--database-url URL]
+//! ```
+//!
+//! Every system gets fresh tables in the database `annals_bench` (created when missing),
+//! runs the same Account domain, and is measured one after the other: command throughput
+//! with 1 and 8 tasks, a command on a long stream with and without snapshots, and the
+//! rebuild of a read model from stored events. Each measure is repeated and the median
+//! reported; the table ends with ratios against the floors measured in the same run.
+
+mod count;
+mod system;
+mod systems;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use system::{Result, System, Variant};
+use systems::annals::Annals;
+
+/// The systems, in the order they run and print.
+const SYSTEMS: &[&str] = &[
+    "sqlx-insert",
+    "sqlx-floor",
+    "annals-postgres",
+    "annals-sqlite",
+    "cqrs-es",
+    "esrs",
+    "disintegrate",
+];
+const MEASURES: &[(&str, &str)] = &[
+    ("cmd_1", "events/s"),
+    ("cmd_8", "events/s"),
+    ("hot_ms", "ms"),
+    ("hot_snap_ms", "ms"),
+    ("catchup", "events/s"),
+];
+
+/// How much work each measure does.
+#[derive(Clone, Debug)]
+struct Sizes {
+    /// Accounts per `cmd_*` repetition; each gets 1 open and 9 deposits.
+    accounts: usize,
+    /// Repetitions of each measure; the median is reported.
+    reps: usize,
+    /// Events of history on the hot account.
+    hot_history: usize,
+    /// Timed deposits per `hot_*` repetition.
+    hot_samples: usize,
+    /// Events stored before a catch-up.
+    catchup_events: usize,
+    /// A second history length at which annals' `hot_snap_ms` is measured, to show it flat.
+    flat_history: usize,
+}
+
+impl Sizes {
+    fn full() -> Self {
+        Self {
+            accounts: 10_000,
+            reps: 3,
+            hot_history: 10_000,
+            hot_samples: 50,
+            catchup_events: 100_000,
+            flat_history: 100_000,
+        }
+    }
+
+    fn quick() -> Self {
+        Self {
+            accounts: 200,
+            reps: 3,
+            hot_history: 10_000,
+            hot_samples: 20,
+            catchup_events: 20_000,
+            flat_history: 100_000,
+        }
+    }
+}
+
+struct Args {
+    sizes: Sizes,
+    json: Option<PathBuf>,
+    only: Option<Vec<String>>,
+    url: String,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: annals-bench [--quick] [--json PATH] [--only NAME,...] [--reps N] [--database-url URL]\n\
+         systems: {}",
+        SYSTEMS.join(", ")
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut args = std::env::args().skip(1);
+    let mut sizes = Sizes::full();
+    let (mut json, mut only, mut reps) = (None, None, None);
+    let mut url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => sizes = Sizes::quick(),
+            "--json" => json = Some(PathBuf::from(args.next().unwrap_or_else(|| usage()))),
+            "--only" => {
+                let list = args.next().unwrap_or_else(|| usage());
+                let names: Vec<String> = list.split(',').map(str::to_owned).collect();
+                if let Some(bad) = names.iter().find(|n| !SYSTEMS.contains(&n.as_str())) {
+                    eprintln!("unknown system `{bad}`");
+                    usage();
+                }
+                only = Some(names);
+            }
+            "--reps" => {
+                reps = args.next().and_then(|n| n.parse::<usize>().ok());
+                if reps.is_none_or(|n| n == 0) {
+                    usage();
+                }
+            }
+            "--database-url" => url = args.next().unwrap_or_else(|| usage()),
+            "--bench" => {} // passed by `cargo bench`
+            _ => usage(),
+        }
+    }
+    if let Some(reps) = reps {
+        sizes.reps = reps;
+    }
+    Args {
+        sizes,
+        json,
+        only,
+        url,
+    }
+}
+
+/// `url` pointing at the database `name` instead.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let cut = base
+        .rfind('/')
+        .filter(|&i| i > "postgres://".len())
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{name}", &base[..cut]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// Creates the benchmark's own database, so that it never touches the test database.
+async fn bench_database(url: &str) -> Result<String> {
+    let pool = sqlx::PgPool::connect(url).await.map_err(|e| {
+        format!(
+            "cannot connect to PostgreSQL at {url}: {e}\n\
+             start a server, or pass --database-url / set DATABASE_URL"
+        )
+    })?;
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'annals_bench')",
+    )
+    .fetch_one(&pool)
+    .await?;
+    if !exists {
+        sqlx::raw_sql("CREATE DATABASE annals_bench")
+            .execute(&pool)
+            .await?;
+    }
+    pool.close().await;
+    Ok(with_database(url, "annals_bench"))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Runs `accounts` accounts (open + 9 deposits each) on `tasks` concurrent tasks; events/s.
+async fn commands<S: System>(
+    sys: &Arc<S>,
+    prefix: &str,
+    accounts: usize,
+    tasks: usize,
+) -> Result<f64> {
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let sys = Arc::clone(sys);
+        let prefix = prefix.to_owned();
+        handles.push(tokio::spawn(async move {
+            for n in (task..accounts).step_by(tasks) {
+                let id = format!("{prefix}-{n}");
+                sys.open(&id, "owner").await?;
+                for amount in 1..=9 {
+                    sys.deposit(&id, amount).await?;
+                }
+            }
+            Result::<()>::Ok(())
+        }));
+    }
+    for handle in handles {
+        handle.await??;
+    }
+    Ok((accounts * 10) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Median milliseconds of one deposit on an account with `history` events.
+async fn hot<S: System>(sys: &S, id: &str, history: usize, samples: usize) -> Result<f64> {
+    sys.seed(id, history - 1).await?;
+    // Warm-up: the first commands write snapshots and fill caches.
+    for _ in 0..3 {
+        sys.deposit(id, 1).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let start = Instant::now();
+        sys.deposit(id, 1).await?;
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(median(times))
+}
+
+/// Stores `events` events (accounts of 10) and returns the median catch-up rate, checking
+/// every rebuild against what was stored.
+async fn catchup<S: System>(sys: &S, events: usize, reps: usize) -> Result<f64> {
+    let accounts = seed_accounts(sys, events).await?;
+    let mut rates = Vec::new();
+    for _ in 0..reps {
+        let start = Instant::now();
+        let model = sys.catchup().await?;
+        let rate = model.events as f64 / start.elapsed().as_secs_f64();
+        if model.events != (accounts * 10) as u64 || model.balances.len() != accounts {
+            return Err(format!(
+                "catch-up saw {} events of {} accounts; {} events of {accounts} were stored",
+                model.events,
+                model.balances.len(),
+                accounts * 10
+            )
+            .into());
+        }
+        if let Some((id, balance)) = model.balances.iter().find(|(_, b)| **b != 9) {
+            return Err(format!("catch-up: account {id} has balance {balance}, not 9").into());
+        }
+        rates.push(rate);
+    }
+    Ok(median(rates))
+}
+
+/// Stores `events` events as accounts of 10 (1 open, 9 deposits of 1); returns the count
+/// of accounts.
+async fn seed_accounts<S: System>(sys: &S, events: usize) -> Result<usize> {
+    let accounts = events / 10;
+    for n in 0..accounts {
+        sys.seed(&format!("c-{n}"), 9).await?;
+    }
+    Ok(accounts)
+}
+
+/// What a system is built for; only annals configures itself differently per use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Use {
+    /// `cmd_1`, `cmd_8`: configured as for a service (annals: its aggregate cache on).
+    Commands,
+    /// `hot_ms`, `hot_snap_ms`: as the variant says, nothing more.
+    Hot,
+    /// `catchup`.
+    Catchup,
+}
+
+/// Every measure of one system. `connect` builds it on fresh tables.
+async fn run<S, F, Fut>(name: &str, sizes: &Sizes, connect: F, results: &mut Results) -> Result<()>
+where
+    S: System,
+    F: Fn(Variant, Use) -> Fut,
+    Fut: Future<Output = Result<S>>,
+{
+    eprintln!("== {name}");
+    for (measure, tasks) in [("cmd_1", 1), ("cmd_8", 8)] {
+        let sys = Arc::new(connect(Variant::Plain, Use::Commands).await?);
+        let mut rates = Vec::new();
+        for rep in 0..sizes.reps {
+            rates.push(commands(&sys, &format!("{measure}-{rep}"), sizes.accounts, tasks).await?);
+        }
+        results.put(name, measure, median(rates));
+        eprintln!(
+            "   {measure}: {:.0} events/s",
+            results.get(name, measure).unwrap_or(0.0)
+        );
+        if tasks == 1 {
+            // Statements per command, on a warm account (a lower bound where pools ping).
+            sys.open("count", "owner").await?;
+            sys.deposit("count", 1).await?;
+            let (done, statements) = count::statements(async {
+                for _ in 0..20 {
+                    sys.deposit("count", 1).await?;
+                }
+                Result::<()>::Ok(())
+            })
+            .await;
+            done?;
+            results
+                .statements
+                .insert(name.to_owned(), statements as f64 / 20.0);
+        }
+    }
+    for (measure, variant) in [
+        ("hot_ms", Variant::Plain),
+        ("hot_snap_ms", Variant::Snapshots),
+    ] {
+        let sys = connect(variant, Use::Hot).await?;
+        let mut times = Vec::new();
+        for rep in 0..sizes.reps {
+            times.push(
+                hot(
+                    &sys,
+                    &format!("hot-{rep}"),
+                    sizes.hot_history,
+                    sizes.hot_samples,
+                )
+                .await?,
+            );
+        }
+        results.put(name, measure, median(times));
+        eprintln!(
+            "   {measure}: {:.3} ms",
+            results.get(name, measure).unwrap_or(0.0)
+        );
+    }
+    let sys = connect(Variant::Plain, Use::Catchup).await?;
+    results.put(
+        name,
+        "catchup",
+        catchup(&sys, sizes.catchup_events, sizes.reps).await?,
+    );
+    eprintln!(
+        "   catchup: {:.0} events/s",
+        results.get(name, "catchup").unwrap_or(0.0)
+    );
+    Ok(())
+}
+
+#[derive(Default)]
+struct Results {
+    values: BTreeMap<(String, String), f64>,
+    statements: BTreeMap<String, f64>,
+    notes: Vec<String>,
+}
+
+impl Results {
+    fn put(&mut self, system: &str, measure: &str, value: f64) {
+        self.values
+            .insert((system.to_owned(), measure.to_owned()), value);
+    }
+
+    fn get(&self, system: &str, measure: &str) -> Option<f64> {
+        self.values
+            .get(&(system.to_owned(), measure.to_owned()))
+            .copied()
+    }
+
+    fn ratio(
+        &self,
+        system: &str,
+        measure: &str,
+        base: &str,
+        higher_is_better: bool,
+    ) -> Option<f64> {
+        let (v, b) = (self.get(system, measure)?, self.get(base, measure)?);
+        Some(if higher_is_better { v / b } else { b / v })
+    }
+
+    fn print(&self, systems: &[&str]) {
+        println!();
+        println!(
+            "| system | cmd_1 (events/s) | cmd_8 (events/s) | hot_ms | hot_snap_ms | catchup (events/s) | statements/cmd |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        for system in systems {
+            let cell = |m: &str, digits: usize| {
+                self.get(system, m)
+                    .map_or("error".to_owned(), |v| format!("{v:.digits$}"))
+            };
+            let statements = self
+                .statements
+                .get(*system)
+                .map_or("-".to_owned(), |s| format!("{s:.1}"));
+            println!(
+                "| {system} | {} | {} | {} | {} | {} | {statements} |",
+                cell("cmd_1", 0),
+                cell("cmd_8", 0),
+                cell("hot_ms", 2),
+                cell("hot_snap_ms", 3),
+                cell("catchup", 0),
+            );
+        }
+        println!();
+        println!(
+            "Ratios (above 1 is better): cmd_* against sqlx-insert, hot_* against sqlx-floor (time ratio)."
+        );
+        println!();
+        println!(
+            "| system | cmd_1 / insert | cmd_8 / insert | sqlx-floor hot_ms / hot_ms | sqlx-floor hot_ms / hot_snap_ms |"
+        );
+        println!("|---|---:|---:|---:|---:|");
+        for system in systems {
+            let r = |m: &str, base: &str, up: bool| {
+                self.ratio(system, m, base, up)
+                    .map_or("-".to_owned(), |v| format!("{v:.2}x"))
+            };
+            let snap = match (
+                self.get("sqlx-floor", "hot_ms"),
+                self.get(system, "hot_snap_ms"),
+            ) {
+                (Some(f), Some(s)) => format!("{:.2}x", f / s),
+                _ => "-".to_owned(),
+            };
+            println!(
+                "| {system} | {} | {} | {} | {snap} |",
+                r("cmd_1", "sqlx-insert", true),
+                r("cmd_8", "sqlx-insert", true),
+                r("hot_ms", "sqlx-floor", false),
+            );
+        }
+        for note in &self.notes {
+            println!();
+            println!("{note}");
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut out = Vec::new();
+        for ((system, measure), value) in &self.values {
+            let Some((_, unit)) = MEASURES.iter().find(|(m, _)| m == measure) else {
+                continue;
+            };
+            if SYSTEMS.contains(&system.as_str()) {
+                out.push(serde_json::json!({
+                    "system": system, "measure": measure, "value": value, "unit": unit,
+                }));
+            }
+        }
+        serde_json::Value::Array(out)
+    }
+}
+
+fn sqlite_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("bench-data")
+}
+
+async fn run_one(name: &str, url: &str, sizes: &Sizes, results: &mut Results) -> Result<()> {
+    use systems::{cqrs_es, disintegrate, esrs, floor};
+    match name {
+        "sqlx-insert" => run(name, sizes, |v, _| floor::Insert::connect(url, v), results).await,
+        "sqlx-floor" => run(name, sizes, |v, _| floor::Floor::connect(url, v), results).await,
+        "annals-postgres" => {
+            let connect = |v, u| Annals::postgres(url, v, u == Use::Commands);
+            run(name, sizes, connect, results).await?;
+            annals_extras(url, sizes, results).await
+        }
+        "annals-sqlite" => {
+            let dir = sqlite_dir();
+            std::fs::create_dir_all(&dir)?;
+            let file = dir.join("annals.db");
+            let connect = |v, u| Annals::sqlite(&file, v, u == Use::Commands);
+            run(name, sizes, connect, results).await
+        }
+        "cqrs-es" => run(name, sizes, |v, _| cqrs_es::Peer::connect(url, v), results).await,
+        "esrs" => run(name, sizes, |v, _| esrs::Peer::connect(url, v), results).await,
+        "disintegrate" => {
+            run(
+                name,
+                sizes,
+                |v, _| disintegrate::Peer::connect(url, v),
+                results,
+            )
+            .await
+        }
+        _ => Err(format!("unknown system {name}").into()),
+    }
+}
+
+/// annals-only figures: the raw read the catch-up is held against, and `hot_snap_ms` on a
+/// much longer history (it should not grow).
+async fn annals_extras(url: &str, sizes: &Sizes, results: &mut Results) -> Result<()> {
+    let sys = Annals::postgres(url, Variant::Plain, false).await?;
+    let accounts = seed_accounts(&sys, sizes.catchup_events).await?;
+    let mut rates = Vec::new();
+    for _ in 0..sizes.reps {
+        let start = Instant::now();
+        let model = sys.raw_catchup().await?;
+        rates.push(model.events as f64 / start.elapsed().as_secs_f64());
+        if model.balances.len() != accounts {
+            return Err(format!(
+                "raw read saw {} accounts of {accounts}",
+                model.balances.len()
+            )
+            .into());
+        }
+    }
+    let raw = median(rates);
+    if let Some(annals) = results.get("annals-postgres", "catchup") {
+        results.notes.push(format!(
+            "annals-postgres catch-up: {annals:.0} events/s through its subscription against \
+             {raw:.0} events/s for a raw sqlx read-and-deserialize of the same rows: {:.2}x.",
+            annals / raw
+        ));
+    }
+    let sys = Annals::postgres(url, Variant::Snapshots, false).await?;
+    let mut times = Vec::new();
+    for rep in 0..sizes.reps {
+        times.push(
+            hot(
+                &sys,
+                &format!("flat-{rep}"),
+                sizes.flat_history,
+                sizes.hot_samples,
+            )
+            .await?,
+        );
+    }
+    let flat = median(times);
+    if let Some(base) = results.get("annals-postgres", "hot_snap_ms") {
+        results.notes.push(format!(
+            "annals-postgres hot_snap_ms: {base:.3} ms at {} events of history, {flat:.3} ms at {}.",
+            sizes.hot_history, sizes.flat_history
+        ));
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    count::install();
+    let args = parse_args();
+    let url = match bench_database(&args.url).await {
+        Ok(url) => url,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    let systems: Vec<&str> = SYSTEMS
+        .iter()
+        .copied()
+        .filter(|s| {
+            args.only
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|o| o == s))
+        })
+        .collect();
+    eprintln!("sizes: {:?}", args.sizes);
+    let started = Instant::now();
+    let mut results = Results::default();
+    let mut failed = false;
+    for name in &systems {
+        if let Err(e) = run_one(name, &url, &args.sizes, &mut results).await {
+            eprintln!("error: {name}: {e}");
+            results.notes.push(format!("{name} failed: {e}"));
+            failed = true;
+        }
+    }
+    results.print(&systems);
+    println!();
+    println!(
+        "({} systems in {:.0} s)",
+        systems.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&results.json()).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            failed = true;
+        }
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,262 @@
+//! annals itself, on PostgreSQL and on a SQLite file, through `Repository::execute`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use annals::prelude::*;
+use annals::{
+    Checkpoint, EventStore, ExpectedVersion, NewEvent, PostgresOptions, PostgresStore, SqliteStore,
+};
+
+use crate::system::{Catchup, Result, System, Variant};
+
+/// The schema holding annals' tables in the benchmark database.
+const SCHEMA: &str = "bench_annals";
+/// How many accounts the aggregate cache keeps, when it is on.
+const CACHE: usize = 20_000;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone)]
+pub struct Opened {
+    pub owner: String,
+}
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone)]
+pub struct Deposited {
+    pub amount: u64,
+}
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone)]
+pub struct Withdrawn {
+    pub amount: u64,
+}
+
+pub struct Open {
+    pub owner: String,
+}
+
+pub struct Deposit {
+    pub amount: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("the account is already open")]
+    AlreadyOpen,
+    #[error("the account is not open")]
+    NotOpen,
+}
+
+/// Defines an account aggregate; the two differ only in their snapshot setting.
+macro_rules! account {
+    ($name:ident, [$($args:tt)*] $(, $derive:ident)?) => {
+        #[derive(Debug, Default, Serialize, Deserialize $(, $derive)?)]
+        pub struct $name {
+            open: bool,
+            balance: i64,
+        }
+
+        #[aggregate($($args)*)]
+        impl $name {
+            #[command]
+            fn open(&self, cmd: &Open) -> Result<Opened, AccountError> {
+                if self.open {
+                    return Err(AccountError::AlreadyOpen);
+                }
+                Ok(Opened { owner: cmd.owner.clone() })
+            }
+
+            #[command]
+            fn deposit(&self, cmd: &Deposit) -> Result<Deposited, AccountError> {
+                if !self.open {
+                    return Err(AccountError::NotOpen);
+                }
+                Ok(Deposited { amount: cmd.amount })
+            }
+
+            #[apply]
+            fn opened(&mut self, _: &Opened) {
+                self.open = true;
+            }
+
+            #[apply]
+            fn deposited(&mut self, e: &Deposited) {
+                self.balance += e.amount as i64;
+            }
+
+            #[apply]
+            fn withdrawn(&mut self, e: &Withdrawn) {
+                self.balance -= e.amount as i64;
+            }
+        }
+    };
+}
+
+account!(Account, [category = "account", event_enum = AccountEvent]);
+account!(
+    SnapAccount,
+    [
+        category = "account",
+        event_enum = SnapAccountEvent,
+        snapshot_every = 100
+    ],
+    Snapshot
+);
+
+/// annals on one store. `Variant::Plain` replays every stream on every command unless the
+/// aggregate cache is asked for (as a service would configure it); `Variant::Snapshots`
+/// uses an aggregate that takes snapshots, and the cache.
+pub struct Annals<S: EventStore> {
+    store: S,
+    plain: Repository<Account, S>,
+    snap: Repository<SnapAccount, S>,
+    variant: Variant,
+    seeded: AtomicU64,
+}
+
+impl<S: EventStore> Annals<S> {
+    fn new(store: S, variant: Variant, cache: bool) -> Self {
+        let cache = if cache || variant == Variant::Snapshots {
+            CACHE
+        } else {
+            0
+        };
+        Self {
+            plain: Repository::new(store.clone()).with_cache(cache),
+            snap: Repository::new(store.clone()).with_cache(cache),
+            store,
+            variant,
+            seeded: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Annals<PostgresStore> {
+    /// Connects to PostgreSQL and recreates annals' schema.
+    pub async fn postgres(url: &str, variant: Variant, cache: bool) -> Result<Self> {
+        let pool = sqlx::PgPool::connect(url).await?;
+        sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+            .execute(&pool)
+            .await?;
+        pool.close().await;
+        let store = PostgresStore::connect_with(
+            PostgresOptions::new(url).schema(SCHEMA).max_connections(16),
+        )
+        .await?;
+        Ok(Self::new(store, variant, cache))
+    }
+}
+
+impl Annals<PostgresStore> {
+    /// The baseline for catch-up: hand-written sqlx reading annals' own rows in global
+    /// order, deserialising each payload by event name, folding into the same model.
+    pub async fn raw_catchup(&self) -> Result<Catchup> {
+        use futures::TryStreamExt;
+        let sql = format!(
+            "SELECT stream_id, event_name, payload::text FROM {SCHEMA}.annals_events \
+             ORDER BY transaction_id, position"
+        );
+        let mut rows = sqlx::query_as::<_, (String, String, String)>(&sql).fetch(self.store.pool());
+        let mut model = Catchup::default();
+        while let Some((stream, name, payload)) = rows.try_next().await? {
+            let account = stream.strip_prefix("account-").unwrap_or(&stream);
+            match name.as_str() {
+                "Opened" => {
+                    let _: Opened = serde_json::from_str(&payload)?;
+                    model.other(account);
+                }
+                "Deposited" => {
+                    let e: Deposited = serde_json::from_str(&payload)?;
+                    model.deposit(account, e.amount as i64);
+                }
+                "Withdrawn" => {
+                    let e: Withdrawn = serde_json::from_str(&payload)?;
+                    model.deposit(account, -(e.amount as i64));
+                }
+                other => return Err(format!("unknown event {other}").into()),
+            }
+        }
+        Ok(model)
+    }
+}
+
+impl Annals<SqliteStore> {
+    /// Opens a new SQLite file at `path` (deleting an old one).
+    pub async fn sqlite(path: &std::path::Path, variant: Variant, cache: bool) -> Result<Self> {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(Self::new(SqliteStore::open(path).await?, variant, cache))
+    }
+}
+
+impl<S: EventStore> System for Annals<S> {
+    async fn open(&self, id: &str, owner: &str) -> Result<()> {
+        let cmd = Open {
+            owner: owner.to_owned(),
+        };
+        match self.variant {
+            Variant::Plain => self.plain.execute(id, cmd).await.map(drop)?,
+            Variant::Snapshots => self.snap.execute(id, cmd).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    async fn deposit(&self, id: &str, amount: u64) -> Result<()> {
+        let cmd = Deposit { amount };
+        match self.variant {
+            Variant::Plain => self.plain.execute(id, cmd).await.map(drop)?,
+            Variant::Snapshots => self.snap.execute(id, cmd).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    async fn seed(&self, id: &str, deposits: usize) -> Result<()> {
+        let stream = <Account as annals::Aggregate>::stream_id(id);
+        let mut events = vec![NewEvent::from_event(&Opened {
+            owner: id.to_owned(),
+        })?];
+        for _ in 0..deposits {
+            events.push(NewEvent::from_event(&Deposited { amount: 1 })?);
+        }
+        let mut version = 0;
+        while !events.is_empty() {
+            let rest = events.split_off(events.len().min(1000));
+            let batch = std::mem::replace(&mut events, rest);
+            let n = batch.len() as u64;
+            self.store
+                .append(&stream, ExpectedVersion::Exact(version), batch)
+                .await?;
+            version += n;
+        }
+        self.seeded.fetch_add(version, Ordering::AcqRel);
+        Ok(())
+    }
+
+    async fn catchup(&self) -> Result<Catchup> {
+        // A subscription never ends: it goes live once caught up. The harness catches up
+        // after seeding only, so the seeded count says when the rebuild is complete.
+        let expected = self.seeded.load(Ordering::Acquire);
+        let mut model = Catchup::default();
+        let mut feed = self.store.subscribe(Checkpoint::START);
+        while model.events < expected {
+            let Some(record) = feed.next().await else {
+                break;
+            };
+            let record = record?;
+            let account = record
+                .stream_id
+                .strip_prefix("account-")
+                .unwrap_or(&record.stream_id);
+            match record.decode::<AccountEvent>()? {
+                AccountEvent::Opened(_) => model.other(account),
+                AccountEvent::Deposited(e) => model.deposit(account, e.amount as i64),
+                AccountEvent::Withdrawn(e) => model.deposit(account, -(e.amount as i64)),
+            }
+        }
+        Ok(model)
+    }
+}
