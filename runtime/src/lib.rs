@@ -83,16 +83,10 @@ pub mod __private {
     use serde::de::DeserializeOwned;
     use serde_json::value::RawValue;
 
-    use crate::DecodeErrorKind;
 
     /// Serialises one variant of an event set.
     pub fn encode<T: Serialize>(event: &T) -> Result<Box<RawValue>, serde_json::Error> {
         serde_json::value::to_raw_value(event)
-    }
-
-    /// Deserialises one variant of an event set.
-    pub fn decode<T: DeserializeOwned>(payload: &RawValue) -> Result<T, DecodeErrorKind> {
-        serde_json::from_str(payload.get()).map_err(DecodeErrorKind::Payload)
     }
 
     /// Collects what a fallible command returned. `into_events` is the user's return type's

@@ -14,7 +14,7 @@ use crate::aggregate::{Aggregate, Handle};
 use crate::event::{DecodeError, Envelope, EventSet, Metadata, NewEvent, RecordedEvent};
 use crate::store::{
     EventStore, ExpectedVersion, SharedSession, SnapshotRead, SnapshotRecord, StoreError,
-    StoreSession, VersionRange,
+    StoreSession, StoredEvent, VersionRange,
 };
 
 /// A failure to load an aggregate or to record its events.
@@ -653,18 +653,17 @@ async fn catch_up<A: Aggregate, T: StoreSession>(
     stream: &str,
     mut entry: Entry<A>,
 ) -> Result<Option<Entry<A>>, Error> {
-    let records = session
-        .read_stream(stream, VersionRange::new(entry.version + 1..))
+    let mut follows = true;
+    session
+        .fold_stream(stream, VersionRange::new(entry.version + 1..), |event| {
+            follows &= event.stream_version == entry.version + 1;
+            if follows {
+                apply_stored(stream, &mut entry.state, &mut entry.version, event)?;
+            }
+            Ok::<_, Error>(())
+        })
         .await?;
-    for record in &records {
-        if record.stream_version != entry.version + 1 {
-            return Ok(None);
-        }
-        let event: A::Event = record.decode()?;
-        entry.state.apply(&event);
-        entry.version = record.stream_version;
-    }
-    Ok(Some(entry))
+    Ok(follows.then_some(entry))
 }
 
 /// Whether a state at `version`, loaded from a snapshot at `base` (0: none), deserves a
@@ -696,11 +695,7 @@ async fn load_in<A: Aggregate, T: StoreSession>(
     let mut loaded = Loaded::<A>::default();
     session
         .fold_stream(stream, VersionRange::new(..=to), |event| {
-            let decoded: A::Event = A::Event::decode(event.name, event.version, event.payload)
-                .map_err(|kind| DecodeError::in_stream(stream, &event, kind))?;
-            loaded.state.apply(&decoded);
-            loaded.version = event.stream_version;
-            Ok::<_, Error>(())
+            apply_stored(stream, &mut loaded.state, &mut loaded.version, event)
         })
         .await?;
     Ok((loaded, 0))
@@ -747,11 +742,24 @@ fn fold<A: Aggregate>(
     records: &[RecordedEvent],
 ) -> Result<Loaded<A>, Error> {
     for record in records {
-        let event: A::Event = record.decode()?;
-        loaded.state.apply(&event);
-        loaded.version = record.stream_version;
+        let Loaded { state, version } = &mut loaded;
+        apply_stored(&record.stream_id, state, version, StoredEvent::of(record))?;
     }
     Ok(loaded)
+}
+
+/// Decodes one stored event of `stream` and applies it: every load path goes through here.
+fn apply_stored<A: Aggregate>(
+    stream: &str,
+    state: &mut A,
+    version: &mut u64,
+    event: StoredEvent<'_>,
+) -> Result<(), Error> {
+    let decoded = A::Event::decode(event.name, event.version, event.payload)
+        .map_err(|kind| DecodeError::in_stream(stream, &event, kind))?;
+    state.apply(&decoded);
+    *version = event.stream_version;
+    Ok(())
 }
 
 fn encode<E: EventSet>(
