@@ -83,7 +83,6 @@ pub mod __private {
     use serde::de::DeserializeOwned;
     use serde_json::value::RawValue;
 
-
     /// Serialises one variant of an event set.
     pub fn encode<T: Serialize>(event: &T) -> Result<Box<RawValue>, serde_json::Error> {
         serde_json::value::to_raw_value(event)
