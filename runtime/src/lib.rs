@@ -14,6 +14,8 @@
 extern crate self as annals;
 
 mod aggregate;
+#[cfg(feature = "postgres")]
+mod coalesce;
 mod event;
 mod memory;
 #[cfg(feature = "postgres")]

@@ -1,17 +1,18 @@
 //! The PostgreSQL store: production storage with a hole-free global order.
 
 use std::ops::RangeBounds;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+use crate::coalesce::{Batch, Coalescer, Outcome, Request, Step};
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
     AppendResult, EventStore, ExpectedVersion, RawRecord, SnapshotRead, SnapshotRecord, StoreError,
@@ -30,7 +31,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "snapshots",
         include_str!("../migrations/postgres/0002_snapshots.sql"),
     ),
+    (
+        3,
+        "notify after commit",
+        include_str!("../migrations/postgres/0003_notify_after_commit.sql"),
+    ),
 ];
+
+/// The most events one group commit carries; a bigger append is written on its own.
+const GROUP_MAX_EVENTS: usize = 1000;
+/// The least time between two notifications to other processes. In-process subscribers
+/// are woken at once; other processes hear of a burst of appends at most this late.
+const NOTIFY_SPACING: Duration = Duration::from_millis(5);
 
 /// The columns of a [`RecordedEvent`]. The cast transaction id gets its own name: left as
 /// `transaction_id`, it would shadow the column in `ORDER BY transaction_id`, which would
@@ -44,6 +56,7 @@ const COLUMNS: &str = "position, transaction_id::text::int8 AS transaction_numbe
 struct Statements {
     schema: String,
     append: String,
+    append_group: String,
     read_stream: String,
     fold_stream: String,
     read_all: String,
@@ -75,6 +88,23 @@ impl Statements {
                    RETURNING position, stream_version) \
                  SELECT cur.v, MIN(ins.position), MAX(ins.position), MAX(ins.stream_version) \
                  FROM cur LEFT JOIN ins ON true GROUP BY cur.v"
+            ),
+            // One statement for many streams' appends (group commit), each with an exact
+            // expected version. A request's rows go in only when its stream is exactly at the
+            // expected version: of the versions `expected` and `expected + 1`, it has the
+            // first only (none for a new stream). An aggregate subquery stays a per-row key
+            // probe in every plan, never a join over the table. The unique key still catches
+            // a concurrent writer, failing the statement, which then writes nothing.
+            append_group: format!(
+                "INSERT INTO {t} (stream_id, stream_version, event_id, event_name, event_version, payload, metadata) \
+                 SELECT e.stream_id, e.expected + e.n, e.id, e.name, e.version, e.payload::jsonb, e.metadata::jsonb \
+                 FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[]) \
+                   WITH ORDINALITY AS e(stream_id, expected, n, id, name, version, payload, metadata, o) \
+                 WHERE (SELECT count(*) FROM {t} c WHERE c.stream_id = e.stream_id \
+                          AND c.stream_version BETWEEN e.expected AND e.expected + 1) \
+                       = CASE WHEN e.expected = 0 THEN 0 ELSE 1 END \
+                 ORDER BY e.o \
+                 RETURNING stream_id, stream_version, position"
             ),
             read_stream: format!(
                 "SELECT {COLUMNS} FROM {t} WHERE stream_id = $1 AND stream_version BETWEEN $2 AND $3 \
@@ -143,15 +173,18 @@ pub struct PostgresOptions {
     url: String,
     schema: String,
     max_connections: u32,
+    group_writers: usize,
 }
 
 impl PostgresOptions {
-    /// Options for the server at `url`: schema `public`, 10 connections.
+    /// Options for the server at `url`: schema `public`, 10 connections, group commit
+    /// with 2 writers.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             schema: "public".to_owned(),
             max_connections: 10,
+            group_writers: 2,
         }
     }
 
@@ -169,16 +202,36 @@ impl PostgresOptions {
         self.max_connections = max.max(1);
         self
     }
+
+    /// Group commit: how many appends may be written at once (at least 1), each writer on
+    /// a connection of its own besides the pool's. Appends that arrive while every writer
+    /// is busy wait and then go together, many streams in one statement and one commit.
+    /// Fewer writers make bigger groups; the default, 2, keeps one group filling while the
+    /// other commits.
+    ///
+    /// ```
+    /// use annals::PostgresOptions;
+    /// let options = PostgresOptions::new("postgres://postgres@127.0.0.1:5432/test").group_writers(4);
+    /// # drop(options);
+    /// ```
+    #[must_use]
+    pub fn group_writers(mut self, writers: usize) -> Self {
+        self.group_writers = writers.max(1);
+        self
+    }
 }
 
 /// An event store in PostgreSQL (13 or later).
 ///
 /// - An append is one statement and one round trip for the whole batch; the database's
 ///   unique key on (stream, version) enforces the expected version.
+/// - Group commit: appends that arrive while others are being written go together, many
+///   streams in one statement and one commit, each stream's expected version still checked.
 /// - The global order is (transaction id, position), read only below the oldest running
 ///   transaction, so a reader never skips an event that commits late with a low position,
 ///   and writers are never serialised to get there.
-/// - Subscribers wake on `LISTEN`/`NOTIFY`, with polling as the fallback.
+/// - Subscribers in the process wake on every append; other processes hear of appends
+///   through `LISTEN`/`NOTIFY`, sent after the commit, with polling as the fallback.
 ///
 /// ```no_run
 /// use annals::PostgresStore;
@@ -191,7 +244,11 @@ impl PostgresOptions {
 pub struct PostgresStore {
     pool: PgPool,
     sql: Arc<Statements>,
+    group: Arc<Coalescer<GroupRequest>>,
+    writers: Arc<Writers>,
     appended: Arc<watch::Sender<u64>>,
+    /// Asks the notifier task to tell other processes; full means one is already due.
+    notify: mpsc::Sender<()>,
     listening: Arc<AtomicBool>,
 }
 
@@ -252,22 +309,43 @@ impl PostgresStore {
             .connect_with(connect)
             .await
             .map_err(connect_error)?;
-        Self::from_pool(pool, &options.schema).await
+        Self::open(pool, &options.schema, options.group_writers).await
     }
 
     /// Uses an existing pool; creates or upgrades the schema.
     pub async fn from_pool(pool: PgPool, schema: &str) -> Result<Self, StoreError> {
+        let writers = PostgresOptions::new("").group_writers;
+        Self::open(pool, schema, writers).await
+    }
+
+    async fn open(pool: PgPool, schema: &str, writers: usize) -> Result<Self, StoreError> {
         if !valid_schema(schema) {
             return Err(StoreError::InvalidSchema {
                 schema: schema.to_owned(),
             });
         }
         let sql = Statements::new(schema);
-        migrate(&pool, schema, &sql.channel).await?;
+        migrate(&pool, schema).await?;
+        // Writers run the group append only, whose custom plans cost more to make than to
+        // run: a generic plan is made once per connection. Its only sane plan probes the
+        // (stream, version) key; without `enable_seqscan = off`, a plan made while the
+        // table is small would scan the table on every append once it has grown.
+        let writer_options = (*pool.connect_options()).clone().options([
+            ("plan_cache_mode", "force_generic_plan"),
+            ("enable_seqscan", "off"),
+        ]);
+        let (notify, pokes) = mpsc::channel(1);
+        tokio::spawn(notify_others(pool.clone(), sql.channel.clone(), pokes));
         Ok(Self {
             pool,
             sql: Arc::new(sql),
+            group: Arc::new(Coalescer::new(writers, GROUP_MAX_EVENTS)),
+            writers: Arc::new(Writers {
+                options: writer_options,
+                idle: Mutex::new(Vec::with_capacity(writers)),
+            }),
             appended: Arc::new(watch::channel(0).0),
+            notify,
             listening: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -284,6 +362,66 @@ impl PostgresStore {
 
     async fn connection(&self) -> Result<PoolConnection<Postgres>, StoreError> {
         self.pool.acquire().await.map_err(StoreError::backend)
+    }
+
+    /// Wakes this process's subscribers now, and other processes' soon.
+    fn announce(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        let _ = self.notify.try_send(());
+    }
+
+    /// Appends through group commit when the expected version is exact, else alone.
+    async fn append_on(
+        &self,
+        conn: &mut Lazy<'_>,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_append(stream, &events)?;
+        let at = match expected {
+            ExpectedVersion::Any => None,
+            ExpectedVersion::NoStream => Some(0),
+            ExpectedVersion::Exact(version) => Some(to_i64(version)),
+        };
+        if let Some(expected) = at {
+            let request = GroupRequest::new(stream, expected, &events)?;
+            if self.group.accepts(&request) {
+                let mut ticket = self.group.enqueue(request);
+                loop {
+                    match ticket.next().await {
+                        Step::Settled(Outcome::Done(result)) => {
+                            self.announce();
+                            return Ok(result);
+                        }
+                        Step::Settled(Outcome::Alone) => break,
+                        Step::Lead(batch) => {
+                            let outcomes = match self.writers.take().await {
+                                Ok(mut conn) => {
+                                    let (outcomes, healthy) =
+                                        append_group(&mut conn, &self.sql, &batch).await;
+                                    // A connection that failed is closed, not reused.
+                                    if healthy {
+                                        self.writers.give_back(conn);
+                                    }
+                                    outcomes
+                                }
+                                Err(error) => {
+                                    tracing::debug!(%error, "no connection for a group commit");
+                                    Vec::new()
+                                }
+                            };
+                            batch.complete(outcomes);
+                        }
+                    }
+                }
+            }
+        }
+        let result = append(conn.get().await?, &self.sql, stream, expected, events).await?;
+        if !result.already_stored {
+            self.announce();
+        }
+        Ok(result)
     }
 
     /// Starts the task that turns notifications into append signals, unless it runs.
@@ -343,7 +481,24 @@ async fn listen(pool: PgPool, channel: &str, signal: std::sync::Weak<watch::Send
     }
 }
 
-async fn migrate(pool: &PgPool, schema: &str, channel: &str) -> Result<(), StoreError> {
+/// Tells other processes' listeners that events were appended, at most once per
+/// [`NOTIFY_SPACING`], until every handle of the store is gone. A NOTIFY inside the
+/// appending transaction would instead serialise all concurrent commits on the database's
+/// notification lock.
+async fn notify_others(pool: PgPool, channel: String, mut pokes: mpsc::Receiver<()>) {
+    while pokes.recv().await.is_some() {
+        if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(&channel)
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(%error, "cannot NOTIFY other processes of appends; they poll");
+        }
+        tokio::time::sleep(NOTIFY_SPACING).await;
+    }
+}
+
+async fn migrate(pool: &PgPool, schema: &str) -> Result<(), StoreError> {
     let run = async {
         let mut tx = pool.begin().await?;
         // Concurrent first connections apply each migration exactly once.
@@ -370,6 +525,7 @@ async fn migrate(pool: &PgPool, schema: &str, channel: &str) -> Result<(), Store
                 schema,
                 "applying annals PostgreSQL migration"
             );
+            let channel = Statements::new(schema).channel;
             let sql = sql
                 .replace("{schema}", &format!("\"{schema}\""))
                 .replace("{channel}", &format!("'{channel}'"));
@@ -483,6 +639,187 @@ async fn stream_version(
     Ok(version as u64)
 }
 
+/// The group-commit writers' connections, one per writer slot, apart from the pool: a
+/// leader never waits for a connection that commands queued behind it hold, nor for a
+/// pooled connection's return, which sqlx hands to a task of its own.
+#[derive(Debug)]
+struct Writers {
+    options: PgConnectOptions,
+    idle: Mutex<Vec<PgConnection>>,
+}
+
+impl Writers {
+    /// An idle writer connection, or a new one. The caller holds a writer slot, so at
+    /// most one connection per slot exists.
+    async fn take(&self) -> Result<PgConnection, sqlx::Error> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(conn) => Ok(conn),
+            None => <PgConnection as sqlx::Connection>::connect_with(&self.options).await,
+        }
+    }
+
+    /// Keeps `conn` for the next group.
+    fn give_back(&self, conn: PgConnection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+    }
+}
+
+/// A pool connection taken on first use: a command served from the aggregate cache, whose
+/// append another command's group commit writes, never checks one out.
+struct Lazy<'a> {
+    pool: &'a PgPool,
+    conn: Option<PoolConnection<Postgres>>,
+}
+
+impl<'a> Lazy<'a> {
+    fn new(pool: &'a PgPool) -> Self {
+        Self { pool, conn: None }
+    }
+
+    async fn get(&mut self) -> Result<&mut PgConnection, StoreError> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.pool.acquire().await.map_err(StoreError::backend)?,
+        };
+        Ok(&mut **self.conn.insert(conn))
+    }
+}
+
+/// One append waiting for a group commit: its events, encoded for the statement. The
+/// caller keeps its own events, to append alone if the group cannot settle this.
+struct GroupRequest {
+    stream: String,
+    expected: i64,
+    ids: Vec<Uuid>,
+    names: Vec<String>,
+    versions: Vec<i32>,
+    payloads: Vec<String>,
+    metadata: Vec<String>,
+}
+
+impl GroupRequest {
+    fn new(stream: &str, expected: i64, events: &[NewEvent]) -> Result<Self, StoreError> {
+        Ok(Self {
+            stream: stream.to_owned(),
+            expected,
+            ids: events.iter().map(|e| e.event_id).collect(),
+            names: events.iter().map(|e| e.name.clone()).collect(),
+            versions: events.iter().map(|e| event_version(e.version)).collect(),
+            payloads: events.iter().map(|e| e.payload.get().to_owned()).collect(),
+            metadata: encode_metadata(events)?,
+        })
+    }
+}
+
+impl Request for GroupRequest {
+    fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+fn event_version(version: u32) -> i32 {
+    i32::try_from(version).unwrap_or(i32::MAX)
+}
+
+fn encode_metadata(events: &[NewEvent]) -> Result<Vec<String>, StoreError> {
+    events
+        .iter()
+        .map(|e| serde_json::to_string(&e.metadata))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::backend)
+}
+
+/// Writes a group commit's requests in one statement. A request gets `Done` when all its
+/// events went in, `Alone` otherwise (its stream was not at the expected version, or the
+/// statement failed); the caller then appends it alone, where conflicts and retried
+/// appends are told apart. Also says whether the connection is still fit for use.
+async fn append_group(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    batch: &Batch<GroupRequest>,
+) -> (Vec<Outcome>, bool) {
+    let total: usize = batch.requests().map(Request::len).sum();
+    let mut streams = Vec::with_capacity(total);
+    let mut expected = Vec::with_capacity(total);
+    let mut n = Vec::with_capacity(total);
+    let mut ids = Vec::with_capacity(total);
+    let mut names = Vec::with_capacity(total);
+    let mut versions = Vec::with_capacity(total);
+    let mut payloads = Vec::with_capacity(total);
+    let mut metadata = Vec::with_capacity(total);
+    for request in batch.requests() {
+        for i in 0..request.len() {
+            streams.push(request.stream.as_str());
+            expected.push(request.expected);
+            n.push(i as i64 + 1);
+        }
+        ids.extend_from_slice(&request.ids);
+        names.extend(request.names.iter().map(String::as_str));
+        versions.extend_from_slice(&request.versions);
+        payloads.extend(request.payloads.iter().map(String::as_str));
+        metadata.extend(request.metadata.iter().map(String::as_str));
+    }
+    tracing::trace!(
+        requests = batch.requests().len(),
+        events = total,
+        "group commit"
+    );
+    let rows = sqlx::query_as::<_, (String, i64, i64)>(&sql.append_group)
+        .bind(&streams)
+        .bind(&expected)
+        .bind(&n)
+        .bind(&ids)
+        .bind(&names)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(&metadata)
+        .fetch_all(&mut *conn)
+        .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::debug!(%error, requests = batch.requests().len(), "group commit failed; each appends alone");
+            return (Vec::new(), matches!(error, sqlx::Error::Database(_)));
+        }
+    };
+    let outcomes = batch
+        .requests()
+        .map(|request| {
+            let mut mine = rows.iter().filter(|row| row.0 == request.stream);
+            let Some(&(_, version, position)) = mine.next() else {
+                return Outcome::Alone;
+            };
+            let (mut count, mut last_version) = (1, version);
+            let (mut first, mut last) = (position, position);
+            for &(_, version, position) in mine {
+                count += 1;
+                last_version = last_version.max(version);
+                first = first.min(position);
+                last = last.max(position);
+            }
+            if count != request.len() {
+                return Outcome::Alone;
+            }
+            Outcome::Done(AppendResult {
+                stream_version: last_version as u64,
+                first_position: first as u64,
+                last_position: last as u64,
+                already_stored: false,
+            })
+        })
+        .collect();
+    (outcomes, true)
+}
+
+/// Appends alone, in one statement; on a conflict, tells a retried append (its events are
+/// already stored) from a real one.
 async fn append(
     conn: &mut PgConnection,
     sql: &Statements,
@@ -490,19 +827,11 @@ async fn append(
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
 ) -> Result<AppendResult, StoreError> {
-    validate_append(stream, &events)?;
     let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
     let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
-    let versions: Vec<i32> = events
-        .iter()
-        .map(|e| i32::try_from(e.version).unwrap_or(i32::MAX))
-        .collect();
+    let versions: Vec<i32> = events.iter().map(|e| event_version(e.version)).collect();
     let payloads: Vec<&str> = events.iter().map(|e| e.payload.get()).collect();
-    let metadata = events
-        .iter()
-        .map(|e| serde_json::to_string(&e.metadata))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::backend)?;
+    let metadata = encode_metadata(&events)?;
     let expected_param = match expected {
         ExpectedVersion::Any => -1,
         ExpectedVersion::NoStream => 0,
@@ -612,11 +941,20 @@ async fn read_from_snapshot(
     Ok(read)
 }
 
-/// A [`PostgresStore`] session: one pooled connection for a command's load and append.
-#[derive(Debug)]
+/// A [`PostgresStore`] session: one pooled connection for a command's load and append,
+/// checked out when first needed.
 pub struct PostgresSession<'a> {
-    conn: PoolConnection<Postgres>,
-    sql: &'a Statements,
+    conn: Lazy<'a>,
+    store: &'a PostgresStore,
+}
+
+impl std::fmt::Debug for PostgresSession<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSession")
+            .field("schema", &self.store.schema())
+            .field("connected", &self.conn.conn.is_some())
+            .finish()
+    }
 }
 
 impl StoreSession for PostgresSession<'_> {
@@ -625,7 +963,7 @@ impl StoreSession for PostgresSession<'_> {
         stream: &str,
         range: VersionRange,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        read_stream(&mut self.conn, self.sql, stream, range).await
+        read_stream(self.conn.get().await?, &self.store.sql, stream, range).await
     }
 
     async fn fold_stream<F, E>(&mut self, stream: &str, range: VersionRange, f: F) -> Result<(), E>
@@ -633,7 +971,7 @@ impl StoreSession for PostgresSession<'_> {
         F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
         E: From<StoreError> + Send,
     {
-        fold_stream(&mut self.conn, self.sql, stream, range, f).await
+        fold_stream(self.conn.get().await?, &self.store.sql, stream, range, f).await
     }
 
     async fn append(
@@ -642,7 +980,9 @@ impl StoreSession for PostgresSession<'_> {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        append(&mut self.conn, self.sql, stream, expected, events).await
+        self.store
+            .append_on(&mut self.conn, stream, expected, events)
+            .await
     }
 
     async fn read_from_snapshot(
@@ -651,7 +991,8 @@ impl StoreSession for PostgresSession<'_> {
         fingerprint: u64,
         to: u64,
     ) -> Result<SnapshotRead, StoreError> {
-        read_from_snapshot(&mut self.conn, self.sql, stream, fingerprint, to).await
+        let conn = self.conn.get().await?;
+        read_from_snapshot(conn, &self.store.sql, stream, fingerprint, to).await
     }
 }
 
@@ -660,8 +1001,8 @@ impl EventStore for PostgresStore {
 
     async fn session(&self) -> Result<PostgresSession<'_>, StoreError> {
         Ok(PostgresSession {
-            conn: self.connection().await?,
-            sql: &self.sql,
+            conn: Lazy::new(&self.pool),
+            store: self,
         })
     }
 
@@ -671,14 +1012,8 @@ impl EventStore for PostgresStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        append(
-            &mut *self.connection().await?,
-            &self.sql,
-            stream,
-            expected,
-            events,
-        )
-        .await
+        self.append_on(&mut Lazy::new(&self.pool), stream, expected, events)
+            .await
     }
 
     async fn read_stream(

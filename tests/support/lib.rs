@@ -100,11 +100,18 @@ impl Drop for SchemaGuard {
 ///
 /// Panics with instructions when no server answers: PostgreSQL tests never skip.
 pub async fn postgres() -> Fixture<annals::PostgresStore> {
+    postgres_with(|options| options).await
+}
+
+/// [`postgres`] with options of the test's choosing.
+pub async fn postgres_with(
+    configure: impl FnOnce(annals::PostgresOptions) -> annals::PostgresOptions,
+) -> Fixture<annals::PostgresStore> {
     let schema = format!("annals_t_{}", uuid::Uuid::now_v7().simple());
     let options = annals::PostgresOptions::new(database_url())
         .schema(schema.clone())
         .max_connections(8);
-    match annals::PostgresStore::connect_with(options).await {
+    match annals::PostgresStore::connect_with(configure(options)).await {
         Ok(store) => Fixture::new(store, SchemaGuard { schema }),
         Err(e) => panic!("PostgreSQL tests need a server: {e}"),
     }
