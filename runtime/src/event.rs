@@ -204,13 +204,9 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    pub(crate) fn in_stream(
-        stream: &str,
-        event: &crate::store::StoredEvent<'_>,
-        kind: DecodeErrorKind,
-    ) -> Self {
+    pub(crate) fn stored(event: &crate::store::StoredEvent<'_>, kind: DecodeErrorKind) -> Self {
         Self {
-            stream: stream.to_owned(),
+            stream: event.stream_id.to_owned(),
             stream_version: event.stream_version,
             position: event.position,
             name: event.name.to_owned(),

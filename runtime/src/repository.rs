@@ -658,7 +658,7 @@ async fn catch_up<A: Aggregate, T: StoreSession>(
         .fold_stream(stream, VersionRange::new(entry.version + 1..), |event| {
             follows &= event.stream_version == entry.version + 1;
             if follows {
-                apply_stored(stream, &mut entry.state, &mut entry.version, event)?;
+                apply_stored(&mut entry.state, &mut entry.version, event)?;
             }
             Ok::<_, Error>(())
         })
@@ -695,7 +695,7 @@ async fn load_in<A: Aggregate, T: StoreSession>(
     let mut loaded = Loaded::<A>::default();
     session
         .fold_stream(stream, VersionRange::new(..=to), |event| {
-            apply_stored(stream, &mut loaded.state, &mut loaded.version, event)
+            apply_stored(&mut loaded.state, &mut loaded.version, event)
         })
         .await?;
     Ok((loaded, 0))
@@ -743,20 +743,18 @@ fn fold<A: Aggregate>(
 ) -> Result<Loaded<A>, Error> {
     for record in records {
         let Loaded { state, version } = &mut loaded;
-        apply_stored(&record.stream_id, state, version, StoredEvent::of(record))?;
+        apply_stored(state, version, StoredEvent::of(record))?;
     }
     Ok(loaded)
 }
 
-/// Decodes one stored event of `stream` and applies it: every load path goes through here.
+/// Decodes one stored event and applies it: every load path goes through here.
 fn apply_stored<A: Aggregate>(
-    stream: &str,
     state: &mut A,
     version: &mut u64,
     event: StoredEvent<'_>,
 ) -> Result<(), Error> {
-    let decoded = A::Event::decode(event.name, event.version, event.payload)
-        .map_err(|kind| DecodeError::in_stream(stream, &event, kind))?;
+    let decoded = event.decode::<A::Event>()?;
     state.apply(&decoded);
     *version = event.stream_version;
     Ok(())

@@ -428,7 +428,7 @@ impl EventStore for SqliteStore {
         .await
         .map_err(StoreError::backend)?;
         for row in &rows {
-            f(StoredEvent::from_row(stream, row)?)?;
+            f(StoredEvent::from_row::<_, false>(stream, row)?)?;
         }
         Ok(())
     }
@@ -445,6 +445,30 @@ impl EventStore for SqliteStore {
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX)),
         )
         .await
+    }
+
+    async fn fold_all<F, E>(&self, after: Checkpoint, limit: usize, mut f: F) -> Result<usize, E>
+    where
+        F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        // Positions are commit order here: the position is the transaction id too.
+        let mut rows = sqlx::query(
+            "SELECT stream_version, position, event_name, event_version, payload, stream_id, position \
+             FROM annals_events WHERE position > ? ORDER BY position LIMIT ?",
+        )
+        .bind(to_i64(after.position))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch(&self.reader);
+        let mut seen = 0;
+        while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+            let row = row.map_err(StoreError::backend)?;
+            let (checkpoint, event) =
+                StoredEvent::from_global_row::<_, false>(&row, row.try_get(6))?;
+            f(checkpoint, event)?;
+            seen += 1;
+        }
+        Ok(seen)
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {

@@ -7,7 +7,7 @@ use std::ops::{Bound, RangeBounds};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::event::{Checkpoint, NewEvent, RecordedEvent};
+use crate::event::{Checkpoint, DecodeError, EventSet, NewEvent, RecordedEvent};
 use crate::subscription::Subscription;
 
 /// The stream version an append expects to find, checked atomically with the write.
@@ -343,6 +343,99 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
 
+    /// [`read_all`](EventStore::read_all) without the metadata and without a copy: calls
+    /// `f` with each event's checkpoint and a view borrowed from the row, in global order,
+    /// and returns how many it saw. The first error `f` returns stops the read and is
+    /// returned as is.
+    ///
+    /// ```
+    /// use annals::prelude::*;
+    /// use annals::{Checkpoint, MemoryStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), StoreError> {
+    /// let store = MemoryStore::new();
+    /// let ping = || NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1).unwrap());
+    /// store.append("ping-1", ExpectedVersion::Any, vec![ping(), ping()]).await?;
+    /// let mut last = Checkpoint::START;
+    /// let seen = store
+    ///     .fold_all(Checkpoint::START, 100, |checkpoint, e| {
+    ///         assert_eq!(e.stream_id, "ping-1");
+    ///         last = checkpoint;
+    ///         Ok::<_, StoreError>(())
+    ///     })
+    ///     .await?;
+    /// assert_eq!((seen, last.position), (2, 2));
+    /// # Ok(()) }
+    /// ```
+    fn fold_all<F, E>(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+        mut f: F,
+    ) -> impl Future<Output = Result<usize, E>> + Send
+    where
+        F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        async move {
+            let records = self.read_all(after, limit).await?;
+            for record in &records {
+                f(record.checkpoint(), StoredEvent::of(record))?;
+            }
+            Ok(records.len())
+        }
+    }
+
+    /// Catch-up, the first half of a subscription: feeds `f` every event after `from`
+    /// that is readable now, in global order, in large pages through
+    /// [`fold_all`](EventStore::fold_all), and returns the checkpoint to
+    /// [`subscribe`](EventStore::subscribe) from to go live. This is the fast path for
+    /// rebuilding a read model.
+    ///
+    /// ```
+    /// use annals::prelude::*;
+    /// use annals::{Checkpoint, MemoryStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), StoreError> {
+    /// let store = MemoryStore::new();
+    /// let ping = || NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1).unwrap());
+    /// store.append("ping-1", ExpectedVersion::Any, vec![ping(), ping(), ping()]).await?;
+    /// let mut count = 0;
+    /// let caught_up = store
+    ///     .catch_up(Checkpoint::START, |_, _| {
+    ///         count += 1;
+    ///         Ok::<_, StoreError>(())
+    ///     })
+    ///     .await?;
+    /// assert_eq!((count, caught_up.position), (3, 3));
+    /// let mut live = store.subscribe(caught_up); // continues after the third event
+    /// # drop(live); Ok(()) }
+    /// ```
+    fn catch_up<F, E>(
+        &self,
+        from: Checkpoint,
+        mut f: F,
+    ) -> impl Future<Output = Result<Checkpoint, E>> + Send
+    where
+        F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        async move {
+            let mut cursor = from;
+            loop {
+                let seen = self
+                    .fold_all(cursor, CATCH_UP_PAGE, |checkpoint, event| {
+                        cursor = checkpoint;
+                        f(checkpoint, event)
+                    })
+                    .await?;
+                if seen < CATCH_UP_PAGE {
+                    return Ok(cursor);
+                }
+            }
+        }
+    }
+
     /// A signal that changes after appends, so subscribers wake without polling hard.
     /// Stores without one are polled.
     #[doc(hidden)]
@@ -407,6 +500,10 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         async { Ok(()) }
     }
 }
+
+/// Events per query of [`EventStore::catch_up`]: large, so that a rebuild spends its time
+/// on rows, not on round trips; rows stream in, so the page is never held whole.
+const CATCH_UP_PAGE: usize = 65536;
 
 /// The checks every backend makes before writing: a valid stream id, at least one event,
 /// no event id twice in the batch.
@@ -485,6 +582,8 @@ pub trait StoreSession: Send {
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub struct StoredEvent<'a> {
+    /// The stream it belongs to.
+    pub stream_id: &'a str,
     /// Its version in its stream.
     pub stream_version: u64,
     /// Its global position.
@@ -498,9 +597,49 @@ pub struct StoredEvent<'a> {
 }
 
 impl<'a> StoredEvent<'a> {
+    /// Decodes the payload into an aggregate's event set, upcasting old versions.
+    ///
+    /// ```
+    /// use annals::prelude::*;
+    /// use annals::{Checkpoint, MemoryStore};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone)]
+    /// struct Pinged {
+    ///     n: u32,
+    /// }
+    ///
+    /// #[derive(Default)]
+    /// struct Pinger;
+    ///
+    /// #[aggregate(category = "pinger")]
+    /// impl Pinger {
+    ///     #[apply]
+    ///     fn pinged(&mut self, _: &Pinged) {}
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new();
+    /// store.append("pinger-1", ExpectedVersion::Any, vec![NewEvent::from_event(&Pinged { n: 7 })?]).await?;
+    /// let mut seen = Vec::new();
+    /// store
+    ///     .catch_up(Checkpoint::START, |_, e| {
+    ///         let PingerEvent::Pinged(p) = e.decode::<PingerEvent>()?;
+    ///         seen.push(p.n);
+    ///         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    ///     })
+    ///     .await?;
+    /// assert_eq!(seen, [7]);
+    /// # Ok(()) }
+    /// ```
+    pub fn decode<E: EventSet>(&self) -> Result<E, DecodeError> {
+        E::decode(self.name, self.version, self.payload)
+            .map_err(|kind| DecodeError::stored(self, kind))
+    }
+
     /// The lean view of a full record.
     pub fn of(record: &'a RecordedEvent) -> Self {
         Self {
+            stream_id: &record.stream_id,
             stream_version: record.stream_version,
             position: record.position,
             name: &record.name,
@@ -510,11 +649,33 @@ impl<'a> StoredEvent<'a> {
     }
 }
 
+/// Reads column `index` of a backend's own row: with sqlx's type check where values carry
+/// their own types (SQLite), without it where the schema fixes each column's type
+/// (PostgreSQL; the check costs more than the decode). Either way a value that does not
+/// decode is an error, never a wrong value.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn column<'r, R, T, const TRUSTED: bool>(row: &'r R, index: usize) -> Result<T, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    if TRUSTED {
+        row.try_get_unchecked(index)
+    } else {
+        row.try_get(index)
+    }
+}
+
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl<'r> StoredEvent<'r> {
     /// Reads the columns (stream_version, position, event_name, event_version, payload) of
     /// a row of `stream`; a missing or out-of-range one is a `Corrupt` error naming it.
-    pub(crate) fn from_row<R>(stream: &str, row: &'r R) -> Result<Self, StoreError>
+    /// `TRUSTED`: see [`column`].
+    pub(crate) fn from_row<R, const TRUSTED: bool>(
+        stream: &'r str,
+        row: &'r R,
+    ) -> Result<Self, StoreError>
     where
         R: sqlx::Row,
         usize: sqlx::ColumnIndex<R>,
@@ -522,21 +683,57 @@ impl<'r> StoredEvent<'r> {
         i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
         &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     {
-        let position = row.try_get::<i64, _>(1).unwrap_or(0);
+        let position: i64 = column::<R, _, TRUSTED>(row, 1)
+            .map_err(|e| RawRecord::unreadable(stream.to_owned(), 0, e))?;
         let corrupt = |reason: String| RawRecord::unreadable(stream.to_owned(), position, reason);
-        let column = |e: sqlx::Error| corrupt(e.to_string());
+        let get = |e: sqlx::Error| corrupt(e.to_string());
         let unsigned = |what: &str, v: i64| {
             u64::try_from(v).map_err(|_| corrupt(format!("negative {what} {v}")))
         };
-        let version: i32 = row.try_get(3).map_err(column)?;
+        let version: i32 = column::<R, _, TRUSTED>(row, 3).map_err(get)?;
+        let stream_version: i64 = column::<R, _, TRUSTED>(row, 0).map_err(get)?;
         Ok(Self {
-            stream_version: unsigned("stream version", row.try_get(0).map_err(column)?)?,
+            stream_id: stream,
+            stream_version: unsigned("stream version", stream_version)?,
             position: unsigned("position", position)?,
-            name: row.try_get(2).map_err(column)?,
+            name: column::<R, _, TRUSTED>(row, 2).map_err(get)?,
             version: u32::try_from(version)
                 .map_err(|_| corrupt(format!("event version {version} out of range")))?,
-            payload: row.try_get(4).map_err(column)?,
+            payload: column::<R, _, TRUSTED>(row, 4).map_err(get)?,
         })
+    }
+
+    /// Reads a row of the global order: the columns of [`StoredEvent::from_row`], then
+    /// stream_id; `transaction` is the transaction id, as the backend reads it.
+    pub(crate) fn from_global_row<R, const TRUSTED: bool>(
+        row: &'r R,
+        transaction: Result<i64, sqlx::Error>,
+    ) -> Result<(Checkpoint, Self), StoreError>
+    where
+        R: sqlx::Row,
+        usize: sqlx::ColumnIndex<R>,
+        i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let stream: &'r str = column::<R, _, TRUSTED>(row, 5).map_err(|e| {
+            let position = column::<R, i64, TRUSTED>(row, 1).unwrap_or(0);
+            RawRecord::unreadable(String::new(), position, e)
+        })?;
+        let event = Self::from_row::<R, TRUSTED>(stream, row)?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            stream: stream.to_owned(),
+            position: event.position,
+            reason,
+        };
+        let transaction = transaction.map_err(|e| corrupt(e.to_string()))?;
+        let transaction_id = u64::try_from(transaction)
+            .map_err(|_| corrupt(format!("negative transaction id {transaction}")))?;
+        let checkpoint = Checkpoint {
+            transaction_id,
+            position: event.position,
+        };
+        Ok((checkpoint, event))
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use annals::prelude::*;
 use annals::{
     AppendResult, Checkpoint, DecodeErrorKind, Error, ExecuteError, Metadata, SnapshotRecord,
-    StoreError, VersionRange,
+    StoreError, StoredEvent, VersionRange,
 };
 use chrono::Utc;
 use serde_json::value::{RawValue, to_raw_value};
@@ -894,6 +894,82 @@ pub async fn fold_stream_matches_read_stream<S: EventStore>(store: S) {
         .await;
     assert!(stopped.is_err());
     assert_eq!(seen, 2);
+}
+
+/// `fold_all` and `catch_up`, the lean global reads, see exactly what `read_all` sees:
+/// the same events, checkpoints and order, from any checkpoint, with any limit.
+pub async fn fold_all_matches_read_all<S: EventStore>(store: S) {
+    for (stream, n) in [("all-a", 3u64), ("all-b", 1), ("all-a", 2), ("all-c", 4)] {
+        let events = (0..n).map(numbered).collect();
+        append_ok(&store, stream, ExpectedVersion::Any, events).await;
+    }
+    let full = store
+        .read_all(Checkpoint::START, usize::MAX)
+        .await
+        .expect("read_all");
+    assert_eq!(full.len(), 10);
+    let view = |checkpoint: Checkpoint, e: StoredEvent<'_>| {
+        (
+            checkpoint,
+            e.stream_id.to_owned(),
+            e.stream_version,
+            e.position,
+            e.name.to_owned(),
+            e.version,
+            e.payload.to_owned(),
+        )
+    };
+    let expected: Vec<_> = full
+        .iter()
+        .map(|e| view(e.checkpoint(), StoredEvent::of(e)))
+        .collect();
+    for start in [0, 1, 4, 9, 10] {
+        let after = match start {
+            0 => Checkpoint::START,
+            n => full[n - 1].checkpoint(),
+        };
+        for limit in [1, 3, 100] {
+            let mut lean = Vec::new();
+            let seen = store
+                .fold_all(after, limit, |checkpoint, e| {
+                    lean.push(view(checkpoint, e));
+                    Ok::<_, StoreError>(())
+                })
+                .await
+                .expect("fold_all");
+            let want: Vec<_> = expected[start..].iter().take(limit).cloned().collect();
+            assert_eq!(seen, want.len());
+            assert_eq!(lean, want, "after event {start}, limit {limit}");
+        }
+        let mut caught = Vec::new();
+        let last = store
+            .catch_up(after, |checkpoint, e| {
+                caught.push(view(checkpoint, e));
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .expect("catch_up");
+        assert_eq!(caught, expected[start..], "catch-up after event {start}");
+        assert_eq!(
+            last,
+            full[9].checkpoint(),
+            "catch-up ends at the last event"
+        );
+    }
+    // The callback's error stops the read and comes back as is.
+    let mut seen = 0;
+    let stopped = store
+        .catch_up(Checkpoint::START, |_, _| {
+            seen += 1;
+            if seen == 3 {
+                Err(StoreError::backend(std::io::Error::other("stop")))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+    assert!(stopped.is_err());
+    assert_eq!(seen, 3);
 }
 
 /// `tasks` tasks each run `commands` deposits on one account through `Repository::execute`,

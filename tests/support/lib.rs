@@ -142,6 +142,7 @@ macro_rules! conformance_suite {
                 concurrent_cached_commands_on_one_stream,
                 cached_aggregates_catch_up_with_other_writers,
                 fold_stream_matches_read_stream,
+                fold_all_matches_read_all,
                 subscriptions_catch_up_then_go_live,
                 large_batches_are_atomic,
                 snapshots_are_taken_and_used,

@@ -1,7 +1,5 @@
 //! annals itself, on PostgreSQL and on a SQLite file, through `Repository::execute`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use annals::prelude::*;
 use annals::{
     Checkpoint, EventStore, ExpectedVersion, NewEvent, PostgresOptions, PostgresStore, SqliteStore,
@@ -109,7 +107,6 @@ pub struct Annals<S: EventStore> {
     plain: Repository<Account, S>,
     snap: Repository<SnapAccount, S>,
     variant: Variant,
-    seeded: AtomicU64,
 }
 
 impl<S: EventStore> Annals<S> {
@@ -124,7 +121,6 @@ impl<S: EventStore> Annals<S> {
             snap: Repository::new(store.clone()).with_cache(cache),
             store,
             variant,
-            seeded: AtomicU64::new(0),
         }
     }
 }
@@ -232,31 +228,27 @@ impl<S: EventStore> System for Annals<S> {
                 .await?;
             version += n;
         }
-        self.seeded.fetch_add(version, Ordering::AcqRel);
         Ok(())
     }
 
     async fn catchup(&self) -> Result<Catchup> {
-        // A subscription never ends: it goes live once caught up. The harness catches up
-        // after seeding only, so the seeded count says when the rebuild is complete.
-        let expected = self.seeded.load(Ordering::Acquire);
+        // The catch-up half of a subscription: every event readable now, in global order,
+        // through borrowed rows; a projection rebuild goes this way before going live.
         let mut model = Catchup::default();
-        let mut feed = self.store.subscribe(Checkpoint::START);
-        while model.events < expected {
-            let Some(record) = feed.next().await else {
-                break;
-            };
-            let record = record?;
-            let account = record
-                .stream_id
-                .strip_prefix("account-")
-                .unwrap_or(&record.stream_id);
-            match record.decode::<AccountEvent>()? {
-                AccountEvent::Opened(_) => model.other(account),
-                AccountEvent::Deposited(e) => model.deposit(account, e.amount as i64),
-                AccountEvent::Withdrawn(e) => model.deposit(account, -(e.amount as i64)),
-            }
-        }
+        self.store
+            .catch_up(Checkpoint::START, |_, event| {
+                let account = event
+                    .stream_id
+                    .strip_prefix("account-")
+                    .unwrap_or(event.stream_id);
+                match event.decode::<AccountEvent>()? {
+                    AccountEvent::Opened(_) => model.other(account),
+                    AccountEvent::Deposited(e) => model.deposit(account, e.amount as i64),
+                    AccountEvent::Withdrawn(e) => model.deposit(account, -(e.amount as i64)),
+                }
+                Ok::<_, crate::system::BoxError>(())
+            })
+            .await?;
         Ok(model)
     }
 }
