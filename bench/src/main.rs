@@ -517,7 +517,7 @@ async fn annals_extras(url: &str, sizes: &Sizes, results: &mut Results) -> Resul
     let raw = median(rates);
     if let Some(annals) = results.get("annals-postgres", "catchup") {
         results.notes.push(format!(
-            "annals-postgres catch-up: {annals:.0} events/s through its subscription against \
+            "annals-postgres catch-up: {annals:.0} events/s through `EventStore::catch_up` against \
              {raw:.0} events/s for a raw sqlx read-and-deserialize of the same rows: {:.2}x.",
             annals / raw
         ));

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row};
+use futures_core::stream::BoxStream;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
@@ -40,6 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "json columns",
         include_str!("../migrations/postgres/0004_json_columns.sql"),
+    ),
+    (
+        5,
+        "global order key",
+        include_str!("../migrations/postgres/0005_global_order_key.sql"),
     ),
 ];
 
@@ -635,13 +641,29 @@ where
         .bind(stream)
         .bind(to_i64(range.from))
         .bind(to_i64(range.to))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::backend)?;
-    for row in &rows {
-        f(StoredEvent::from_row::<_, TRUSTED_COLUMNS>(stream, row)?)?;
-    }
+        .fetch(&mut *conn);
+    for_each_row(rows, |row| {
+        f(StoredEvent::from_row::<_, TRUSTED_COLUMNS>(stream, row)?)
+    })
+    .await?;
     Ok(())
+}
+
+/// Hands each row to `f` as it arrives, so decoding overlaps the transfer and a page is
+/// never held whole; stops at the first error. Returns how many rows `f` took.
+async fn for_each_row<E>(
+    mut rows: BoxStream<'_, Result<PgRow, sqlx::Error>>,
+    mut f: impl FnMut(&PgRow) -> Result<(), E>,
+) -> Result<usize, E>
+where
+    E: From<StoreError>,
+{
+    let mut seen = 0;
+    while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+        f(&row.map_err(StoreError::backend)?)?;
+        seen += 1;
+    }
+    Ok(seen)
 }
 
 async fn stream_version(
@@ -1079,24 +1101,20 @@ impl EventStore for PostgresStore {
         F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
         E: From<StoreError> + Send,
     {
-        let mut rows = sqlx::query(&self.sql.fold_all)
+        let rows = sqlx::query(&self.sql.fold_all)
             .bind(to_i64(after.transaction_id))
             .bind(to_i64(after.position))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch(&self.pool);
-        let mut seen = 0;
-        // Rows are handed over as they arrive: the page is never held whole.
-        while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
-            let row = row.map_err(StoreError::backend)?;
+        for_each_row(rows, |row| {
             // `xid8` is sent as an unsigned 64-bit integer, which sqlx has no type for; as
             // transaction ids stay far below 2^63, it reads as the `int8` it equals.
             let transaction = row.try_get_unchecked::<i64, _>(6);
             let (checkpoint, event) =
-                StoredEvent::from_global_row::<_, TRUSTED_COLUMNS>(&row, transaction)?;
-            f(checkpoint, event)?;
-            seen += 1;
-        }
-        Ok(seen)
+                StoredEvent::from_global_row::<_, TRUSTED_COLUMNS>(row, transaction)?;
+            f(checkpoint, event)
+        })
+        .await
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
