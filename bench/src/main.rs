@@ -477,8 +477,14 @@ async fn run_one(name: &str, url: &str, sizes: &Sizes, results: &mut Results) ->
         "annals-sqlite" => {
             let dir = sqlite_dir();
             std::fs::create_dir_all(&dir)?;
-            let file = dir.join("annals.db");
-            let connect = |v, u| Annals::sqlite(&file, v, u == Use::Commands);
+            // A file per store: the previous store's connections close in the background,
+            // and deleting a database under them would fail their last reads and writes.
+            let stores = std::sync::atomic::AtomicUsize::new(0);
+            let connect = |v, u| {
+                let n = stores.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let file = dir.join(format!("annals-{n}.db"));
+                async move { Annals::sqlite(&file, v, u == Use::Commands).await }
+            };
             run(name, sizes, connect, results).await
         }
         "cqrs-es" => run(name, sizes, |v, _| cqrs_es::Peer::connect(url, v), results).await,
