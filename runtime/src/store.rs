@@ -350,7 +350,7 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     ///
     /// ```
     /// use annals::prelude::*;
-    /// use annals::{Checkpoint, MemoryStore};
+    /// use annals::{Checkpoint, MemoryStore, StoreError};
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), StoreError> {
     /// let store = MemoryStore::new();
@@ -394,7 +394,7 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     ///
     /// ```
     /// use annals::prelude::*;
-    /// use annals::{Checkpoint, MemoryStore};
+    /// use annals::{Checkpoint, MemoryStore, StoreError};
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), StoreError> {
     /// let store = MemoryStore::new();
@@ -625,7 +625,7 @@ impl<'a> StoredEvent<'a> {
     ///     .catch_up(Checkpoint::START, |_, e| {
     ///         let PingerEvent::Pinged(p) = e.decode::<PingerEvent>()?;
     ///         seen.push(p.n);
-    ///         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    ///         Ok::<_, annals::Error>(())
     ///     })
     ///     .await?;
     /// assert_eq!(seen, [7]);
