@@ -185,9 +185,9 @@ impl<R: Request> Coalescer<R> {
         }
     }
 
-    /// Whether `request` may join a batch: small enough to share one.
-    pub(crate) fn accepts(&self, request: &R) -> bool {
-        request.len() <= self.max_events
+    /// Whether a request of `events` events may join a batch: small enough to share one.
+    pub(crate) fn accepts(&self, events: usize) -> bool {
+        events <= self.max_events
     }
 
     /// Queues `request`; drive the ticket with [`Ticket::next`].

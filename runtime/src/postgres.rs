@@ -409,35 +409,33 @@ impl PostgresStore {
             ExpectedVersion::NoStream => Some(0),
             ExpectedVersion::Exact(version) => Some(to_i64(version)),
         };
-        if let Some(expected) = at {
+        if let Some(expected) = at.filter(|_| self.group.accepts(events.len())) {
             let request = GroupRequest::new(stream, expected, &events)?;
-            if self.group.accepts(&request) {
-                let mut ticket = self.group.enqueue(request);
-                loop {
-                    match ticket.next().await {
-                        Step::Settled(Outcome::Done(result)) => {
-                            self.announce();
-                            return Ok(result);
-                        }
-                        Step::Settled(Outcome::Alone) => break,
-                        Step::Lead(batch) => {
-                            let outcomes = match self.writers.take().await {
-                                Ok(mut conn) => {
-                                    let (outcomes, healthy) =
-                                        append_group(&mut conn, &self.sql, &batch).await;
-                                    // A connection that failed is closed, not reused.
-                                    if healthy {
-                                        self.writers.give_back(conn);
-                                    }
-                                    outcomes
+            let mut ticket = self.group.enqueue(request);
+            loop {
+                match ticket.next().await {
+                    Step::Settled(Outcome::Done(result)) => {
+                        self.announce();
+                        return Ok(result);
+                    }
+                    Step::Settled(Outcome::Alone) => break,
+                    Step::Lead(batch) => {
+                        let outcomes = match self.writers.take().await {
+                            Ok(mut conn) => {
+                                let (outcomes, healthy) =
+                                    append_group(&mut conn, &self.sql, &batch).await;
+                                // A connection that failed is closed, not reused.
+                                if healthy {
+                                    self.writers.give_back(conn);
                                 }
-                                Err(error) => {
-                                    tracing::debug!(%error, "no connection for a group commit");
-                                    Vec::new()
-                                }
-                            };
-                            batch.complete(outcomes);
-                        }
+                                outcomes
+                            }
+                            Err(error) => {
+                                tracing::debug!(%error, "no connection for a group commit");
+                                Vec::new()
+                            }
+                        };
+                        batch.complete(outcomes);
                     }
                 }
             }
