@@ -214,17 +214,6 @@ impl DecodeError {
             kind,
         }
     }
-
-    pub(crate) fn at(record: &RecordedEvent, kind: DecodeErrorKind) -> Self {
-        Self {
-            stream: record.stream_id.clone(),
-            stream_version: record.stream_version,
-            position: record.position,
-            name: record.name.clone(),
-            version: record.version,
-            kind,
-        }
-    }
 }
 
 /// Metadata stored beside every event's payload.
@@ -371,8 +360,7 @@ impl RecordedEvent {
 
     /// Decodes the payload into an aggregate's event set.
     pub fn decode<E: EventSet>(&self) -> Result<E, DecodeError> {
-        E::decode(&self.name, self.version, self.payload.get())
-            .map_err(|kind| DecodeError::at(self, kind))
+        crate::store::StoredEvent::of(self).decode()
     }
 }
 

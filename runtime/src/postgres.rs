@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_core::stream::BoxStream;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row};
@@ -17,7 +16,8 @@ use crate::coalesce::{Batch, Coalescer, Outcome, Request, Step};
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
     AppendResult, EventStore, ExpectedVersion, RawRecord, SnapshotRead, SnapshotRecord, StoreError,
-    StoreSession, StoredEvent, VersionRange, replayed_append, validate_append, validate_stream_id,
+    StoreSession, StoredEvent, VersionRange, for_each_row, replayed_append, validate_append,
+    validate_stream_id,
 };
 
 /// Versioned schema migrations, applied in order on connect and recorded in `annals_schema`.
@@ -52,6 +52,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// The schema fixes every column's type: rows are decoded without sqlx's per-column type
 /// check, which costs more than the decoding itself (see `store::column`).
 const TRUSTED_COLUMNS: bool = true;
+
+/// Group-commit writers unless [`PostgresOptions::group_writers`] says otherwise.
+const DEFAULT_GROUP_WRITERS: usize = 2;
 
 /// The most events one group commit carries; a bigger append is written on its own.
 const GROUP_MAX_EVENTS: usize = 1000;
@@ -179,9 +182,14 @@ impl Statements {
                     OR NOT EXISTS (SELECT 1 FROM {t} e WHERE e.stream_id = excluded.stream_id \
                                    AND e.stream_version = cur.version)"
             ),
-            channel: format!("annals_events_{schema}"),
+            channel: channel(schema),
         }
     }
+}
+
+/// The notification channel of the store in `schema`.
+fn channel(schema: &str) -> String {
+    format!("annals_events_{schema}")
 }
 
 /// Settings for [`PostgresStore::connect_with`].
@@ -209,7 +217,7 @@ impl PostgresOptions {
             url: url.into(),
             schema: "public".to_owned(),
             max_connections: 10,
-            group_writers: 2,
+            group_writers: DEFAULT_GROUP_WRITERS,
         }
     }
 
@@ -339,8 +347,7 @@ impl PostgresStore {
 
     /// Uses an existing pool; creates or upgrades the schema.
     pub async fn from_pool(pool: PgPool, schema: &str) -> Result<Self, StoreError> {
-        let writers = PostgresOptions::new("").group_writers;
-        Self::open(pool, schema, writers).await
+        Self::open(pool, schema, DEFAULT_GROUP_WRITERS).await
     }
 
     async fn open(pool: PgPool, schema: &str, writers: usize) -> Result<Self, StoreError> {
@@ -548,7 +555,7 @@ async fn migrate(pool: &PgPool, schema: &str) -> Result<(), StoreError> {
                 schema,
                 "applying annals PostgreSQL migration"
             );
-            let channel = Statements::new(schema).channel;
+            let channel = channel(schema);
             let sql = sql
                 .replace("{schema}", &format!("\"{schema}\""))
                 .replace("{channel}", &format!("'{channel}'"));
@@ -645,23 +652,6 @@ where
     })
     .await?;
     Ok(())
-}
-
-/// Hands each row to `f` as it arrives, so decoding overlaps the transfer and a page is
-/// never held whole; stops at the first error. Returns how many rows `f` took.
-async fn for_each_row<E>(
-    mut rows: BoxStream<'_, Result<PgRow, sqlx::Error>>,
-    mut f: impl FnMut(&PgRow) -> Result<(), E>,
-) -> Result<usize, E>
-where
-    E: From<StoreError>,
-{
-    let mut seen = 0;
-    while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
-        f(&row.map_err(StoreError::backend)?)?;
-        seen += 1;
-    }
-    Ok(seen)
 }
 
 async fn stream_version(

@@ -17,8 +17,8 @@ use tokio::sync::watch;
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
     AppendResult, EventStore, ExpectedVersion, RawRecord, SharedSession, SnapshotRead,
-    SnapshotRecord, StoreError, StoredEvent, VersionRange, replayed_append, validate_append,
-    validate_stream_id,
+    SnapshotRecord, StoreError, StoredEvent, VersionRange, for_each_row, replayed_append,
+    validate_append, validate_stream_id,
 };
 
 /// Versioned schema migrations, applied in order on open and recorded in `annals_schema`.
@@ -424,12 +424,11 @@ impl EventStore for SqliteStore {
         .bind(stream)
         .bind(to_i64(range.from))
         .bind(to_i64(range.to))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(StoreError::backend)?;
-        for row in &rows {
-            f(StoredEvent::from_row::<_, false>(stream, row)?)?;
-        }
+        .fetch(&self.reader);
+        for_each_row(rows, |row| {
+            f(StoredEvent::from_row::<_, false>(stream, row)?)
+        })
+        .await?;
         Ok(())
     }
 
@@ -453,22 +452,19 @@ impl EventStore for SqliteStore {
         E: From<StoreError> + Send,
     {
         // Positions are commit order here: the position is the transaction id too.
-        let mut rows = sqlx::query(
+        let rows = sqlx::query(
             "SELECT stream_version, position, event_name, event_version, payload, stream_id, position \
              FROM annals_events WHERE position > ? ORDER BY position LIMIT ?",
         )
         .bind(to_i64(after.position))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch(&self.reader);
-        let mut seen = 0;
-        while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
-            let row = row.map_err(StoreError::backend)?;
+        for_each_row(rows, |row| {
             let (checkpoint, event) =
-                StoredEvent::from_global_row::<_, false>(&row, row.try_get(6))?;
-            f(checkpoint, event)?;
-            seen += 1;
-        }
-        Ok(seen)
+                StoredEvent::from_global_row::<_, false>(row, row.try_get(6))?;
+            f(checkpoint, event)
+        })
+        .await
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {

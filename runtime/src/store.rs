@@ -737,6 +737,25 @@ impl<'r> StoredEvent<'r> {
     }
 }
 
+/// Hands each row of a streamed query to `f` as it arrives, so decoding overlaps the
+/// transfer and a page is never held whole; stops at the first error. Returns how many
+/// rows `f` took.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) async fn for_each_row<R, E>(
+    mut rows: futures_core::stream::BoxStream<'_, Result<R, sqlx::Error>>,
+    mut f: impl FnMut(&R) -> Result<(), E>,
+) -> Result<usize, E>
+where
+    E: From<StoreError>,
+{
+    let mut seen = 0;
+    while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+        f(&row.map_err(StoreError::backend)?)?;
+        seen += 1;
+    }
+    Ok(seen)
+}
+
 fn feed_records<F, E>(records: &[RecordedEvent], mut f: F) -> Result<(), E>
 where
     F: FnMut(StoredEvent<'_>) -> Result<(), E>,
