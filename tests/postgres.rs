@@ -416,3 +416,30 @@ async fn round_trips_per_command() {
         "statements per command: plain, cached"
     );
 }
+
+/// annals plans its own statements to walk their keys; the pool it hands out for your
+/// queries keeps the server's planner settings.
+#[tokio::test]
+async fn your_pool_keeps_the_server_planner_settings() {
+    let fixture = annals_tests::postgres().await;
+    let store = &fixture.store;
+    store
+        .append("planned-1", ExpectedVersion::NoStream, vec![numbered(1)])
+        .await
+        .expect("append");
+    let mut plain = sqlx::PgConnection::connect(&annals_tests::database_url())
+        .await
+        .expect("connect");
+    for setting in ["enable_sort", "enable_seqscan", "enable_bitmapscan", "jit"] {
+        let show = format!("SHOW {setting}");
+        let value: String = sqlx::query_scalar(&show)
+            .fetch_one(store.pool())
+            .await
+            .expect("SHOW");
+        let server: String = sqlx::query_scalar(&show)
+            .fetch_one(&mut plain)
+            .await
+            .expect("SHOW");
+        assert_eq!(value, server, "{setting} on the pool handed out");
+    }
+}

@@ -62,6 +62,30 @@ const GROUP_MAX_EVENTS: usize = 1000;
 /// are woken at once; other processes hear of a burst of appends at most this late.
 const NOTIFY_SPACING: Duration = Duration::from_millis(5);
 
+/// The planner settings of annals' own connections. Every statement annals runs has an
+/// index that yields its rows in the order it asks for, and an ordered index scan is the
+/// only plan that stays fast as the table grows. PostgreSQL cannot estimate `xid8` ranges
+/// and may hold stale statistics for a stream that just grew, and with those estimates it
+/// picks bitmap scans or sorts: a catch-up page of 65,536 events then sorted the table on
+/// disk, five times slower than walking the key. JIT compilation is off: it pays only for
+/// long analytical queries, and a disabled plan node's penalty would make every statement
+/// look expensive enough to compile. Your own pool keeps the server's defaults.
+const OWN_PLANNER_SETTINGS: [(&str, &str); 4] = [
+    ("enable_seqscan", "off"),
+    ("enable_bitmapscan", "off"),
+    ("enable_sort", "off"),
+    ("jit", "off"),
+];
+
+/// Pool settings for both pools: connections are checked when they fail, not pinged on
+/// every checkout (a ping is a round trip on every command's hot path).
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(10))
+}
+
 /// The columns of a [`RecordedEvent`]. The cast transaction id gets its own name: left as
 /// `transaction_id`, it would shadow the column in `ORDER BY transaction_id`, which would
 /// then sort by the cast expression instead of walking the index (a full sort per page).
@@ -129,25 +153,28 @@ impl Statements {
                 "SELECT {COLUMNS} FROM {t} WHERE stream_id = $1 AND stream_version BETWEEN $2 AND $3 \
                  ORDER BY stream_version"
             ),
+            // A `json` value is sent in binary as its text, so the payload is read as it is
+            // stored, with no conversion to `text` on the server for every row.
             fold_stream: format!(
-                "SELECT stream_version, position, event_name, event_version, payload::text FROM {t} \
+                "SELECT stream_version, position, event_name, event_version, payload FROM {t} \
                  WHERE stream_id = $1 AND stream_version BETWEEN $2 AND $3 ORDER BY stream_version"
             ),
             // Only rows of finished transactions: anything still running has an id at or
-            // above the snapshot's xmin, and will sort after what is returned here.
+            // above the snapshot's xmin, and will sort after what is returned here. As a
+            // subquery, the bound is worked out once and ends the walk along the key.
             read_all: format!(
                 "SELECT {COLUMNS} FROM {t} \
                  WHERE (transaction_id, position) > ($1::int8::text::xid8, $2::int8) \
-                   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                   AND transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
                  ORDER BY transaction_id, position LIMIT $3"
             ),
             // `read_all`'s order and bound, with the columns of `fold_stream` first. The
             // transaction id comes as it is stored, not cast through text on every row.
             fold_all: format!(
-                "SELECT stream_version, position, event_name, event_version, payload::text, stream_id, \
+                "SELECT stream_version, position, event_name, event_version, payload, stream_id, \
                    transaction_id FROM {t} \
                  WHERE (transaction_id, position) > ($1::int8::text::xid8, $2::int8) \
-                   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                   AND transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
                  ORDER BY transaction_id, position LIMIT $3"
             ),
             stream_version: format!(
@@ -275,7 +302,10 @@ impl PostgresOptions {
 /// ```
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
+    /// The pool [`PostgresStore::pool`] hands out, with the server's own settings.
     pool: PgPool,
+    /// annals' own connections: planned with [`OWN_PLANNER_SETTINGS`].
+    own: PgPool,
     sql: Arc<Statements>,
     group: Arc<Coalescer<GroupRequest>>,
     writers: Arc<Writers>,
@@ -333,15 +363,8 @@ impl PostgresStore {
             .await
             .map_err(connect_error)?;
         let _ = sqlx::Connection::close(probe).await;
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections)
-            // Connections are checked when they fail, not pinged on every checkout: a
-            // ping is a round trip on every command's hot path.
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(connect)
-            .await
-            .map_err(connect_error)?;
+        // Yours stays empty until you use it.
+        let pool = pool_options(options.max_connections).connect_lazy_with(connect);
         Self::open(pool, &options.schema, options.group_writers).await
     }
 
@@ -357,19 +380,20 @@ impl PostgresStore {
             });
         }
         let sql = Statements::new(schema);
-        migrate(&pool, schema).await?;
+        let own_options = (*pool.connect_options())
+            .clone()
+            .options(OWN_PLANNER_SETTINGS);
+        let own = pool_options(pool.options().get_max_connections())
+            .connect_lazy_with(own_options.clone());
+        migrate(&own, schema).await?;
         // Writers run the group append only, whose custom plans cost more to make than to
-        // run: a generic plan is made once per connection. Its only sane plan probes the
-        // (stream, version) key; without `enable_seqscan = off`, a plan made while the
-        // table is small would scan the table on every append once it has grown.
-        let writer_options = (*pool.connect_options()).clone().options([
-            ("plan_cache_mode", "force_generic_plan"),
-            ("enable_seqscan", "off"),
-        ]);
+        // run: a generic plan is made once per connection.
+        let writer_options = own_options.options([("plan_cache_mode", "force_generic_plan")]);
         let (notify, pokes) = mpsc::channel(1);
-        tokio::spawn(notify_others(pool.clone(), sql.channel.clone(), pokes));
+        tokio::spawn(notify_others(own.clone(), sql.channel.clone(), pokes));
         Ok(Self {
             pool,
+            own,
             sql: Arc::new(sql),
             group: Arc::new(Coalescer::new(writers, GROUP_MAX_EVENTS)),
             writers: Arc::new(Writers {
@@ -393,7 +417,7 @@ impl PostgresStore {
     }
 
     async fn connection(&self) -> Result<PoolConnection<Postgres>, StoreError> {
-        self.pool.acquire().await.map_err(StoreError::backend)
+        self.own.acquire().await.map_err(StoreError::backend)
     }
 
     /// Wakes this process's subscribers now, and other processes' soon.
@@ -459,7 +483,7 @@ impl PostgresStore {
         if self.listening.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (pool, channel) = (self.pool.clone(), self.sql.channel.clone());
+        let (pool, channel) = (self.own.clone(), self.sql.channel.clone());
         let (signal, listening) = (Arc::downgrade(&self.appended), Arc::clone(&self.listening));
         tokio::spawn(async move {
             listen(pool, &channel, signal).await;
@@ -1030,7 +1054,7 @@ impl EventStore for PostgresStore {
 
     async fn session(&self) -> Result<PostgresSession<'_>, StoreError> {
         Ok(PostgresSession {
-            conn: Lazy::new(&self.pool),
+            conn: Lazy::new(&self.own),
             store: self,
         })
     }
@@ -1041,7 +1065,7 @@ impl EventStore for PostgresStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
-        self.append_on(&mut Lazy::new(&self.pool), stream, expected, events)
+        self.append_on(&mut Lazy::new(&self.own), stream, expected, events)
             .await
     }
 
@@ -1078,7 +1102,7 @@ impl EventStore for PostgresStore {
             .bind(to_i64(after.transaction_id))
             .bind(to_i64(after.position))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.own)
             .await
             .map_err(StoreError::backend)?;
         rows.iter().map(decode_row).collect()
@@ -1089,11 +1113,14 @@ impl EventStore for PostgresStore {
         F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
         E: From<StoreError> + Send,
     {
+        // On a connection of its own: a pool's stream relays every row through a second
+        // stream of its own, which cost more than decoding the row.
+        let mut conn = self.connection().await?;
         let rows = sqlx::query(&self.sql.fold_all)
             .bind(to_i64(after.transaction_id))
             .bind(to_i64(after.position))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch(&self.pool);
+            .fetch(&mut *conn);
         for_each_row(rows, |row| {
             // `xid8` is sent as an unsigned 64-bit integer, which sqlx has no type for; as
             // transaction ids stay far below 2^63, it reads as the `int8` it equals.
@@ -1131,7 +1158,7 @@ impl EventStore for PostgresStore {
         let row: Option<(i64, i64, String, DateTime<Utc>)> =
             sqlx::query_as(&self.sql.read_snapshot)
                 .bind(stream)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.own)
                 .await
                 .map_err(StoreError::backend)?;
         Ok(
@@ -1153,7 +1180,7 @@ impl EventStore for PostgresStore {
             .bind(snapshot.fingerprint as i64)
             .bind(&snapshot.state)
             .bind(snapshot.taken_at)
-            .execute(&self.pool)
+            .execute(&self.own)
             .await
             .map_err(StoreError::backend)?;
         Ok(())

@@ -150,7 +150,14 @@ impl Annals<PostgresStore> {
             "SELECT stream_id, event_name, payload::text FROM {SCHEMA}.annals_events \
              ORDER BY transaction_id, position"
         );
-        let mut rows = sqlx::query_as::<_, (String, String, String)>(&sql).fetch(self.store.pool());
+        // The plan annals' own connections get: the key's order, never a sort.
+        let mut conn = self.store.pool().acquire().await?;
+        sqlx::raw_sql(
+            "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let mut rows = sqlx::query_as::<_, (String, String, String)>(&sql).fetch(&mut *conn);
         let mut model = Catchup::default();
         while let Some((stream, name, payload)) = rows.try_next().await? {
             let account = stream.strip_prefix("account-").unwrap_or(&stream);
