@@ -99,6 +99,7 @@ struct Statements {
     schema: String,
     append: String,
     append_group: String,
+    append_one: String,
     read_stream: String,
     fold_stream: String,
     read_all: String,
@@ -147,6 +148,15 @@ impl Statements {
                           AND c.stream_version BETWEEN e.expected AND e.expected + 1) \
                        = CASE WHEN e.expected = 0 THEN 0 ELSE 1 END \
                  ORDER BY e.o \
+                 RETURNING stream_id, stream_version, position"
+            ),
+            // `append_group` for one event: the same guard, on scalar parameters.
+            append_one: format!(
+                "INSERT INTO {t} (stream_id, stream_version, event_id, event_name, event_version, payload, metadata) \
+                 SELECT $1, $2 + 1, $3, $4, $5, $6::json, $7::json \
+                 WHERE (SELECT count(*) FROM {t} c WHERE c.stream_id = $1 \
+                          AND c.stream_version BETWEEN $2 AND $2 + 1) \
+                       = CASE WHEN $2 = 0 THEN 0 ELSE 1 END \
                  RETURNING stream_id, stream_version, position"
             ),
             read_stream: format!(
@@ -799,42 +809,10 @@ async fn append_group(
     batch: &Batch<GroupRequest>,
 ) -> (Vec<Outcome>, bool) {
     let total: usize = batch.requests().map(Request::len).sum();
-    let mut streams = Vec::with_capacity(total);
-    let mut expected = Vec::with_capacity(total);
-    let mut n = Vec::with_capacity(total);
-    let mut ids = Vec::with_capacity(total);
-    let mut names = Vec::with_capacity(total);
-    let mut versions = Vec::with_capacity(total);
-    let mut payloads = Vec::with_capacity(total);
-    let mut metadata = Vec::with_capacity(total);
-    for request in batch.requests() {
-        for i in 0..request.len() {
-            streams.push(request.stream.as_str());
-            expected.push(request.expected);
-            n.push(i as i64 + 1);
-        }
-        ids.extend_from_slice(&request.ids);
-        names.extend(request.names.iter().map(String::as_str));
-        versions.extend_from_slice(&request.versions);
-        payloads.extend(request.payloads.iter().map(String::as_str));
-        metadata.extend(request.metadata.iter().map(String::as_str));
-    }
-    tracing::trace!(
-        requests = batch.requests().len(),
-        events = total,
-        "group commit"
-    );
-    let rows = sqlx::query_as::<_, (String, i64, i64)>(&sql.append_group)
-        .bind(&streams)
-        .bind(&expected)
-        .bind(&n)
-        .bind(&ids)
-        .bind(&names)
-        .bind(&versions)
-        .bind(&payloads)
-        .bind(&metadata)
-        .fetch_all(&mut *conn)
-        .await;
+    let rows = match batch.requests().next() {
+        Some(one) if total == 1 => append_one(conn, sql, one).await,
+        _ => append_many(conn, sql, batch, total).await,
+    };
     let rows = match rows {
         Ok(rows) => rows,
         Err(error) => {
@@ -869,6 +847,70 @@ async fn append_group(
         })
         .collect();
     (outcomes, true)
+}
+
+/// A group of one append of one event, the usual case for a single client: the group
+/// statement with scalars instead of arrays, which PostgreSQL runs faster.
+async fn append_one(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    request: &GroupRequest,
+) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(&sql.append_one)
+        .bind(&request.stream)
+        .bind(request.expected)
+        .bind(request.ids[0])
+        .bind(&request.names[0])
+        .bind(request.versions[0])
+        .bind(&request.payloads[0])
+        .bind(&request.metadata[0])
+        .fetch_all(conn)
+        .await
+}
+
+/// The group statement: every request's events as parallel arrays.
+async fn append_many(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    batch: &Batch<GroupRequest>,
+    total: usize,
+) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    let mut streams = Vec::with_capacity(total);
+    let mut expected = Vec::with_capacity(total);
+    let mut n = Vec::with_capacity(total);
+    let mut ids = Vec::with_capacity(total);
+    let mut names = Vec::with_capacity(total);
+    let mut versions = Vec::with_capacity(total);
+    let mut payloads = Vec::with_capacity(total);
+    let mut metadata = Vec::with_capacity(total);
+    for request in batch.requests() {
+        for i in 0..request.len() {
+            streams.push(request.stream.as_str());
+            expected.push(request.expected);
+            n.push(i as i64 + 1);
+        }
+        ids.extend_from_slice(&request.ids);
+        names.extend(request.names.iter().map(String::as_str));
+        versions.extend_from_slice(&request.versions);
+        payloads.extend(request.payloads.iter().map(String::as_str));
+        metadata.extend(request.metadata.iter().map(String::as_str));
+    }
+    tracing::trace!(
+        requests = batch.requests().len(),
+        events = total,
+        "group commit"
+    );
+    sqlx::query_as(&sql.append_group)
+        .bind(&streams)
+        .bind(&expected)
+        .bind(&n)
+        .bind(&ids)
+        .bind(&names)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(&metadata)
+        .fetch_all(conn)
+        .await
 }
 
 /// Appends alone, in one statement; on a conflict, tells a retried append (its events are
