@@ -584,14 +584,15 @@ async fn main() {
             }
         }
     }
-    if systems.contains(&"annals-postgres") && !failed.contains(&"annals-postgres") {
-        if let Err(e) = annals_extras(&url, &args.sizes, &mut results).await {
-            eprintln!("error: annals-postgres extras: {e}");
-            results
-                .notes
-                .push(format!("annals-postgres extras failed: {e}"));
-            failed.push("annals-postgres");
-        }
+    if systems.contains(&"annals-postgres")
+        && !failed.contains(&"annals-postgres")
+        && let Err(e) = annals_extras(&url, &args.sizes, &mut results).await
+    {
+        eprintln!("error: annals-postgres extras: {e}");
+        results
+            .notes
+            .push(format!("annals-postgres extras failed: {e}"));
+        failed.push("annals-postgres");
     }
     results.print(&systems);
     println!();
