@@ -150,13 +150,15 @@ impl Statements {
                  ORDER BY e.o \
                  RETURNING stream_id, stream_version, position"
             ),
-            // `append_group` for one event: the same guard, on scalar parameters.
+            // `append_group` for a group of one event, on scalar parameters. Alone in its
+            // statement, it may fail outright, so it leaves half the guard to the unique
+            // key: it checks only that the expected version exists, and a stream that is
+            // already past it fails on the key, writing nothing. Either way the request
+            // then appends alone and learns why.
             append_one: format!(
                 "INSERT INTO {t} (stream_id, stream_version, event_id, event_name, event_version, payload, metadata) \
                  SELECT $1, $2 + 1, $3, $4, $5, $6::json, $7::json \
-                 WHERE (SELECT count(*) FROM {t} c WHERE c.stream_id = $1 \
-                          AND c.stream_version BETWEEN $2 AND $2 + 1) \
-                       = CASE WHEN $2 = 0 THEN 0 ELSE 1 END \
+                 WHERE $2 = 0 OR EXISTS (SELECT 1 FROM {t} c WHERE c.stream_id = $1 AND c.stream_version = $2) \
                  RETURNING stream_id, stream_version, position"
             ),
             read_stream: format!(
