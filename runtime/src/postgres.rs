@@ -268,7 +268,8 @@ impl PostgresOptions {
         self
     }
 
-    /// The connection pool's size.
+    /// The size of each pool: annals' own, and the one [`PostgresStore::pool`] hands
+    /// out for your queries, which opens no connection until you use it.
     #[must_use]
     pub fn max_connections(mut self, max: u32) -> Self {
         self.max_connections = max.max(1);
@@ -380,7 +381,8 @@ impl PostgresStore {
         Self::open(pool, &options.schema, options.group_writers).await
     }
 
-    /// Uses an existing pool; creates or upgrades the schema.
+    /// Uses an existing pool for [`PostgresStore::pool`], and a pool of the same size and
+    /// connect options for annals' own statements; creates or upgrades the schema.
     pub async fn from_pool(pool: PgPool, schema: &str) -> Result<Self, StoreError> {
         Self::open(pool, schema, DEFAULT_GROUP_WRITERS).await
     }
@@ -423,7 +425,9 @@ impl PostgresStore {
         &self.sql.schema
     }
 
-    /// The connection pool, for queries of your own.
+    /// A connection pool for queries of your own, with the server's planner settings
+    /// (annals runs its statements on connections of its own, planned to walk their
+    /// indexes).
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -858,14 +862,24 @@ async fn append_one(
     sql: &Statements,
     request: &GroupRequest,
 ) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    let ([id], [name], [version], [payload], [metadata]) = (
+        &request.ids[..],
+        &request.names[..],
+        &request.versions[..],
+        &request.payloads[..],
+        &request.metadata[..],
+    ) else {
+        // Not one event after all: no rows, so the request appends alone.
+        return Ok(Vec::new());
+    };
     sqlx::query_as(&sql.append_one)
         .bind(&request.stream)
         .bind(request.expected)
-        .bind(request.ids[0])
-        .bind(&request.names[0])
-        .bind(request.versions[0])
-        .bind(&request.payloads[0])
-        .bind(&request.metadata[0])
+        .bind(id)
+        .bind(name)
+        .bind(version)
+        .bind(payload)
+        .bind(metadata)
         .fetch_all(conn)
         .await
 }
