@@ -47,7 +47,7 @@ const MEASURES: &[(&str, &str)] = &[
 /// How much work each measure does.
 #[derive(Clone, Debug)]
 struct Sizes {
-    /// Accounts per `cmd_*` repetition; each gets 1 open and 9 deposits.
+    /// Accounts per `cmd_*` measure; each gets 1 open and 9 deposits.
     accounts: usize,
     /// Passes over every system and measure; the median is reported.
     reps: usize,
@@ -237,6 +237,8 @@ async fn hot<S: System>(sys: &S, id: &str, history: usize, samples: usize) -> Re
     Ok(median(times))
 }
 
+/// Stores `events` events as accounts of 10 (1 open, 9 deposits of 1); returns the count
+/// of accounts.
 async fn seed_accounts<S: System>(sys: &S, events: usize) -> Result<usize> {
     let accounts = events / 10;
     for n in 0..accounts {
