@@ -1160,7 +1160,7 @@ impl EventStore for PostgresStore {
             .bind(to_i64(after.transaction_id))
             .bind(to_i64(after.position))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.own)
+            .fetch_all(&mut *self.connection().await?)
             .await
             .map_err(StoreError::backend)?;
         rows.iter().map(decode_row).collect()
@@ -1171,8 +1171,8 @@ impl EventStore for PostgresStore {
         F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
         E: From<StoreError> + Send,
     {
-        // On a connection of its own: a pool's stream relays every row through a second
-        // stream of its own, which cost more than decoding the row.
+        // On a checked-out connection, as `read_all`: a pool's stream relays every row
+        // through a second stream of its own, which cost more than decoding the row.
         let mut conn = self.connection().await?;
         let rows = sqlx::query(&self.sql.fold_all)
             .bind(to_i64(after.transaction_id))

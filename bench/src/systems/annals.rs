@@ -107,6 +107,8 @@ pub struct Annals<S: EventStore> {
     plain: Repository<Account, S>,
     snap: Repository<SnapAccount, S>,
     variant: Variant,
+    /// PostgreSQL only: the connection of the raw read `catchup` is held against.
+    raw: Option<sqlx::PgPool>,
 }
 
 impl<S: EventStore> Annals<S> {
@@ -121,6 +123,7 @@ impl<S: EventStore> Annals<S> {
             snap: Repository::new(store.clone()).with_cache(cache),
             store,
             variant,
+            raw: None,
         }
     }
 }
@@ -137,7 +140,21 @@ impl Annals<PostgresStore> {
             PostgresOptions::new(url).schema(SCHEMA).max_connections(16),
         )
         .await?;
-        Ok(Self::new(store, variant, cache))
+        // The plan annals' own connections get (the key's order, never a sort), set once
+        // per connection so that no timed read pays for it; no ping on checkout.
+        let raw_options = url.parse::<sqlx::postgres::PgConnectOptions>()?.options([
+            ("enable_seqscan", "off"),
+            ("enable_bitmapscan", "off"),
+            ("enable_sort", "off"),
+        ]);
+        let raw = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_lazy_with(raw_options);
+        Ok(Self {
+            raw: Some(raw),
+            ..Self::new(store, variant, cache)
+        })
     }
 }
 
@@ -150,13 +167,8 @@ impl Annals<PostgresStore> {
             "SELECT stream_id, event_name, payload::text FROM {SCHEMA}.annals_events \
              ORDER BY transaction_id, position"
         );
-        // The plan annals' own connections get: the key's order, never a sort.
-        let mut conn = self.store.pool().acquire().await?;
-        sqlx::raw_sql(
-            "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off",
-        )
-        .execute(&mut *conn)
-        .await?;
+        let pool = self.raw.as_ref().ok_or("no raw read on this store")?;
+        let mut conn = pool.acquire().await?;
         let mut rows = sqlx::query_as::<_, (String, String, String)>(&sql).fetch(&mut *conn);
         let mut model = Catchup::default();
         while let Some((stream, name, payload)) = rows.try_next().await? {
