@@ -117,7 +117,10 @@ impl VerifyReport {
 }
 
 /// Reads every event of `store` (in pages, through `read_all`) and reports the stored
-/// (name, version) pairs that no registered event type decodes.
+/// (name, version) pairs that no registered event type decodes. Like `read_all`, it sees
+/// an event once the event is past the store's read horizon: on PostgreSQL, an event
+/// committed while an older write transaction in the cluster is still running is counted
+/// by the next verify after that transaction ends.
 pub async fn verify<S: EventStore>(store: &S) -> Result<VerifyReport, StoreError> {
     const PAGE: usize = 1_000;
     let mut report = VerifyReport::default();

@@ -46,6 +46,24 @@ fn own(events: Vec<RecordedEvent>) -> Vec<RecordedEvent> {
         .collect()
 }
 
+/// `schema::verify`'s report once it counts `events` events: like `read_all`, which it
+/// reads through, it sees an event only past the store's read horizon (see [`all_events`];
+/// a barrier would show up in the report, so this waits on the count instead).
+async fn verify_settled<S: EventStore>(store: &S, events: u64) -> annals::schema::VerifyReport {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let report = annals::schema::verify(store).await.expect("verify");
+        if report.stored.values().map(|s| s.count).sum::<u64>() >= events {
+            return report;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "verify saw fewer than {events} events after 30 s: {report:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// Every event the test appended, once all of them are past the store's read horizon.
 ///
 /// `read_all` withholds events while an older transaction may still commit (on PostgreSQL,
@@ -627,7 +645,7 @@ pub async fn old_event_versions_load_through_upcasters<S: EventStore>(store: S) 
     let ledger = ledgers.load("l1").await.expect("load");
     assert_eq!(ledger.state().cents, 206);
     assert_eq!(ledger.state().notes, ["", "", "fee"]);
-    let report = annals::schema::verify(&store).await.expect("verify");
+    let report = verify_settled(&store, 3).await;
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.stored[&("Posted".to_string(), 1)].count, 1);
     assert_eq!(report.stored[&("EntryRecorded".to_string(), 2)].count, 2);
@@ -655,7 +673,7 @@ pub async fn old_event_versions_load_through_upcasters<S: EventStore>(store: S) 
         }
         other => panic!("expected a decode error, got {other:?}"),
     }
-    let report = annals::schema::verify(&store).await.expect("verify");
+    let report = verify_settled(&store, 4).await;
     assert_eq!(report.unknown, [("EntryRecorded".to_string(), 3)]);
 }
 
