@@ -69,7 +69,7 @@ async fn verify_settled<S: EventStore>(store: &S, events: u64) -> annals::schema
 /// `read_all` withholds events while an older transaction may still commit (on PostgreSQL,
 /// any write transaction in the cluster). A barrier appended after the test's writes has a
 /// newer transaction id than all of them: once it is visible, so is everything before it.
-async fn all_events<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
+pub async fn all_events<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
     let barrier = numbered(0);
     let stream = format!("{BARRIER}{}", barrier.event_id);
     append_ok(
