@@ -441,3 +441,52 @@ async fn your_pool_keeps_the_server_planner_settings() {
         assert_eq!(value, server, "{setting} on the pool handed out");
     }
 }
+
+/// A catch-up longer than one page (65,536 events): every event once, in global order,
+/// from the start and from a checkpoint just before the page boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_crosses_pages() {
+    const EVENTS: u64 = 65_536 + 64;
+    let fixture = annals_tests::postgres().await;
+    let store = fixture.store.clone();
+    store
+        .append(
+            "long",
+            ExpectedVersion::NoStream,
+            (1..=EVENTS).map(numbered).collect(),
+        )
+        .await
+        .expect("append");
+    // Past the read horizon, which other tests' open transactions hold back.
+    let stored = annals_tests::conformance::all_events(&store).await;
+    let long: Vec<_> = stored.iter().filter(|e| e.stream_id == "long").collect();
+    assert_eq!(long.len() as u64, EVENTS);
+
+    let from = |index: usize| long[index].checkpoint();
+    for start in [Checkpoint::START, from(65_500)] {
+        let (mut seen, mut last) = (Vec::new(), start);
+        let end = store
+            .catch_up(start, |checkpoint, e| {
+                assert!(checkpoint > last, "{checkpoint} does not follow {last}");
+                last = checkpoint;
+                // The suite's read barrier has a stream of its own.
+                if e.stream_id == "long" {
+                    seen.push((checkpoint, e.stream_version));
+                }
+                Ok::<_, annals::StoreError>(())
+            })
+            .await
+            .expect("catch up");
+        let expected: Vec<_> = long
+            .iter()
+            .filter(|e| e.checkpoint() > start)
+            .map(|e| (e.checkpoint(), e.stream_version))
+            .collect();
+        assert_eq!(seen.len(), expected.len(), "catch-up from {start}");
+        assert!(
+            seen == expected,
+            "catch-up from {start} differs from read_all"
+        );
+        assert_eq!(end, last);
+    }
+}

@@ -15,9 +15,9 @@ use uuid::Uuid;
 use crate::coalesce::{Batch, Coalescer, Outcome, Request, Step};
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
-    AppendResult, EventStore, ExpectedVersion, RawRecord, SnapshotRead, SnapshotRecord, StoreError,
-    StoreSession, StoredEvent, VersionRange, for_each_row, replayed_append, validate_append,
-    validate_stream_id,
+    AppendResult, CATCH_UP_PAGE, EventStore, ExpectedVersion, RawRecord, SnapshotRead,
+    SnapshotRecord, StoreError, StoreSession, StoredEvent, VersionRange, for_each_row,
+    replayed_append, validate_append, validate_stream_id,
 };
 
 /// Versioned schema migrations, applied in order on connect and recorded in `annals_schema`.
@@ -694,6 +694,34 @@ where
     Ok(())
 }
 
+/// Up to `limit` events after `after` in global order, each handed to `f` as it arrives.
+async fn fold_all<F, E>(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    after: Checkpoint,
+    limit: usize,
+    mut f: F,
+) -> Result<usize, E>
+where
+    F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E>,
+    E: From<StoreError>,
+{
+    let rows = sqlx::query(&sql.fold_all)
+        .bind(to_i64(after.transaction_id))
+        .bind(to_i64(after.position))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch(conn);
+    for_each_row(rows, |row| {
+        // `xid8` is sent as an unsigned 64-bit integer, which sqlx has no type for; as
+        // transaction ids stay far below 2^63, it reads as the `int8` it equals.
+        let transaction = row.try_get_unchecked::<i64, _>(6);
+        let (checkpoint, event) =
+            StoredEvent::from_global_row::<_, TRUSTED_COLUMNS>(row, transaction)?;
+        f(checkpoint, event)
+    })
+    .await
+}
+
 async fn stream_version(
     conn: &mut PgConnection,
     sql: &Statements,
@@ -1166,28 +1194,43 @@ impl EventStore for PostgresStore {
         rows.iter().map(decode_row).collect()
     }
 
-    async fn fold_all<F, E>(&self, after: Checkpoint, limit: usize, mut f: F) -> Result<usize, E>
+    async fn fold_all<F, E>(&self, after: Checkpoint, limit: usize, f: F) -> Result<usize, E>
     where
         F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
         E: From<StoreError> + Send,
     {
         // On a checked-out connection, as `read_all`: a pool's stream relays every row
         // through a second stream of its own, which cost more than decoding the row.
+        fold_all(&mut *self.connection().await?, &self.sql, after, limit, f).await
+    }
+
+    async fn catch_up<F, E>(&self, from: Checkpoint, mut f: F) -> Result<Checkpoint, E>
+    where
+        F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        // Every page on one connection. A pooled connection goes back to the pool through a
+        // task of its own; a page that asked for one before that task ran would get a new
+        // server process, whose first statement pays for loading the catalogs (tens of
+        // milliseconds, the time of a whole page).
         let mut conn = self.connection().await?;
-        let rows = sqlx::query(&self.sql.fold_all)
-            .bind(to_i64(after.transaction_id))
-            .bind(to_i64(after.position))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch(&mut *conn);
-        for_each_row(rows, |row| {
-            // `xid8` is sent as an unsigned 64-bit integer, which sqlx has no type for; as
-            // transaction ids stay far below 2^63, it reads as the `int8` it equals.
-            let transaction = row.try_get_unchecked::<i64, _>(6);
-            let (checkpoint, event) =
-                StoredEvent::from_global_row::<_, TRUSTED_COLUMNS>(row, transaction)?;
-            f(checkpoint, event)
-        })
-        .await
+        let mut cursor = from;
+        loop {
+            let seen = fold_all(
+                &mut conn,
+                &self.sql,
+                cursor,
+                CATCH_UP_PAGE,
+                |checkpoint, e| {
+                    cursor = checkpoint;
+                    f(checkpoint, e)
+                },
+            )
+            .await?;
+            if seen < CATCH_UP_PAGE {
+                return Ok(cursor);
+            }
+        }
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {

@@ -503,7 +503,7 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
 /// Events per query of [`EventStore::catch_up`]: large, so that a rebuild spends its time
 /// on rows, not on round trips; rows stream in, so the page is never held whole.
-const CATCH_UP_PAGE: usize = 65536;
+pub(crate) const CATCH_UP_PAGE: usize = 65536;
 
 /// The checks every backend makes before writing: a valid stream id, at least one event,
 /// no event id twice in the batch.
