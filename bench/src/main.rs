@@ -521,9 +521,49 @@ async fn timed_catchup(
     Ok(rate)
 }
 
-/// annals-only figures: the raw read the catch-up is held against, and `hot_snap_ms` on a
-/// much longer history (it should not grow).
+/// Accounts per system per round of the paired command comparison.
+const PAIRED_ACCOUNTS: usize = 200;
+
+/// annals' `cmd_*` against `sqlx-insert`'s, alternating in rounds of [`PAIRED_ACCOUNTS`]
+/// accounts, the order swapped every round: a checkpoint or an autovacuum run on this shared
+/// machine then slows one round of each rather than one system's whole measure. The median
+/// of the rounds' ratios is noted.
+async fn paired_commands(url: &str, results: &mut Results) -> Result<()> {
+    let insert = Arc::new(systems::floor::Insert::connect(url, Variant::Plain).await?);
+    let annals = Arc::new(Annals::postgres(url, Variant::Plain, true).await?);
+    for (measure, tasks) in [("cmd_1", 1), ("cmd_8", 8)] {
+        let warm = format!("warm-{measure}");
+        commands(&insert, &warm, tasks * 4, tasks).await?;
+        commands(&annals, &warm, tasks * 4, tasks).await?;
+        let mut ratios = Vec::with_capacity(PAIRED_ROUNDS);
+        for round in 0..PAIRED_ROUNDS {
+            let prefix = format!("{measure}-{round}");
+            let (a, b) = if round % 2 == 0 {
+                let a = commands(&annals, &prefix, PAIRED_ACCOUNTS, tasks).await?;
+                (a, commands(&insert, &prefix, PAIRED_ACCOUNTS, tasks).await?)
+            } else {
+                let b = commands(&insert, &prefix, PAIRED_ACCOUNTS, tasks).await?;
+                (commands(&annals, &prefix, PAIRED_ACCOUNTS, tasks).await?, b)
+            };
+            ratios.push(a / b);
+        }
+        let (low, high) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+        results.notes.push(format!(
+            "annals-postgres {measure}, alternating with sqlx-insert ({PAIRED_ROUNDS} rounds of \
+             {PAIRED_ACCOUNTS} accounts each): {:.2}x, the median of the rounds' ratios \
+             ({low:.2}x to {high:.2}x).",
+            median(ratios)
+        ));
+    }
+    Ok(())
+}
+
+/// annals-only figures: its commands and catch-up paired with their baselines, and
+/// `hot_snap_ms` on a much longer history (it should not grow).
 async fn annals_extras(url: &str, sizes: &Sizes, results: &mut Results) -> Result<()> {
+    paired_commands(url, results).await?;
     let sys = Annals::postgres(url, Variant::Plain, false).await?;
     let accounts = seed_accounts(&sys, sizes.catchup_events).await?;
     // Alternating on the same rows, so both see the same cache and the same background
