@@ -15,9 +15,9 @@ use uuid::Uuid;
 use crate::coalesce::{Batch, Coalescer, Outcome, Request, Step};
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
-    AppendResult, CATCH_UP_PAGE, EventStore, ExpectedVersion, RawRecord, SnapshotRead,
-    SnapshotRecord, StoreError, StoreSession, StoredEvent, VersionRange, for_each_row,
-    replayed_append, validate_append, validate_stream_id,
+    AppendResult, EventStore, ExpectedVersion, RawRecord, SnapshotRead, SnapshotRecord, StoreError,
+    StoreSession, StoredEvent, VersionRange, for_each_row, replayed_append, validate_append,
+    validate_stream_id,
 };
 
 /// Versioned schema migrations, applied in order on connect and recorded in `annals_schema`.
@@ -1124,6 +1124,14 @@ impl StoreSession for PostgresSession<'_> {
             .await
     }
 
+    async fn fold_all<F, E>(&mut self, after: Checkpoint, limit: usize, f: F) -> Result<usize, E>
+    where
+        F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        fold_all(self.conn.get().await?, &self.store.sql, after, limit, f).await
+    }
+
     async fn read_from_snapshot(
         &mut self,
         stream: &str,
@@ -1202,35 +1210,6 @@ impl EventStore for PostgresStore {
         // On a checked-out connection, as `read_all`: a pool's stream relays every row
         // through a second stream of its own, which cost more than decoding the row.
         fold_all(&mut *self.connection().await?, &self.sql, after, limit, f).await
-    }
-
-    async fn catch_up<F, E>(&self, from: Checkpoint, mut f: F) -> Result<Checkpoint, E>
-    where
-        F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
-        E: From<StoreError> + Send,
-    {
-        // Every page on one connection. A pooled connection goes back to the pool through a
-        // task of its own; a page that asked for one before that task ran would get a new
-        // server process, whose first statement pays for loading the catalogs (tens of
-        // milliseconds, the time of a whole page).
-        let mut conn = self.connection().await?;
-        let mut cursor = from;
-        loop {
-            let seen = fold_all(
-                &mut conn,
-                &self.sql,
-                cursor,
-                CATCH_UP_PAGE,
-                |checkpoint, e| {
-                    cursor = checkpoint;
-                    f(checkpoint, e)
-                },
-            )
-            .await?;
-            if seen < CATCH_UP_PAGE {
-                return Ok(cursor);
-            }
-        }
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {

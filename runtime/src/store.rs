@@ -388,7 +388,8 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
     /// Catch-up, the first half of a subscription: feeds `f` every event after `from`
     /// that is readable now, in global order, in large pages through
-    /// [`fold_all`](EventStore::fold_all), and returns the checkpoint to
+    /// [`fold_all`](StoreSession::fold_all) on one [`session`](EventStore::session), and
+    /// returns the checkpoint to
     /// [`subscribe`](EventStore::subscribe) from to go live. This is the fast path for
     /// rebuilding a read model.
     ///
@@ -421,9 +422,13 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         E: From<StoreError> + Send,
     {
         async move {
+            // Every page in one session: on a store that holds connections, a page that
+            // took its own could get a new one, whose first statement costs as much as a
+            // page (a new PostgreSQL server process loads the catalogs).
+            let mut session = self.session().await?;
             let mut cursor = from;
             loop {
-                let seen = self
+                let seen = session
                     .fold_all(cursor, CATCH_UP_PAGE, |checkpoint, event| {
                         cursor = checkpoint;
                         f(checkpoint, event)
@@ -503,7 +508,7 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
 /// Events per query of [`EventStore::catch_up`]: large, so that a rebuild spends its time
 /// on rows, not on round trips; rows stream in, so the page is never held whole.
-pub(crate) const CATCH_UP_PAGE: usize = 65536;
+const CATCH_UP_PAGE: usize = 65536;
 
 /// The checks every backend makes before writing: a valid stream id, at least one event,
 /// no event id twice in the batch.
@@ -559,6 +564,17 @@ pub trait StoreSession: Send {
             feed_records(&records, f)
         }
     }
+
+    /// See [`EventStore::fold_all`].
+    fn fold_all<F, E>(
+        &mut self,
+        after: Checkpoint,
+        limit: usize,
+        f: F,
+    ) -> impl Future<Output = Result<usize, E>> + Send
+    where
+        F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send;
 
     /// See [`EventStore::read_from_snapshot`]. The default reads the events only.
     fn read_from_snapshot(
@@ -791,6 +807,14 @@ impl<S: EventStore> StoreSession for SharedSession<'_, S> {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         self.0.append(stream, expected, events).await
+    }
+
+    async fn fold_all<F, E>(&mut self, after: Checkpoint, limit: usize, f: F) -> Result<usize, E>
+    where
+        F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        self.0.fold_all(after, limit, f).await
     }
 
     async fn read_from_snapshot(
