@@ -46,22 +46,32 @@ fn own(events: Vec<RecordedEvent>) -> Vec<RecordedEvent> {
         .collect()
 }
 
+/// Reads with `read` every 10 ms until `done` holds, failing after 30 s with `what`.
+async fn settled<T, Fut>(what: &str, mut read: impl FnMut() -> Fut, done: impl Fn(&T) -> bool) -> T
+where
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let value = read().await;
+        if done(&value) {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what} after 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// `schema::verify`'s report once it counts `events` events: like `read_all`, which it
 /// reads through, it sees an event only past the store's read horizon (see [`all_events`];
 /// a barrier would show up in the report, so this waits on the count instead).
 async fn verify_settled<S: EventStore>(store: &S, events: u64) -> annals::schema::VerifyReport {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let report = annals::schema::verify(store).await.expect("verify");
-        if report.stored.values().map(|s| s.count).sum::<u64>() >= events {
-            return report;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "verify saw fewer than {events} events after 30 s: {report:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    settled(
+        &format!("verify saw fewer than {events} events"),
+        || async { annals::schema::verify(store).await.expect("verify") },
+        |report| report.stored.values().map(|s| s.count).sum::<u64>() >= events,
+    )
+    .await
 }
 
 /// Every event the test appended, once all of them are past the store's read horizon.
@@ -79,21 +89,18 @@ pub async fn all_events<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
         vec![barrier.clone()],
     )
     .await;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let events = store
-            .read_all(Checkpoint::START, usize::MAX)
-            .await
-            .expect("read all");
-        if events.iter().any(|e| e.event_id == barrier.event_id) {
-            return own(events);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "barrier not visible after 30 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let events = settled(
+        "barrier not visible",
+        || async {
+            store
+                .read_all(Checkpoint::START, usize::MAX)
+                .await
+                .expect("read all")
+        },
+        |events| events.iter().any(|e| e.event_id == barrier.event_id),
+    )
+    .await;
+    own(events)
 }
 
 fn json(raw: &RawValue) -> serde_json::Value {
