@@ -102,7 +102,8 @@ impl Account {
 
 #[aggregate(category = "account")]
 impl Account {
-    #[command]
+    /// Opening starts the account's stream: `create` skips the read of a new stream.
+    #[command(create)]
     fn open(&self, cmd: &OpenAccount) -> Result<AccountOpened, AccountError> {
         if self.open {
             return Err(AccountError::AlreadyOpen);

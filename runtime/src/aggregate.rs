@@ -96,6 +96,40 @@ pub trait Handle<C>: Aggregate {
     /// The domain error the command can be rejected with (`Infallible` when it cannot).
     type Error: std::error::Error + Send + Sync + 'static;
 
+    /// Whether the command usually starts its aggregate's stream: set by
+    /// `#[command(create)]`.
+    ///
+    /// For such a command on an aggregate it has not cached, the [`Repository`] decides
+    /// against the default state and appends expecting a new stream, without reading the
+    /// stream first: one round trip instead of two. If the stream exists after all, that
+    /// append conflicts and writes nothing; the repository then loads the aggregate and
+    /// decides again, so the command sees the real state as any other command does.
+    ///
+    /// ```
+    /// use annals::prelude::*;
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone)]
+    /// struct Opened;
+    /// struct Open;
+    ///
+    /// #[derive(Default)]
+    /// struct Account;
+    ///
+    /// #[aggregate]
+    /// impl Account {
+    ///     #[command(create)]
+    ///     fn open(&self, _: &Open) -> Opened { Opened }
+    ///
+    ///     #[apply]
+    ///     fn opened(&mut self, _: &Opened) {}
+    /// }
+    ///
+    /// assert!(<Account as annals::Handle<Open>>::CREATES);
+    /// ```
+    ///
+    /// [`Repository`]: crate::Repository
+    const CREATES: bool = false;
+
     /// Decides the events for `command` against the current state.
     fn handle<'a>(
         &'a self,

@@ -154,11 +154,14 @@ impl Statements {
             // statement, it may fail outright, so it leaves half the guard to the unique
             // key: it checks only that the expected version exists, and a stream that is
             // already past it fails on the key, writing nothing. Either way the request
-            // then appends alone and learns why.
+            // then appends alone and learns why. A new stream is checked in full, though:
+            // a creating command bets on it without reading, and an existing stream is
+            // then a routine outcome, not worth an error in the server's log.
             append_one: format!(
                 "INSERT INTO {t} (stream_id, stream_version, event_id, event_name, event_version, payload, metadata) \
                  SELECT $1, $2 + 1, $3, $4, $5, $6::json, $7::json \
-                 WHERE $2 = 0 OR EXISTS (SELECT 1 FROM {t} c WHERE c.stream_id = $1 AND c.stream_version = $2) \
+                 WHERE CASE WHEN $2 = 0 THEN NOT EXISTS (SELECT 1 FROM {t} c WHERE c.stream_id = $1) \
+                   ELSE EXISTS (SELECT 1 FROM {t} c WHERE c.stream_id = $1 AND c.stream_version = $2) END \
                  RETURNING stream_id, stream_version, position"
             ),
             read_stream: format!(

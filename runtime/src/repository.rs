@@ -207,7 +207,9 @@ pub struct Executed<E> {
     pub stream_version: u64,
     /// The global position of the last event recorded, if any.
     pub last_position: Option<u64>,
-    /// How many times the command ran (more than 1 after concurrency conflicts).
+    /// How many times the command was decided against the stored state: more than 1
+    /// after concurrency conflicts. A [`Handle::CREATES`] command's bet that its stream
+    /// is new does not count.
     pub attempts: u32,
 }
 
@@ -457,11 +459,22 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             // One connection for the whole command, retries included.
             let mut session = self.store.session().await.map_err(Error::from)?;
             let mut current = self.cache.as_ref().and_then(|cache| cache.take(&stream));
+            // A creating command on an aggregate not in the cache bets that the stream is
+            // new: it decides against the default state and appends expecting no stream,
+            // skipping the read. Anything else the bet gives (a rejection, no events, a
+            // conflict) says nothing about the real state, so that state is loaded and
+            // the command decides again; the bet is not an attempt.
+            let mut guess = <A as Handle<C>>::CREATES && current.is_none();
             let mut attempt = 0;
             loop {
                 attempt += 1;
                 let entry = match current.take() {
                     Some(entry) => entry,
+                    None if guess => Entry {
+                        state: A::default(),
+                        version: 0,
+                        base: 0,
+                    },
                     None => {
                         let (loaded, base) =
                             load_in::<A, _>(&mut session, &stream, u64::MAX).await?;
@@ -472,7 +485,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                         }
                     }
                 };
-                let events = match entry.state.handle(&command).await {
+                let decided = entry.state.handle(&command).await;
+                if guess && !matches!(&decided, Ok(events) if !events.is_empty()) {
+                    (guess, attempt) = (false, 0);
+                    continue;
+                }
+                let events = match decided {
                     Ok(events) => events,
                     Err(rejection) => {
                         self.cache_put(&stream, entry);
@@ -527,6 +545,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                             last_position: Some(done.last_position),
                             attempts: attempt,
                         });
+                    }
+                    Err(StoreError::WrongExpectedVersion { actual, .. }) if guess => {
+                        tracing::debug!(actual, "the stream a creating command bet was new exists");
+                        (guess, attempt) = (false, 0);
                     }
                     Err(StoreError::WrongExpectedVersion { actual, .. })
                         if attempt < self.max_attempts =>

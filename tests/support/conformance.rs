@@ -788,6 +788,77 @@ pub async fn concurrent_cached_commands_on_one_stream<S: EventStore>(store: S) {
     hammer_one_stream(store, 16, 50, 100).await;
 }
 
+/// A `#[command(create)]` on an aggregate that is not cached bets that its stream is new.
+/// Whatever the bet gives, the outcome is the one the real state decides, and a lost bet
+/// is not an attempt: it never exhausts the retries.
+pub async fn creating_commands_bet_on_a_new_stream<S: EventStore>(store: S) {
+    use crate::domain::{AccountError, Issue, Stamp, Ticket, TicketError};
+
+    let accounts = Repository::<Account, _>::new(store.clone()).with_max_attempts(1);
+    let done = accounts
+        .execute("b1", Open("Ann".into()))
+        .await
+        .expect("open");
+    assert_eq!((done.stream_version, done.attempts), (1, 1), "a won bet");
+    // The bet appends, conflicts and writes nothing; the loaded state rejects.
+    match accounts.execute("b1", Open("Bob".into())).await {
+        Err(ExecuteError::Rejected(AccountError::AlreadyOpen)) => {}
+        other => panic!("expected AlreadyOpen, got {other:?}"),
+    }
+    let account = accounts.load("b1").await.expect("load");
+    assert_eq!(
+        (account.version(), account.owner.as_deref()),
+        (1, Some("Ann")),
+        "a lost bet writes nothing"
+    );
+
+    let tickets = Repository::<Ticket, _>::new(store.clone()).with_max_attempts(1);
+    tickets
+        .execute("t1", Issue("printer".into()))
+        .await
+        .expect("issue");
+    // Lost bet, and the real state decides nothing.
+    let again = tickets
+        .execute("t1", Issue("printer".into()))
+        .await
+        .expect("issue again");
+    assert_eq!(
+        (again.events.len(), again.stream_version, again.attempts),
+        (0, 1, 1),
+        "a repeated issue"
+    );
+    match tickets.execute("t1", Issue("scanner".into())).await {
+        Err(ExecuteError::Rejected(TicketError::AlreadyIssued(title))) => {
+            assert_eq!(title, "printer");
+        }
+        other => panic!("expected AlreadyIssued, got {other:?}"),
+    }
+    // Rejected on the default state: no bet; the real state accepts.
+    let stamped = tickets.execute("t1", Stamp).await.expect("stamp");
+    assert_eq!((stamped.stream_version, stamped.attempts), (2, 1));
+    match tickets.execute("t2", Stamp).await {
+        Err(ExecuteError::Rejected(TicketError::NotIssued)) => {}
+        other => panic!("expected NotIssued, got {other:?}"),
+    }
+    assert_eq!(store.stream_version("ticket-t2").await.expect("version"), 0);
+
+    // A cached aggregate decides on its cached state, with no bet.
+    let cached = Repository::<Account, _>::new(store.clone()).with_cache(4);
+    cached
+        .execute("b2", Open("Ann".into()))
+        .await
+        .expect("open");
+    match cached.execute("b2", Open("Bob".into())).await {
+        Err(ExecuteError::Rejected(AccountError::AlreadyOpen)) => {}
+        other => panic!("expected AlreadyOpen, got {other:?}"),
+    }
+    let ticket = tickets.load("t1").await.expect("load");
+    assert_eq!(
+        (ticket.title.as_deref(), ticket.stamps),
+        (Some("printer"), 1)
+    );
+}
+
 /// A cached aggregate decides without reading, reads only the events another writer added
 /// when its append conflicts, and survives rejections and empty decisions.
 pub async fn cached_aggregates_catch_up_with_other_writers<S: EventStore>(store: S) {

@@ -34,7 +34,7 @@ pub struct Account {
 
 #[aggregate(category = "account")]
 impl Account {
-    #[command]
+    #[command(create)]
     fn open(&self, cmd: &Open) -> Result<Opened, AccountError> {
         match self.owner {
             Some(_) => Err(AccountError::AlreadyOpen),
@@ -59,6 +59,64 @@ impl Account {
     fn deposited(&mut self, e: &Deposited) {
         self.balance += e.amount;
         self.deposits += 1;
+    }
+}
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Issued {
+    pub title: String,
+}
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Stamped;
+
+pub struct Issue(pub String);
+
+pub struct Stamp;
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum TicketError {
+    #[error("the ticket is already issued as {0:?}")]
+    AlreadyIssued(String),
+    #[error("the ticket is not issued")]
+    NotIssued,
+}
+
+/// Creating commands whose bet on a new stream can go every way: `Issue` decides nothing
+/// when repeated, `Stamp` is rejected on the default state.
+#[derive(Debug, Default)]
+pub struct Ticket {
+    pub title: Option<String>,
+    pub stamps: u32,
+}
+
+#[aggregate(category = "ticket")]
+impl Ticket {
+    #[command(create)]
+    fn issue(&self, cmd: &Issue) -> Result<Option<Issued>, TicketError> {
+        match &self.title {
+            None => Ok(Some(Issued {
+                title: cmd.0.clone(),
+            })),
+            Some(title) if *title == cmd.0 => Ok(None),
+            Some(title) => Err(TicketError::AlreadyIssued(title.clone())),
+        }
+    }
+
+    #[command(create)]
+    fn stamp(&self, _: &Stamp) -> Result<Stamped, TicketError> {
+        self.title.as_ref().ok_or(TicketError::NotIssued)?;
+        Ok(Stamped)
+    }
+
+    #[apply]
+    fn issued(&mut self, e: &Issued) {
+        self.title = Some(e.title.clone());
+    }
+
+    #[apply]
+    fn stamped(&mut self, _: &Stamped) {
+        self.stamps += 1;
     }
 }
 

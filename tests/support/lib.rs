@@ -141,6 +141,7 @@ macro_rules! conformance_suite {
                 concurrent_commands_on_one_stream,
                 concurrent_cached_commands_on_one_stream,
                 cached_aggregates_catch_up_with_other_writers,
+                creating_commands_bet_on_a_new_stream,
                 fold_stream_matches_read_stream,
                 fold_all_matches_read_all,
                 subscriptions_catch_up_then_go_live,

@@ -54,7 +54,7 @@ macro_rules! account {
 
         #[aggregate($($args)*)]
         impl $name {
-            #[command]
+            #[command(create)]
             fn open(&self, cmd: &Open) -> Result<Opened, AccountError> {
                 if self.open {
                     return Err(AccountError::AlreadyOpen);

@@ -180,10 +180,16 @@ fn emit_command(model: &Model, c: &Command) -> TokenStream {
         _ => quote!(::annals::__private::ready::<#events>(::core::unreachable!())),
     };
     let allow = (!c.callable).then(|| quote!(#[allow(unreachable_code)]));
+    let creates = c.creates.then(|| {
+        quote!(
+            const CREATES: bool = true;
+        )
+    });
     quote! {
         #[automatically_derived]
         impl ::annals::Handle<#command> for #ident {
             type Error = #error;
+            #creates
             #allow
             fn handle<'a>(
                 &'a self,

@@ -62,6 +62,8 @@ struct Command {
     /// False when the method's shape is wrong (already reported): the handler is a stub,
     /// so code sending the command reports nothing more.
     callable: bool,
+    /// `#[command(create)]`: the command usually starts its aggregate's stream.
+    creates: bool,
 }
 
 /// What a command returns: `T` or `Result<T, E>`.
@@ -191,16 +193,21 @@ fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Option<Model>
             continue;
         };
         let markers = take_markers(&mut method.attrs);
+        let mut creates = false;
         for (marker, attr) in &markers {
-            if !matches!(attr.meta, syn::Meta::Path(_)) {
-                cx.error_spanned_by(
+            match (marker, &attr.meta) {
+                (_, syn::Meta::Path(_)) => {}
+                (Marker::Command, syn::Meta::List(_)) => {
+                    creates |= parse_command_options(cx, attr);
+                }
+                _ => cx.error_spanned_by(
                     &attr.meta,
                     format!(
                         "`#[{}]` takes no arguments: the method's signature says what it {}",
                         marker.name(),
                         marker.subject()
                     ),
-                );
+                ),
             }
         }
         let Some((first, _)) = markers.first() else {
@@ -222,7 +229,9 @@ fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Option<Model>
                 apply_code = snapshot::hash_tokens(&method.block, apply_code);
                 applies.extend(parse_apply(cx, &method.sig));
             }
-            Marker::Command => commands.extend(parse_command(cx, &method.sig)),
+            Marker::Command => commands.extend(
+                parse_command(cx, &method.sig).map(|command| Command { creates, ..command }),
+            ),
         }
     }
 
@@ -327,6 +336,30 @@ impl Marker {
             _ => None,
         }
     }
+}
+
+/// The options in `#[command(...)]`: whether it holds `create`. Every other option is an
+/// error, reported with its span.
+fn parse_command_options(cx: &mut Ctxt, attr: &Attribute) -> bool {
+    let mut creates = false;
+    let parsed = attr.parse_nested_meta(|meta| {
+        if meta.path.is_ident("create") {
+            if creates {
+                cx.error_spanned_by(&meta.path, "duplicate `create`");
+            }
+            creates = true;
+        } else {
+            cx.error_spanned_by(
+                &meta.path,
+                "unknown `#[command]` option: the one option is `create`, for a command that usually starts its aggregate's stream; the method's signature says what it handles",
+            );
+        }
+        Ok(())
+    });
+    if let Err(error) = parsed {
+        cx.push(error);
+    }
+    creates
 }
 
 /// Removes `#[apply]` / `#[command]` from `attrs`, returning them.
@@ -573,6 +606,7 @@ fn parse_command(cx: &mut Ctxt, sig: &Signature) -> Option<Command> {
         is_async: sig.asyncness.is_some(),
         output,
         callable,
+        creates: false,
     })
 }
 

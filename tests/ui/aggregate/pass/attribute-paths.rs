@@ -16,7 +16,7 @@ struct Pinger {
 
 #[annals::aggregate]
 impl Pinger {
-    #[annals::command]
+    #[annals::command(create)]
     fn ping(&self, cmd: &Ping) -> Pinged {
         Pinged { n: cmd.0 }
     }
@@ -33,4 +33,5 @@ fn main() {
         .then_expect_events([Pinged { n: 2 }]);
     assert_eq!(pinger.total, 3);
     assert_eq!(<Pinger as annals::Aggregate>::CATEGORY, "pinger");
+    assert!(<Pinger as annals::Handle<Ping>>::CREATES);
 }

@@ -53,7 +53,7 @@ struct Account {
 
 #[aggregate]
 impl Account {
-    #[command]
+    #[command(create)]
     fn open(&self, cmd: &Open) -> Result<Opened, AccountError> {
         if self.owner.is_some() {
             return Err(AccountError::AlreadyOpen);
@@ -129,6 +129,8 @@ fn opened(owner: &str) -> Opened {
 fn main() {
     assert_eq!(Account::CATEGORY, "account");
     assert_eq!(Account::stream_id("7"), "account-7");
+    assert!(<Account as annals::Handle<Open>>::CREATES);
+    assert!(!<Account as annals::Handle<Deposit>>::CREATES);
 
     // Names and versions, and the payload round trip through the generated enum.
     let deposited = AccountEvent::from(Deposited { amount: 5 });
