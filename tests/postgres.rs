@@ -35,82 +35,27 @@ async fn thirty_two_writers_on_one_stream() {
     eprintln!("3200 commands, {} conflicts retried", attempts - 3200);
 }
 
-/// Group commit: concurrent appends to many streams share transactions, yet each is settled
-/// on its own. A stale expected version fails alone with the stream's real version, a
-/// retried append is recognised as already stored, and every other append lands once.
+/// Group commit on PostgreSQL: the conformance check of concurrent appends, through one
+/// writer, and some of those appends shared a transaction. One writer's statements run
+/// one at a time, so each append's events got consecutive positions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn group_commit_settles_each_append_on_its_own() {
     let fixture = annals_tests::postgres_with(|options| options.group_writers(1)).await;
-    let store = fixture.store.clone();
-    store
-        .append(
-            "g-old",
-            ExpectedVersion::NoStream,
-            vec![numbered(1), numbered(2)],
-        )
-        .await
-        .expect("seed");
-    let retried = vec![numbered(7)];
-    let original = store
-        .append("g-retry", ExpectedVersion::NoStream, retried.clone())
-        .await
-        .expect("original");
-    for round in 0..10u64 {
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..32u64 {
-            let store = store.clone();
-            tasks.spawn(async move {
-                let stream = format!("g-{round}-{i}");
-                let done = store
-                    .append(
-                        &stream,
-                        ExpectedVersion::NoStream,
-                        vec![numbered(i), numbered(i + 1)],
-                    )
-                    .await
-                    .expect("append");
-                assert_eq!(done.stream_version, 2);
-                assert_eq!(done.last_position, done.first_position + 1, "{stream}");
-            });
-        }
-        let stale = store.clone();
-        tasks.spawn(async move {
-            match stale
-                .append("g-old", ExpectedVersion::Exact(1), vec![numbered(3)])
-                .await
-            {
-                Err(annals::StoreError::WrongExpectedVersion { actual, .. }) => {
-                    assert_eq!(actual, 2)
-                }
-                other => panic!("a stale expected version must fail alone: {other:?}"),
-            }
-        });
-        let (again, retried) = (store.clone(), retried.clone());
-        tasks.spawn(async move {
-            let done = again
-                .append("g-retry", ExpectedVersion::NoStream, retried)
-                .await
-                .expect("retry");
-            assert!(done.already_stored);
-            assert_eq!(done.first_position, original.first_position);
-        });
-        while let Some(task) = tasks.join_next().await {
-            task.expect("task");
-        }
+    let events =
+        annals_tests::conformance::concurrent_appends_settle_each_on_its_own(fixture.store.clone())
+            .await;
+    let mut positions = std::collections::HashMap::<&str, Vec<u64>>::new();
+    for event in events.iter().filter(|e| e.stream_id.starts_with("g-")) {
+        positions
+            .entry(&event.stream_id)
+            .or_default()
+            .push(event.position);
     }
-    // Past the read horizon, which other tests' open transactions can hold back.
-    let events = annals_tests::conformance::all_events(&store).await;
-    assert_eq!(events.len(), 10 * 32 * 2 + 2 + 1, "each append stored once");
-    for round in 0..10u64 {
-        for i in 0..32u64 {
-            let stream = format!("g-{round}-{i}");
-            let versions: Vec<u64> = events
-                .iter()
-                .filter(|e| e.stream_id == stream)
-                .map(|e| e.stream_version)
-                .collect();
-            assert_eq!(versions, [1, 2], "{stream}");
-        }
+    for (stream, positions) in positions {
+        assert!(
+            positions.windows(2).all(|w| w[1] == w[0] + 1),
+            "{stream}: {positions:?}"
+        );
     }
     let mut streams_per_transaction = std::collections::HashMap::<u64, HashSet<&str>>::new();
     for event in &events {

@@ -14,7 +14,7 @@
 extern crate self as annals;
 
 mod aggregate;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod coalesce;
 mod event;
 mod memory;

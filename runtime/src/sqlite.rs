@@ -14,6 +14,7 @@ use uuid::fmt::Hyphenated;
 
 use tokio::sync::watch;
 
+use crate::coalesce::{Batch, Coalescer, Outcome, Request, Step};
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
     AppendResult, EventStore, ExpectedVersion, RawRecord, SharedSession, SnapshotRead,
@@ -53,6 +54,9 @@ const READ_FROM_SNAPSHOT: &str = "WITH s AS (SELECT version, fingerprint, state,
 const STREAM_VERSION: &str =
     "SELECT COALESCE(MAX(stream_version), 0) FROM annals_events WHERE stream_id = ?";
 
+/// Events one group commit takes at most; a larger append commits alone.
+const GROUP_MAX_EVENTS: usize = 1000;
+
 /// Rows per INSERT statement: 9 parameters each stays far below SQLite's 32,766 limit.
 const INSERT_CHUNK: usize = 1000;
 
@@ -89,6 +93,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
     appended: std::sync::Arc<watch::Sender<u64>>,
+    /// Group commit on the one writer connection.
+    group: std::sync::Arc<Coalescer<GroupRequest>>,
 }
 
 impl SqliteStore {
@@ -149,6 +155,7 @@ impl SqliteStore {
             reader,
             writer,
             appended: std::sync::Arc::new(watch::channel(0).0),
+            group: std::sync::Arc::new(Coalescer::new(1, GROUP_MAX_EVENTS)),
         })
     }
 
@@ -283,6 +290,70 @@ fn insert_sql(rows: usize) -> String {
     sql
 }
 
+/// Inserts `events` into `stream` after version `actual`, inside the caller's transaction.
+async fn insert_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    stream: &str,
+    actual: u64,
+    events: &[NewEvent],
+    recorded_at: i64,
+) -> Result<AppendResult, sqlx::Error> {
+    let mut positions = Vec::with_capacity(events.len());
+    let mut metadata = Vec::with_capacity(events.len());
+    for event in events {
+        metadata.push(
+            serde_json::to_string(&event.metadata).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+        );
+    }
+    let mut version = actual;
+    for (chunk, meta) in events
+        .chunks(INSERT_CHUNK)
+        .zip(metadata.chunks(INSERT_CHUNK))
+    {
+        let sql = insert_sql(chunk.len());
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for (event, meta) in chunk.iter().zip(meta) {
+            version += 1;
+            query = query
+                .bind(stream)
+                .bind(to_i64(version))
+                .bind(event.event_id.hyphenated())
+                .bind(event.name.as_str())
+                .bind(i64::from(event.version))
+                .bind(event.payload.get())
+                .bind(meta.as_str())
+                .bind(recorded_at);
+        }
+        positions.extend(query.fetch_all(&mut **tx).await?);
+    }
+    let first = positions.iter().copied().min().unwrap_or(0) as u64;
+    let last = positions.iter().copied().max().unwrap_or(0) as u64;
+    Ok(AppendResult {
+        stream_version: version,
+        first_position: first,
+        last_position: last,
+        already_stored: false,
+    })
+}
+
+/// An append waiting for group commit. It holds a copy of the events: a request that its
+/// group does not settle appends alone, with the originals.
+struct GroupRequest {
+    stream: String,
+    expected: u64,
+    events: Vec<NewEvent>,
+}
+
+impl Request for GroupRequest {
+    fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    fn len(&self) -> usize {
+        self.events.len()
+    }
+}
+
 impl SqliteStore {
     async fn try_append(
         &self,
@@ -300,44 +371,77 @@ impl SqliteStore {
             }));
         }
         let recorded_at = Utc::now().timestamp_micros();
-        let mut positions = Vec::with_capacity(events.len());
-        let mut metadata = Vec::with_capacity(events.len());
-        for event in events {
-            metadata.push(
-                serde_json::to_string(&event.metadata)
-                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
-            );
-        }
-        let mut version = actual;
-        for (chunk, meta) in events
-            .chunks(INSERT_CHUNK)
-            .zip(metadata.chunks(INSERT_CHUNK))
-        {
-            let sql = insert_sql(chunk.len());
-            let mut query = sqlx::query_scalar::<_, i64>(&sql);
-            for (event, meta) in chunk.iter().zip(meta) {
-                version += 1;
-                query = query
-                    .bind(stream)
-                    .bind(to_i64(version))
-                    .bind(event.event_id.hyphenated())
-                    .bind(event.name.as_str())
-                    .bind(i64::from(event.version))
-                    .bind(event.payload.get())
-                    .bind(meta.as_str())
-                    .bind(recorded_at);
-            }
-            positions.extend(query.fetch_all(&mut *tx).await?);
-        }
+        let done = insert_events(&mut tx, stream, actual, events, recorded_at).await?;
         tx.commit().await?;
-        let first = positions.iter().copied().min().unwrap_or(0) as u64;
-        let last = positions.iter().copied().max().unwrap_or(0) as u64;
-        Ok(Ok(AppendResult {
-            stream_version: version,
-            first_position: first,
-            last_position: last,
-            already_stored: false,
-        }))
+        Ok(Ok(done))
+    }
+
+    /// Writes a group's requests in one transaction, so one commit (one sync of the log)
+    /// settles them all. A request whose stream is not at its expected version is left to
+    /// append alone, where conflicts and retried appends are told apart; so is every
+    /// request when the transaction fails.
+    async fn append_group(&self, batch: &Batch<GroupRequest>) -> Vec<Outcome> {
+        let written = async {
+            let mut tx = self.writer.begin().await?;
+            let recorded_at = Utc::now().timestamp_micros();
+            let mut outcomes = Vec::with_capacity(batch.requests().len());
+            for request in batch.requests() {
+                let actual = current_version(&mut tx, &request.stream).await?;
+                outcomes.push(if actual == request.expected {
+                    Outcome::Done(
+                        insert_events(
+                            &mut tx,
+                            &request.stream,
+                            actual,
+                            &request.events,
+                            recorded_at,
+                        )
+                        .await?,
+                    )
+                } else {
+                    Outcome::Alone
+                });
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(outcomes)
+        };
+        written.await.unwrap_or_else(|error| {
+            tracing::debug!(%error, requests = batch.requests().len(), "group commit failed; each appends alone");
+            Vec::new()
+        })
+    }
+
+    /// Appends through group commit when the expected version is exact. `None`: append
+    /// alone.
+    async fn append_grouped(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Option<AppendResult> {
+        let expected = match expected {
+            ExpectedVersion::NoStream => 0,
+            ExpectedVersion::Exact(version) => version,
+            ExpectedVersion::Any => return None,
+        };
+        if !self.group.accepts(events.len()) {
+            return None;
+        }
+        let mut ticket = self.group.enqueue(GroupRequest {
+            stream: stream.to_owned(),
+            expected,
+            events: events.to_vec(),
+        });
+        loop {
+            match ticket.next().await {
+                Step::Settled(Outcome::Done(result)) => return Some(result),
+                Step::Settled(Outcome::Alone) => return None,
+                Step::Lead(batch) => {
+                    let outcomes = self.append_group(&batch).await;
+                    batch.complete(outcomes);
+                }
+            }
+        }
     }
 
     async fn fetch_events<'q>(
@@ -366,6 +470,10 @@ impl EventStore for SqliteStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream, &events)?;
+        if let Some(done) = self.append_grouped(stream, expected, &events).await {
+            self.appended.send_modify(|n| *n += 1);
+            return Ok(done);
+        }
         let conflict = match self.try_append(stream, expected, &events).await {
             Ok(Ok(done)) => {
                 self.appended.send_modify(|n| *n += 1);

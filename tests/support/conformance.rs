@@ -788,6 +788,86 @@ pub async fn concurrent_cached_commands_on_one_stream<S: EventStore>(store: S) {
     hammer_one_stream(store, 16, 50, 100).await;
 }
 
+/// Concurrent appends to many streams (which group commit writes together) are each
+/// settled on their own. A stale expected version fails alone with the stream's real version, a
+/// retried append is recognised as already stored, and every other append lands once.
+/// Returns every event stored, for backend checks of how they were committed.
+pub async fn concurrent_appends_settle_each_on_its_own<S: EventStore>(
+    store: S,
+) -> Vec<RecordedEvent> {
+    store
+        .append(
+            "g-old",
+            ExpectedVersion::NoStream,
+            vec![numbered(1), numbered(2)],
+        )
+        .await
+        .expect("seed");
+    let retried = vec![numbered(7)];
+    let original = store
+        .append("g-retry", ExpectedVersion::NoStream, retried.clone())
+        .await
+        .expect("original");
+    for round in 0..10u64 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..32u64 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let stream = format!("g-{round}-{i}");
+                let done = store
+                    .append(
+                        &stream,
+                        ExpectedVersion::NoStream,
+                        vec![numbered(i), numbered(i + 1)],
+                    )
+                    .await
+                    .expect("append");
+                assert_eq!(done.stream_version, 2);
+                assert!(done.last_position > done.first_position, "{stream}");
+            });
+        }
+        let stale = store.clone();
+        tasks.spawn(async move {
+            match stale
+                .append("g-old", ExpectedVersion::Exact(1), vec![numbered(3)])
+                .await
+            {
+                Err(StoreError::WrongExpectedVersion { actual, .. }) => {
+                    assert_eq!(actual, 2)
+                }
+                other => panic!("a stale expected version must fail alone: {other:?}"),
+            }
+        });
+        let (again, retried) = (store.clone(), retried.clone());
+        tasks.spawn(async move {
+            let done = again
+                .append("g-retry", ExpectedVersion::NoStream, retried)
+                .await
+                .expect("retry");
+            assert!(done.already_stored);
+            assert_eq!(done.first_position, original.first_position);
+        });
+        while let Some(task) = tasks.join_next().await {
+            task.expect("task");
+        }
+    }
+    // Past the read horizon, which other tests' open transactions can hold back.
+    let events = all_events(&store).await;
+    assert_eq!(events.len(), 10 * 32 * 2 + 2 + 1, "each append stored once");
+    for round in 0..10u64 {
+        for i in 0..32u64 {
+            let stream = format!("g-{round}-{i}");
+            let versions: Vec<u64> = events
+                .iter()
+                .filter(|e| e.stream_id == stream)
+                .map(|e| e.stream_version)
+                .collect();
+            assert_eq!(versions, [1, 2], "{stream}");
+        }
+    }
+    events
+}
+
 /// A `#[command(create)]` on an aggregate that is not cached bets that its stream is new.
 /// Whatever the bet gives, the outcome is the one the real state decides, and a lost bet
 /// is not an attempt: it never exhausts the retries.

@@ -140,6 +140,7 @@ macro_rules! conformance_suite {
                 temporal_queries_and_history,
                 concurrent_commands_on_one_stream,
                 concurrent_cached_commands_on_one_stream,
+                concurrent_appends_settle_each_on_its_own,
                 cached_aggregates_catch_up_with_other_writers,
                 creating_commands_bet_on_a_new_stream,
                 fold_stream_matches_read_stream,
