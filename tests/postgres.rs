@@ -57,15 +57,8 @@ async fn group_commit_settles_each_append_on_its_own() {
             "{stream}: {positions:?}"
         );
     }
-    let mut streams_per_transaction = std::collections::HashMap::<u64, HashSet<&str>>::new();
-    for event in &events {
-        streams_per_transaction
-            .entry(event.transaction_id)
-            .or_default()
-            .insert(&event.stream_id);
-    }
     assert!(
-        streams_per_transaction.values().any(|s| s.len() > 1),
+        annals_tests::conformance::streams_share(&events, |e| e.transaction_id),
         "320 concurrent appends through one writer never shared a commit"
     );
 }

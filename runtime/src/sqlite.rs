@@ -3,6 +3,7 @@
 use std::ops::RangeBounds;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
@@ -92,9 +93,9 @@ macro_rules! select_events {
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
-    appended: std::sync::Arc<watch::Sender<u64>>,
+    appended: Arc<watch::Sender<u64>>,
     /// Group commit on the one writer connection.
-    group: std::sync::Arc<Coalescer<GroupRequest>>,
+    group: Arc<Coalescer<GroupRequest>>,
 }
 
 impl SqliteStore {
@@ -154,8 +155,8 @@ impl SqliteStore {
         Ok(Self {
             reader,
             writer,
-            appended: std::sync::Arc::new(watch::channel(0).0),
-            group: std::sync::Arc::new(Coalescer::new(1, GROUP_MAX_EVENTS)),
+            appended: Arc::new(watch::channel(0).0),
+            group: Arc::new(Coalescer::new(1, GROUP_MAX_EVENTS)),
         })
     }
 
@@ -336,12 +337,12 @@ async fn insert_events(
     })
 }
 
-/// An append waiting for group commit. It holds a copy of the events: a request that its
-/// group does not settle appends alone, with the originals.
+/// An append waiting for group commit. It shares the events with the appending caller,
+/// which appends them alone if the group does not settle the request.
 struct GroupRequest {
     stream: String,
     expected: u64,
-    events: Vec<NewEvent>,
+    events: Arc<Vec<NewEvent>>,
 }
 
 impl Request for GroupRequest {
@@ -417,7 +418,7 @@ impl SqliteStore {
         &self,
         stream: &str,
         expected: ExpectedVersion,
-        events: &[NewEvent],
+        events: &Arc<Vec<NewEvent>>,
     ) -> Option<AppendResult> {
         let expected = match expected {
             ExpectedVersion::NoStream => 0,
@@ -430,7 +431,7 @@ impl SqliteStore {
         let mut ticket = self.group.enqueue(GroupRequest {
             stream: stream.to_owned(),
             expected,
-            events: events.to_vec(),
+            events: Arc::clone(events),
         });
         loop {
             match ticket.next().await {
@@ -470,6 +471,7 @@ impl EventStore for SqliteStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream, &events)?;
+        let events = Arc::new(events);
         if let Some(done) = self.append_grouped(stream, expected, &events).await {
             self.appended.send_modify(|n| *n += 1);
             return Ok(done);

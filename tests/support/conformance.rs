@@ -868,6 +868,19 @@ pub async fn concurrent_appends_settle_each_on_its_own<S: EventStore>(
     events
 }
 
+/// Whether events of different streams share a `key`: the backend tests tell a commit by
+/// it, to see that group commit wrote appends together.
+pub fn streams_share<K: std::hash::Hash + Eq>(
+    events: &[RecordedEvent],
+    key: impl Fn(&RecordedEvent) -> K,
+) -> bool {
+    let mut streams = std::collections::HashMap::<K, &str>::new();
+    events.iter().any(|event| {
+        let first = *streams.entry(key(event)).or_insert(&event.stream_id);
+        first != event.stream_id
+    })
+}
+
 /// A `#[command(create)]` on an aggregate that is not cached bets that its stream is new.
 /// Whatever the bet gives, the outcome is the one the real state decides, and a lost bet
 /// is not an attempt: it never exhausts the retries.
