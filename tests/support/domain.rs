@@ -171,9 +171,12 @@ pub mod ledger {
 
     pub struct Credit(pub u64);
 
+    /// A credit as a creating command: it bets on a new ledger when none is cached.
+    pub struct Grant(pub u64);
+
     /// Snapshots every 5 events.
     pub mod v1 {
-        use super::{Credit, Credited};
+        use super::{Credit, Credited, Grant};
         use annals::prelude::*;
 
         #[derive(Debug, Default, Snapshot, Serialize, Deserialize)]
@@ -186,6 +189,11 @@ pub mod ledger {
         impl Ledger {
             #[command]
             fn credit(&self, cmd: &Credit) -> Credited {
+                Credited { amount: cmd.0 }
+            }
+
+            #[command(create)]
+            fn grant(&self, cmd: &Grant) -> Credited {
                 Credited { amount: cmd.0 }
             }
 
