@@ -349,6 +349,17 @@ async fn round_trips_per_command() {
         [1.0, 1.0, 2.0, 1.0],
         "statements per command: open plain, open cached, deposit plain, deposit cached"
     );
+    // A lost bet: the one-event append inserts nothing, the append alone reports the
+    // conflict, having looked for the event ids of a retried append, then the read, and
+    // the loaded state rejects.
+    let before = STATEMENTS.with(std::cell::Cell::get);
+    let lost = plain.execute("rt-plain", Open("Bob".into())).await;
+    assert!(lost.is_err(), "{lost:?}");
+    assert_eq!(
+        STATEMENTS.with(std::cell::Cell::get) - before,
+        4,
+        "a lost bet"
+    );
 }
 
 /// annals plans its own statements to walk their keys; the pool it hands out for your
