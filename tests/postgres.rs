@@ -354,7 +354,15 @@ async fn round_trips_per_command() {
     // the loaded state rejects.
     let before = STATEMENTS.with(std::cell::Cell::get);
     let lost = plain.execute("rt-plain", Open("Bob".into())).await;
-    assert!(lost.is_err(), "{lost:?}");
+    assert!(
+        matches!(
+            lost,
+            Err(ExecuteError::Rejected(
+                annals_tests::domain::AccountError::AlreadyOpen
+            ))
+        ),
+        "{lost:?}"
+    );
     assert_eq!(
         STATEMENTS.with(std::cell::Cell::get) - before,
         4,
