@@ -36,6 +36,12 @@ pub(crate) trait Request {
     fn len(&self) -> usize;
 }
 
+/// What writes a leader's batch: one statement or transaction, one commit.
+pub(crate) trait Writer<R> {
+    /// Writes `batch`; the outcomes, one per request in order (missing ones: `Alone`).
+    fn write(&self, batch: &Batch<R>) -> impl Future<Output = Vec<Outcome>> + Send;
+}
+
 struct Pending<R> {
     request: R,
     reply: oneshot::Sender<Outcome>,
@@ -190,6 +196,21 @@ impl<R: Request> Coalescer<R> {
         events <= self.max_events
     }
 
+    /// Queues `request` and drives it to its outcome. Whenever this caller leads a batch
+    /// (its own request among others, or others' alone), `writer` writes it.
+    pub(crate) async fn settle(&self, request: R, writer: &impl Writer<R>) -> Outcome {
+        let mut ticket = self.enqueue(request);
+        loop {
+            match ticket.next().await {
+                Step::Settled(outcome) => return outcome,
+                Step::Lead(batch) => {
+                    let outcomes = writer.write(&batch).await;
+                    batch.complete(outcomes);
+                }
+            }
+        }
+    }
+
     /// Queues `request`; drive the ticket with [`Ticket::next`].
     pub(crate) fn enqueue(&self, request: R) -> Ticket<'_, R> {
         let (reply, receiver) = oneshot::channel();
@@ -263,18 +284,19 @@ mod tests {
         request: Req,
         batches: &Mutex<Vec<Vec<String>>>,
     ) -> Outcome {
-        let mut ticket = coalescer.enqueue(request);
-        loop {
-            match ticket.next().await {
-                Step::Settled(outcome) => return outcome,
-                Step::Lead(batch) => {
-                    let streams: Vec<String> = batch.requests().map(|r| r.0.clone()).collect();
-                    tokio::task::yield_now().await;
-                    let outcomes = (0..streams.len()).map(|i| done(i as u64 + 1)).collect();
-                    batches.lock().unwrap().push(streams);
-                    batch.complete(outcomes);
-                }
-            }
+        coalescer.settle(request, &Recorder(batches)).await
+    }
+
+    /// Writes nothing; records each batch's streams and settles every request.
+    struct Recorder<'a>(&'a Mutex<Vec<Vec<String>>>);
+
+    impl Writer<Req> for Recorder<'_> {
+        async fn write(&self, batch: &Batch<Req>) -> Vec<Outcome> {
+            let streams: Vec<String> = batch.requests().map(|r| r.0.clone()).collect();
+            tokio::task::yield_now().await;
+            let outcomes = (0..streams.len()).map(|i| done(i as u64 + 1)).collect();
+            self.0.lock().unwrap().push(streams);
+            outcomes
         }
     }
 

@@ -12,7 +12,7 @@ use sqlx::{Postgres, Row};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use crate::coalesce::{Batch, Coalescer, Outcome, Request, Step};
+use crate::coalesce::{Batch, Coalescer, Outcome, Request, Writer};
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
     AppendResult, EventStore, ExpectedVersion, RawRecord, SnapshotRead, SnapshotRecord, StoreError,
@@ -454,40 +454,14 @@ impl PostgresStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream, &events)?;
-        let at = match expected {
-            ExpectedVersion::Any => None,
-            ExpectedVersion::NoStream => Some(0),
-            ExpectedVersion::Exact(version) => Some(to_i64(version)),
-        };
-        if let Some(expected) = at.filter(|_| self.group.accepts(events.len())) {
-            let request = GroupRequest::new(stream, expected, &events)?;
-            let mut ticket = self.group.enqueue(request);
-            loop {
-                match ticket.next().await {
-                    Step::Settled(Outcome::Done(result)) => {
-                        self.announce();
-                        return Ok(result);
-                    }
-                    Step::Settled(Outcome::Alone) => break,
-                    Step::Lead(batch) => {
-                        let outcomes = match self.writers.take().await {
-                            Ok(mut conn) => {
-                                let (outcomes, healthy) =
-                                    append_group(&mut conn, &self.sql, &batch).await;
-                                // A connection that failed is closed, not reused.
-                                if healthy {
-                                    self.writers.give_back(conn);
-                                }
-                                outcomes
-                            }
-                            Err(error) => {
-                                tracing::debug!(%error, "no connection for a group commit");
-                                Vec::new()
-                            }
-                        };
-                        batch.complete(outcomes);
-                    }
-                }
+        let at = expected
+            .exact()
+            .filter(|_| self.group.accepts(events.len()));
+        if let Some(expected) = at {
+            let request = GroupRequest::new(stream, to_i64(expected), &events)?;
+            if let Outcome::Done(result) = self.group.settle(request, self).await {
+                self.announce();
+                return Ok(result);
             }
         }
         let result = append(conn.get().await?, &self.sql, stream, expected, events).await?;
@@ -834,6 +808,25 @@ fn encode_metadata(events: &[NewEvent]) -> Result<Vec<String>, StoreError> {
         .map(|e| serde_json::to_string(&e.metadata))
         .collect::<Result<Vec<_>, _>>()
         .map_err(StoreError::backend)
+}
+
+impl Writer<GroupRequest> for PostgresStore {
+    /// On a writer connection of its own; a connection that failed is closed, not reused.
+    async fn write(&self, batch: &Batch<GroupRequest>) -> Vec<Outcome> {
+        match self.writers.take().await {
+            Ok(mut conn) => {
+                let (outcomes, healthy) = append_group(&mut conn, &self.sql, batch).await;
+                if healthy {
+                    self.writers.give_back(conn);
+                }
+                outcomes
+            }
+            Err(error) => {
+                tracing::debug!(%error, "no connection for a group commit");
+                Vec::new()
+            }
+        }
+    }
 }
 
 /// Writes a group commit's requests in one statement. A request gets `Done` when all its

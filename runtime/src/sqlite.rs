@@ -15,7 +15,7 @@ use uuid::fmt::Hyphenated;
 
 use tokio::sync::watch;
 
-use crate::coalesce::{Batch, Coalescer, Outcome, Request, Step};
+use crate::coalesce::{Batch, Coalescer, Outcome, Request, Writer};
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
     AppendResult, EventStore, ExpectedVersion, RawRecord, SharedSession, SnapshotRead,
@@ -377,11 +377,46 @@ impl SqliteStore {
         Ok(Ok(done))
     }
 
+    /// Appends through group commit when the expected version is exact. `None`: append
+    /// alone.
+    async fn append_grouped(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &Arc<Vec<NewEvent>>,
+    ) -> Option<AppendResult> {
+        let expected = expected
+            .exact()
+            .filter(|_| self.group.accepts(events.len()))?;
+        let request = GroupRequest {
+            stream: stream.to_owned(),
+            expected,
+            events: Arc::clone(events),
+        };
+        match self.group.settle(request, self).await {
+            Outcome::Done(result) => Some(result),
+            Outcome::Alone => None,
+        }
+    }
+
+    async fn fetch_events<'q>(
+        &self,
+        query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = query
+            .fetch_all(&self.reader)
+            .await
+            .map_err(StoreError::backend)?;
+        rows.iter().map(decode_row).collect()
+    }
+}
+
+impl Writer<GroupRequest> for SqliteStore {
     /// Writes a group's requests in one transaction, so one commit (one sync of the log)
     /// settles them all. A request whose stream is not at its expected version is left to
     /// append alone, where conflicts and retried appends are told apart; so is every
     /// request when the transaction fails.
-    async fn append_group(&self, batch: &Batch<GroupRequest>) -> Vec<Outcome> {
+    async fn write(&self, batch: &Batch<GroupRequest>) -> Vec<Outcome> {
         let written = async {
             let mut tx = self.writer.begin().await?;
             let recorded_at = Utc::now().timestamp_micros();
@@ -410,50 +445,6 @@ impl SqliteStore {
             tracing::debug!(%error, requests = batch.requests().len(), "group commit failed; each appends alone");
             Vec::new()
         })
-    }
-
-    /// Appends through group commit when the expected version is exact. `None`: append
-    /// alone.
-    async fn append_grouped(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: &Arc<Vec<NewEvent>>,
-    ) -> Option<AppendResult> {
-        let expected = match expected {
-            ExpectedVersion::NoStream => 0,
-            ExpectedVersion::Exact(version) => version,
-            ExpectedVersion::Any => return None,
-        };
-        if !self.group.accepts(events.len()) {
-            return None;
-        }
-        let mut ticket = self.group.enqueue(GroupRequest {
-            stream: stream.to_owned(),
-            expected,
-            events: Arc::clone(events),
-        });
-        loop {
-            match ticket.next().await {
-                Step::Settled(Outcome::Done(result)) => return Some(result),
-                Step::Settled(Outcome::Alone) => return None,
-                Step::Lead(batch) => {
-                    let outcomes = self.append_group(&batch).await;
-                    batch.complete(outcomes);
-                }
-            }
-        }
-    }
-
-    async fn fetch_events<'q>(
-        &self,
-        query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = query
-            .fetch_all(&self.reader)
-            .await
-            .map_err(StoreError::backend)?;
-        rows.iter().map(decode_row).collect()
     }
 }
 

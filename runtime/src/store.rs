@@ -32,6 +32,17 @@ impl ExpectedVersion {
             Self::Exact(v) => actual == v,
         }
     }
+
+    /// The one version this expectation accepts (`NoStream`: 0); `None` for `Any`. Only
+    /// such appends can join a group commit, which checks each against its version.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn exact(self) -> Option<u64> {
+        match self {
+            Self::Any => None,
+            Self::NoStream => Some(0),
+            Self::Exact(v) => Some(v),
+        }
+    }
 }
 
 impl fmt::Display for ExpectedVersion {
