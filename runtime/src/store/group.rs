@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::{Notify, Semaphore, SemaphorePermit, oneshot};
 
-use crate::store::AppendResult;
+use super::AppendResult;
 
 /// What became of one request.
 #[derive(Debug)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::{EventStore, StoreError};
 use crate::event::{Checkpoint, RecordedEvent};
-use crate::store::{EventStore, StoreError};
 
 /// How a subscription reads.
 #[derive(Clone, Copy, Debug)]

@@ -12,12 +12,12 @@ use sqlx::{Postgres, Row};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use crate::coalesce::{Batch, Coalescer, Outcome, Request, Writer};
-use crate::event::{Checkpoint, NewEvent, RecordedEvent};
+use crate::event::{Checkpoint, NewEvent, RecordedEvent, StoredEvent};
+use crate::store::group::{Batch, Coalescer, Outcome, Request, Writer};
+use crate::store::sql::{RawRecord, for_each_row};
 use crate::store::{
-    AppendResult, EventStore, ExpectedVersion, RawRecord, SnapshotRead, SnapshotRecord, StoreError,
-    StoreSession, StoredEvent, VersionRange, for_each_row, replayed_append, validate_append,
-    validate_stream_id,
+    AppendResult, EventStore, ExpectedVersion, SnapshotRead, SnapshotRecord, StoreError,
+    StoreSession, VersionRange, replayed_append, validate_append, validate_stream_id,
 };
 
 /// Versioned schema migrations, applied in order on connect and recorded in `annals_schema`.
@@ -25,27 +25,27 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "events",
-        include_str!("../migrations/postgres/0001_events.sql"),
+        include_str!("../../../migrations/postgres/0001_events.sql"),
     ),
     (
         2,
         "snapshots",
-        include_str!("../migrations/postgres/0002_snapshots.sql"),
+        include_str!("../../../migrations/postgres/0002_snapshots.sql"),
     ),
     (
         3,
         "notify after commit",
-        include_str!("../migrations/postgres/0003_notify_after_commit.sql"),
+        include_str!("../../../migrations/postgres/0003_notify_after_commit.sql"),
     ),
     (
         4,
         "json columns",
-        include_str!("../migrations/postgres/0004_json_columns.sql"),
+        include_str!("../../../migrations/postgres/0004_json_columns.sql"),
     ),
     (
         5,
         "global order key",
-        include_str!("../migrations/postgres/0005_global_order_key.sql"),
+        include_str!("../../../migrations/postgres/0005_global_order_key.sql"),
     ),
 ];
 

@@ -15,12 +15,12 @@ use uuid::fmt::Hyphenated;
 
 use tokio::sync::watch;
 
-use crate::coalesce::{Batch, Coalescer, Outcome, Request, Writer};
-use crate::event::{Checkpoint, NewEvent, RecordedEvent};
+use crate::event::{Checkpoint, NewEvent, RecordedEvent, StoredEvent};
+use crate::store::group::{Batch, Coalescer, Outcome, Request, Writer};
+use crate::store::sql::{RawRecord, for_each_row};
 use crate::store::{
-    AppendResult, EventStore, ExpectedVersion, RawRecord, SharedSession, SnapshotRead,
-    SnapshotRecord, StoreError, StoredEvent, VersionRange, for_each_row, replayed_append,
-    validate_append, validate_stream_id,
+    AppendResult, EventStore, ExpectedVersion, SharedSession, SnapshotRead, SnapshotRecord,
+    StoreError, VersionRange, replayed_append, validate_append, validate_stream_id,
 };
 
 /// Versioned schema migrations, applied in order on open and recorded in `annals_schema`.
@@ -28,12 +28,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "events",
-        include_str!("../migrations/sqlite/0001_events.sql"),
+        include_str!("../../../migrations/sqlite/0001_events.sql"),
     ),
     (
         2,
         "snapshots",
-        include_str!("../migrations/sqlite/0002_snapshots.sql"),
+        include_str!("../../../migrations/sqlite/0002_snapshots.sql"),
     ),
 ];
 

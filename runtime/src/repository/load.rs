@@ -1,0 +1,193 @@
+//! The load paths: the current state, the state at a version or a time, the history, and
+//! the fold of stored events into a state that every one of them shares.
+
+use chrono::{DateTime, Utc};
+
+use crate::aggregate::Aggregate;
+use crate::event::{Envelope, RecordedEvent, StoredEvent};
+use crate::store::{EventStore, SharedSession, SnapshotRead, StoreSession, VersionRange};
+
+use super::cache::Entry;
+use super::snapshot::snapshot_due;
+use super::{Error, Loaded, Repository};
+
+impl<A: Aggregate, S: EventStore> Repository<A, S> {
+    /// Loads the current state of aggregate `id` (the default state if it has no events).
+    ///
+    /// With `snapshot_every = N`, starts from the stream's snapshot when it is usable, and
+    /// writes a new one (off the caller's path) when the state is N or more events past it.
+    pub async fn load(&self, id: &str) -> Result<Loaded<A>, Error> {
+        let stream = A::stream_id(id);
+        let (loaded, base) = load_in(&mut SharedSession(&self.store), &stream, u64::MAX).await?;
+        if snapshot_due::<A>(loaded.version, base) {
+            self.snapshot_later(&stream, &loaded.state, loaded.version);
+        }
+        Ok(loaded)
+    }
+
+    /// Loads the state as it was right after stream version `version` (0 is the empty state).
+    ///
+    /// Uses the snapshot only when it is not newer than `version`.
+    pub async fn load_at_version(&self, id: &str, version: u64) -> Result<Loaded<A>, Error> {
+        let stream = A::stream_id(id);
+        let (loaded, _) = load_in(&mut SharedSession(&self.store), &stream, version).await?;
+        if loaded.version < version {
+            return Err(Error::VersionNotFound {
+                stream,
+                requested: version,
+                current: loaded.version,
+            });
+        }
+        Ok(loaded)
+    }
+
+    /// Loads the state as it was at `time`: every event recorded at or before it.
+    ///
+    /// Uses the snapshot only when the event after it was recorded at or before `time`
+    /// (recording times grow with the version), so the snapshot is not newer than `time`.
+    pub async fn load_as_of(&self, id: &str, time: DateTime<Utc>) -> Result<Loaded<A>, Error> {
+        let stream = A::stream_id(id);
+        let mut read = if A::SNAPSHOT_EVERY.is_some() {
+            self.store
+                .read_from_snapshot(&stream, A::SNAPSHOT_FINGERPRINT, u64::MAX)
+                .await?
+        } else {
+            SnapshotRead {
+                snapshot: None,
+                events: self.store.read_stream(&stream, ..).await?,
+            }
+        };
+        // Without a snapshot the read holds the whole stream: no second read is needed.
+        let usable =
+            read.snapshot.is_none() || read.events.first().is_some_and(|e| e.recorded_at <= time);
+        if usable {
+            read.events
+                .truncate(read.events.partition_point(|r| r.recorded_at <= time));
+            if let Some((loaded, _)) = resume::<A>(&stream, read)? {
+                return Ok(loaded);
+            }
+        }
+        // The snapshot is newer than `time`, or does not decode: replay from the start.
+        let records = self.store.read_stream(&stream, ..).await?;
+        let upto = records.partition_point(|r| r.recorded_at <= time);
+        fold(Loaded::default(), &records[..upto])
+    }
+
+    /// The aggregate's audit trail: every event, decoded, with its full record.
+    pub async fn history(&self, id: &str) -> Result<Vec<Envelope<A::Event>>, Error> {
+        let stream = A::stream_id(id);
+        let records = self.store.read_stream(&stream, ..).await?;
+        records
+            .into_iter()
+            .map(|record| {
+                Ok(Envelope {
+                    event: record.decode()?,
+                    record,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Brings `entry` up to date with the events appended after its version. `None` when they
+/// do not follow on (the caller reloads the stream).
+pub(super) async fn catch_up<A: Aggregate, T: StoreSession>(
+    session: &mut T,
+    stream: &str,
+    mut entry: Entry<A>,
+) -> Result<Option<Entry<A>>, Error> {
+    let mut follows = true;
+    session
+        .fold_stream(stream, VersionRange::new(entry.version + 1..), |event| {
+            follows &= event.stream_version == entry.version + 1;
+            if follows {
+                apply_stored(&mut entry.state, &mut entry.version, event)?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await?;
+    Ok(follows.then_some(entry))
+}
+
+/// Loads the state up to version `to`, from the snapshot when the aggregate takes them and
+/// it is usable, by full replay otherwise. Also returns the snapshot's version (0: none).
+pub(super) async fn load_in<A: Aggregate, T: StoreSession>(
+    session: &mut T,
+    stream: &str,
+    to: u64,
+) -> Result<(Loaded<A>, u64), Error> {
+    if A::SNAPSHOT_EVERY.is_some() {
+        let read = session
+            .read_from_snapshot(stream, A::SNAPSHOT_FINGERPRINT, to)
+            .await?;
+        if let Some(loaded) = resume::<A>(stream, read)? {
+            return Ok(loaded);
+        }
+    }
+    let mut loaded = Loaded::<A>::default();
+    session
+        .fold_stream(stream, VersionRange::new(..=to), |event| {
+            apply_stored(&mut loaded.state, &mut loaded.version, event)
+        })
+        .await?;
+    Ok((loaded, 0))
+}
+
+/// Folds what `read_from_snapshot` returned. `None` when the snapshot cannot be used (it
+/// does not decode, or the events do not follow it): the caller replays the whole stream.
+fn resume<A: Aggregate>(
+    stream: &str,
+    read: SnapshotRead,
+) -> Result<Option<(Loaded<A>, u64)>, Error> {
+    let Some(snapshot) = read.snapshot else {
+        return Ok(Some((fold(Loaded::default(), &read.events)?, 0)));
+    };
+    let version = snapshot.version;
+    if read
+        .events
+        .first()
+        .is_some_and(|e| e.stream_version != version + 1)
+    {
+        tracing::warn!(
+            stream,
+            version,
+            "events do not follow the snapshot; replaying the stream"
+        );
+        return Ok(None);
+    }
+    match A::decode_snapshot(&snapshot.state) {
+        Some(Ok(state)) => {
+            let loaded = fold(Loaded { state, version }, &read.events)?;
+            Ok(Some((loaded, version)))
+        }
+        Some(Err(error)) => {
+            tracing::warn!(stream, version, %error, "snapshot does not decode; replaying the stream");
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Applies `records` on top of `loaded`.
+fn fold<A: Aggregate>(
+    mut loaded: Loaded<A>,
+    records: &[RecordedEvent],
+) -> Result<Loaded<A>, Error> {
+    for record in records {
+        let Loaded { state, version } = &mut loaded;
+        apply_stored(state, version, StoredEvent::of(record))?;
+    }
+    Ok(loaded)
+}
+
+/// Decodes one stored event and applies it: every load path goes through here.
+fn apply_stored<A: Aggregate>(
+    state: &mut A,
+    version: &mut u64,
+    event: StoredEvent<'_>,
+) -> Result<(), Error> {
+    let decoded = event.decode::<A::Event>()?;
+    state.apply(&decoded);
+    *version = event.stream_version;
+    Ok(())
+}

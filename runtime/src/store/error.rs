@@ -1,0 +1,110 @@
+//! The store's error: what went wrong, with the facts needed to act on it.
+
+use uuid::Uuid;
+
+use super::version::ExpectedVersion;
+
+/// A storage failure, with the facts needed to act on it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The stream was not at the expected version: someone else appended first.
+    #[error(
+        "wrong expected version for stream `{stream}`: expected {expected}, found version {actual}"
+    )]
+    WrongExpectedVersion {
+        /// The stream appended to.
+        stream: String,
+        /// What the append expected.
+        expected: ExpectedVersion,
+        /// The stream's actual version (0 when it does not exist).
+        actual: u64,
+    },
+    /// The stream id cannot be stored.
+    #[error("invalid stream id {stream:?}: {reason}")]
+    InvalidStreamId {
+        /// The rejected id.
+        stream: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// An append with no events.
+    #[error("append to stream `{stream}` has no events")]
+    EmptyAppend {
+        /// The stream appended to.
+        stream: String,
+    },
+    /// An event id is already stored, but not as part of an identical retry of this append
+    /// (another stream, or only part of the batch).
+    #[error(
+        "event id {event_id} is already stored in stream `{existing_stream}` at version \
+         {existing_version}; the append to `{stream}` is neither new nor a retry of that append"
+    )]
+    DuplicateEventId {
+        /// The conflicting event id.
+        event_id: Uuid,
+        /// The stream appended to.
+        stream: String,
+        /// Where the id is already stored.
+        existing_stream: String,
+        /// Its version there.
+        existing_version: u64,
+    },
+    /// The same event id appears twice in one append.
+    #[error("event id {event_id} appears more than once in one append to stream `{stream}`")]
+    DuplicateEventIdInBatch {
+        /// The repeated event id.
+        event_id: Uuid,
+        /// The stream appended to.
+        stream: String,
+    },
+    /// A stored row that cannot be read back (invalid JSON, out-of-range number).
+    #[error("corrupt record at global position {position} of stream `{stream}`: {reason}")]
+    Corrupt {
+        /// The stream holding the record.
+        stream: String,
+        /// The record's global position.
+        position: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database could not be reached.
+    #[error(
+        "cannot connect to {url}: {source}\n  start a server (for PostgreSQL: `pg_ctlcluster <version> main start`, \
+         or `./scripts/test`, which starts a throwaway one) or point DATABASE_URL at one"
+    )]
+    Connect {
+        /// The URL, without its password.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The schema could not be created or upgraded.
+    #[error("cannot migrate the {backend} schema: {source}")]
+    Migration {
+        /// Which backend.
+        backend: &'static str,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A schema name that is not a plain lowercase identifier.
+    #[error(
+        "invalid schema name {schema:?}: use lowercase letters, digits and `_`, at most 48 characters"
+    )]
+    InvalidSchema {
+        /// The rejected name.
+        schema: String,
+    },
+    /// The database failed (connection, I/O, constraint, migration).
+    #[error("storage backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(error))
+    }
+}
