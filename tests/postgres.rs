@@ -247,7 +247,7 @@ async fn eight_writers_two_subscribers() {
 async fn connect_errors_name_the_url_without_the_password() {
     let url = "postgres://alice:hunter2@127.0.0.1:1/test";
     match PostgresStore::connect(url).await {
-        Err(annals::StoreError::Connect { url, .. }) => {
+        Err(annals::OpenError::Connect { url, .. }) => {
             assert_eq!(url, "postgres://alice:***@127.0.0.1:1/test")
         }
         other => panic!("expected a connect error, got {other:?}"),
@@ -265,7 +265,7 @@ async fn connect_errors_name_the_url_without_the_password() {
         annals::PostgresOptions::new(annals_tests::database_url()).schema("x; DROP TABLE y");
     assert!(matches!(
         PostgresStore::connect_with(bad_schema).await,
-        Err(annals::StoreError::InvalidSchema { .. })
+        Err(annals::OpenError::InvalidSchema { .. })
     ));
 }
 
@@ -444,4 +444,32 @@ async fn catch_up_crosses_pages() {
         );
         assert_eq!(end, last);
     }
+}
+
+/// An event version the `int4` column cannot hold is a typed error naming the stream and
+/// the value; nothing is written, and nothing is stored as another number.
+#[tokio::test]
+async fn an_event_version_beyond_the_column_is_an_error_not_a_clamp() {
+    let fixture = annals_tests::postgres().await;
+    let store = &fixture.store;
+    let payload = annals::serde_json::value::to_raw_value(&1).expect("json");
+    for expected in [ExpectedVersion::Any, ExpectedVersion::NoStream] {
+        let event = NewEvent::new("Huge", u32::MAX, payload.clone());
+        match store.append("huge-1", expected, vec![event]).await {
+            Err(annals::StoreError::OutOfRange {
+                stream,
+                field,
+                value,
+                max,
+            }) => {
+                assert_eq!(stream, "huge-1");
+                assert_eq!(
+                    (field, value, max),
+                    ("event version", u64::from(u32::MAX), 2_147_483_647)
+                );
+            }
+            other => panic!("expected an out-of-range error, got {other:?}"),
+        }
+    }
+    assert_eq!(store.stream_version("huge-1").await.expect("version"), 0);
 }

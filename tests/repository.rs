@@ -3,7 +3,7 @@
 
 use annals::prelude::*;
 use annals::testing::AggregateTest;
-use annals::{Error, MemoryStore, StoreError};
+use annals::{Error, MemoryStore, StoreError, StoreSession, VersionRange};
 use annals_tests::domain::{Account, AccountError, Deposit, Deposited, Open, Opened};
 
 #[tokio::test]
@@ -52,40 +52,83 @@ async fn a_conflict_reloads_and_decides_again() {
 struct AlwaysConflicting(MemoryStore);
 
 impl EventStore for AlwaysConflicting {
-    type Session<'a> = annals::SharedSession<'a, Self>;
+    type Session<'a> = Faulty<'a>;
 
     async fn session(&self) -> Result<Self::Session<'_>, StoreError> {
-        Ok(annals::SharedSession(self))
-    }
-
-    async fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        _: Vec<NewEvent>,
-    ) -> Result<annals::AppendResult, StoreError> {
-        Err(StoreError::WrongExpectedVersion {
-            stream: stream.to_owned(),
-            expected,
-            actual: 99,
+        Ok(Faulty {
+            inner: self.0.session().await?,
+            conflicts: true,
+            broken_snapshots: false,
         })
     }
-    async fn read_stream(
-        &self,
+}
+
+/// A memory store's session with faults: appends that always conflict, snapshot writes
+/// that always fail.
+struct Faulty<'a> {
+    inner: annals::MemorySession<'a>,
+    conflicts: bool,
+    broken_snapshots: bool,
+}
+
+impl StoreSession for Faulty<'_> {
+    async fn append(
+        &mut self,
         stream: &str,
-        range: impl std::ops::RangeBounds<u64> + Send,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.0.read_stream(stream, range).await
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<annals::AppendResult, StoreError> {
+        if self.conflicts {
+            return Err(StoreError::WrongExpectedVersion {
+                stream: stream.to_owned(),
+                expected,
+                actual: 99,
+            });
+        }
+        self.inner.append(stream, expected, events).await
     }
+
+    async fn read_stream(
+        &mut self,
+        stream: &str,
+        range: VersionRange,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream(stream, range).await
+    }
+
     async fn read_all(
-        &self,
+        &mut self,
         after: annals::Checkpoint,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.0.read_all(after, limit).await
+        self.inner.read_all(after, limit).await
     }
-    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
-        self.0.stream_version(stream).await
+
+    async fn stream_version(&mut self, stream: &str) -> Result<u64, StoreError> {
+        self.inner.stream_version(stream).await
+    }
+
+    async fn read_from_snapshot(
+        &mut self,
+        stream: &str,
+        fingerprint: u64,
+        to: u64,
+    ) -> Result<annals::SnapshotRead, StoreError> {
+        self.inner.read_from_snapshot(stream, fingerprint, to).await
+    }
+
+    async fn read_snapshot(
+        &mut self,
+        stream: &str,
+    ) -> Result<Option<annals::SnapshotRecord>, StoreError> {
+        self.inner.read_snapshot(stream).await
+    }
+
+    async fn write_snapshot(&mut self, snapshot: annals::SnapshotRecord) -> Result<(), StoreError> {
+        if self.broken_snapshots {
+            return Err(StoreError::backend(std::io::Error::other("disk full")));
+        }
+        self.inner.write_snapshot(snapshot).await
     }
 }
 
@@ -155,52 +198,14 @@ fn given_when_then_reports_unexpected_rejection() {
 struct BrokenSnapshots(MemoryStore);
 
 impl EventStore for BrokenSnapshots {
-    type Session<'a> = annals::SharedSession<'a, Self>;
+    type Session<'a> = Faulty<'a>;
 
     async fn session(&self) -> Result<Self::Session<'_>, StoreError> {
-        Ok(annals::SharedSession(self))
-    }
-
-    async fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<annals::AppendResult, StoreError> {
-        self.0.append(stream, expected, events).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &str,
-        range: impl std::ops::RangeBounds<u64> + Send,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.0.read_stream(stream, range).await
-    }
-
-    async fn read_all(
-        &self,
-        after: annals::Checkpoint,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.0.read_all(after, limit).await
-    }
-
-    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
-        self.0.stream_version(stream).await
-    }
-
-    async fn read_from_snapshot(
-        &self,
-        stream: &str,
-        fingerprint: u64,
-        to: u64,
-    ) -> Result<annals::SnapshotRead, StoreError> {
-        self.0.read_from_snapshot(stream, fingerprint, to).await
-    }
-
-    async fn write_snapshot(&self, _: annals::SnapshotRecord) -> Result<(), StoreError> {
-        Err(StoreError::backend(std::io::Error::other("disk full")))
+        Ok(Faulty {
+            inner: self.0.session().await?,
+            conflicts: false,
+            broken_snapshots: true,
+        })
     }
 }
 

@@ -15,3 +15,55 @@ async fn group_commit_shares_transactions() {
         "320 concurrent appends on one writer never shared a commit"
     );
 }
+
+/// A stored time no clock can show is a corrupt snapshot, never 1970: reading the snapshot
+/// says so, naming the stream, and a load goes on without it (snapshots are a cache).
+#[tokio::test]
+async fn a_corrupt_snapshot_time_is_reported_and_loads_replay() {
+    use annals::prelude::*;
+    use annals_tests::domain::ledger::{Credited, v1::Ledger};
+
+    let dir = annals_tests::TempDir::new("annals-snapshot-time");
+    let path = dir.path().join("events.db");
+    let store = annals::SqliteStore::open(&path).await.expect("open");
+    // Appended directly: no snapshot is written in the background.
+    for version in 0..6 {
+        let credit = NewEvent::from_event(&Credited { amount: 2 }).expect("encode");
+        store
+            .append("ledger-t1", ExpectedVersion::Exact(version), vec![credit])
+            .await
+            .expect("append");
+    }
+    store
+        .write_snapshot(annals::SnapshotRecord {
+            stream_id: "ledger-t1".to_owned(),
+            version: 5,
+            fingerprint: Ledger::SNAPSHOT_FINGERPRINT,
+            state: r#"{"total":10,"credits":5}"#.to_owned(),
+            taken_at: annals::chrono::Utc::now(),
+        })
+        .await
+        .expect("write snapshot");
+    // Another tool writes a time beyond what a timestamp can hold.
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}",
+        path.display()
+    ))
+    .await
+    .expect("connect");
+    sqlx::query("UPDATE annals_snapshots SET taken_at = ? WHERE stream_id = 'ledger-t1'")
+        .bind(i64::MAX)
+        .execute(&mut other)
+        .await
+        .expect("doctor the snapshot");
+    match store.read_snapshot("ledger-t1").await {
+        Err(annals::StoreError::CorruptSnapshot { stream, reason }) => {
+            assert_eq!(stream, "ledger-t1");
+            assert!(reason.contains("out of range"), "{reason}");
+        }
+        other => panic!("expected a corrupt snapshot, got {other:?}"),
+    }
+    let ledgers = Repository::<Ledger, _>::new(store.clone());
+    let loaded = ledgers.load("t1").await.expect("load without the snapshot");
+    assert_eq!((loaded.version(), loaded.total), (6, 12));
+}

@@ -35,13 +35,13 @@ pub use event::{
     NoPrevious, RecordedEvent, StoredEvent,
 };
 pub use repository::{DEFAULT_MAX_ATTEMPTS, Error, ExecuteError, Executed, Loaded, Repository};
-pub use store::memory::MemoryStore;
+pub use store::memory::{MemorySession, MemoryStore};
 #[cfg(feature = "postgres")]
 pub use store::postgres::{PostgresOptions, PostgresSession, PostgresStore};
 #[cfg(feature = "sqlite")]
-pub use store::sqlite::SqliteStore;
+pub use store::sqlite::{SqliteSession, SqliteStore};
 pub use store::{
-    AppendResult, EventStore, ExpectedVersion, MAX_STREAM_ID_LEN, SharedSession, SnapshotRead,
+    AppendResult, EventStore, ExpectedVersion, MAX_STREAM_ID_LEN, OpenError, SnapshotRead,
     SnapshotRecord, StoreError, StoreSession, Subscription, SubscriptionOptions, VersionRange,
     validate_stream_id,
 };

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::aggregate::Aggregate;
 use crate::event::{Envelope, RecordedEvent, StoredEvent};
-use crate::store::{EventStore, SharedSession, SnapshotRead, StoreSession, VersionRange};
+use crate::store::{EventStore, SnapshotRead, StoreSession, VersionRange};
 
 use super::cache::Entry;
 use super::snapshot::snapshot_due;
@@ -18,7 +18,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// writes a new one (off the caller's path) when the state is N or more events past it.
     pub async fn load(&self, id: &str) -> Result<Loaded<A>, Error> {
         let stream = A::stream_id(id);
-        let (loaded, base) = load_in(&mut SharedSession(&self.store), &stream, u64::MAX).await?;
+        let (loaded, base) = load_in(&mut self.store.session().await?, &stream, u64::MAX).await?;
         if snapshot_due::<A>(loaded.version, base) {
             self.snapshot_later(&stream, &loaded.state, loaded.version);
         }
@@ -30,7 +30,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// Uses the snapshot only when it is not newer than `version`.
     pub async fn load_at_version(&self, id: &str, version: u64) -> Result<Loaded<A>, Error> {
         let stream = A::stream_id(id);
-        let (loaded, _) = load_in(&mut SharedSession(&self.store), &stream, version).await?;
+        let (loaded, _) = load_in(&mut self.store.session().await?, &stream, version).await?;
         if loaded.version < version {
             return Err(Error::VersionNotFound {
                 stream,

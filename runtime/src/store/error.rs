@@ -1,4 +1,4 @@
-//! The store's error: what went wrong, with the facts needed to act on it.
+//! The store's errors: an operation that failed, and a store that could not be opened.
 
 use uuid::Uuid;
 
@@ -68,14 +68,65 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The database could not be reached.
+    /// A snapshot row that cannot be read back. Loads go on without it (snapshots are a
+    /// cache); reading the snapshot itself reports it.
+    #[error("corrupt snapshot of stream `{stream}`: {reason}")]
+    CorruptSnapshot {
+        /// The stream whose snapshot it is.
+        stream: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A value the store cannot hold exactly; nothing was written.
+    #[error("cannot store {field} {value} in stream `{stream}`: the store holds at most {max}")]
+    OutOfRange {
+        /// The stream written to.
+        stream: String,
+        /// Which value (`stream version`, `event version`).
+        field: &'static str,
+        /// The value.
+        value: u64,
+        /// The largest value the store holds.
+        max: u64,
+    },
+    /// The store could not be opened; see [`OpenError`].
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The database failed (connection, I/O, constraint).
+    #[error("storage backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(error))
+    }
+}
+
+/// A store that could not be opened: its database, its schema, or the options given.
+///
+/// Returned by the stores' constructors (`SqliteStore::open`, `PostgresStore::connect`);
+/// it converts into [`StoreError`], so `?` works in code that returns either.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The database server could not be reached.
     #[error(
-        "cannot connect to {url}: {source}\n  start a server (for PostgreSQL: `pg_ctlcluster <version> main start`, \
-         or `./scripts/test`, which starts a throwaway one) or point DATABASE_URL at one"
+        "cannot connect to {url}: {source}\n  start a server there, or give the URL of one that runs"
     )]
     Connect {
         /// The URL, without its password.
         url: String,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The database file could not be opened or created.
+    #[error("cannot open the SQLite database {path}: {source}")]
+    File {
+        /// The file, or the URL it was given as.
+        path: String,
         /// The driver's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -97,14 +148,4 @@ pub enum StoreError {
         /// The rejected name.
         schema: String,
     },
-    /// The database failed (connection, I/O, constraint, migration).
-    #[error("storage backend error: {0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-impl StoreError {
-    /// Wraps a backend error.
-    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Backend(Box::new(error))
-    }
 }

@@ -8,6 +8,7 @@ pub(crate) mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod rules;
+mod session;
 mod snapshot;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod sql;
@@ -21,17 +22,20 @@ use std::ops::RangeBounds;
 
 use crate::event::{Checkpoint, NewEvent, RecordedEvent, StoredEvent};
 
-pub use error::StoreError;
+pub use error::{OpenError, StoreError};
 pub use rules::{MAX_STREAM_ID_LEN, validate_stream_id};
 pub(crate) use rules::{replayed_append, validate_append};
+pub use session::StoreSession;
 pub use snapshot::{SnapshotRead, SnapshotRecord};
 pub use subscription::{Subscription, SubscriptionOptions};
 pub use version::{AppendResult, ExpectedVersion, VersionRange};
 
 /// The event log: append-only streams with per-stream versions and a global order.
 ///
-/// Every backend (memory, SQLite, PostgreSQL) passes the same conformance suite.
-/// Stores are cheap handles: clone them freely.
+/// Every backend (memory, SQLite, PostgreSQL) passes the same conformance suite. A backend
+/// implements its [`StoreSession`] once, which holds the operations; the store-level
+/// methods here are provided on top of it, each on a session of its own. Stores are cheap
+/// handles: clone them freely.
 ///
 /// ```
 /// use annals::prelude::*;
@@ -65,18 +69,23 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         stream: &str,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
-    ) -> impl Future<Output = Result<AppendResult, StoreError>> + Send;
+    ) -> impl Future<Output = Result<AppendResult, StoreError>> + Send {
+        async move { self.session().await?.append(stream, expected, events).await }
+    }
 
     /// Reads a stream's events in version order within `range`.
     fn read_stream(
         &self,
         stream: &str,
         range: impl RangeBounds<u64> + Send,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        let range = VersionRange::new(range);
+        async move { self.session().await?.read_stream(stream, range).await }
+    }
 
     /// Feeds a stream's events in `range`, in version order, to `f`, reading only what
     /// decoding needs (no metadata, ids or times): how aggregates load. Stops at `f`'s
-    /// first error. The default goes through [`read_stream`](Self::read_stream).
+    /// first error.
     ///
     /// ```
     /// use annals::{EventStore, ExpectedVersion, MemoryStore, NewEvent, StoreError, VersionRange};
@@ -105,10 +114,7 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
         E: From<StoreError> + Send,
     {
-        async move {
-            let records = self.read_stream(stream, range.from..=range.to).await?;
-            feed_records(&records, f)
-        }
+        async move { self.session().await?.fold_stream(stream, range, f).await }
     }
 
     /// Reads up to `limit` events of all streams after `after`, in global order. Pass the
@@ -120,7 +126,9 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         &self,
         after: Checkpoint,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        async move { self.session().await?.read_all(after, limit).await }
+    }
 
     /// [`read_all`](EventStore::read_all) without the metadata and without a copy: calls
     /// `f` with each event's checkpoint and a view borrowed from the row, in global order,
@@ -150,19 +158,13 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         &self,
         after: Checkpoint,
         limit: usize,
-        mut f: F,
+        f: F,
     ) -> impl Future<Output = Result<usize, E>> + Send
     where
         F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
         E: From<StoreError> + Send,
     {
-        async move {
-            let records = self.read_all(after, limit).await?;
-            for record in &records {
-                f(record.checkpoint(), StoredEvent::of(record))?;
-            }
-            Ok(records.len())
-        }
+        async move { self.session().await?.fold_all(after, limit, f).await }
     }
 
     /// Catch-up, the first half of a subscription: feeds `f` every event after `from`
@@ -235,25 +237,22 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     }
 
     /// The stream's current version (0 when it does not exist).
-    fn stream_version(&self, stream: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn stream_version(&self, stream: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move { self.session().await?.stream_version(stream).await }
+    }
 
     /// Reads the stream's snapshot tagged `fingerprint` that is at most version `to` and
     /// not beyond the stream's last event, and the events after it up to `to`: one round
     /// trip on the database backends. Without such a snapshot, the events `1..=to`.
-    ///
-    /// The default, for stores that keep no snapshots, reads the events only.
     fn read_from_snapshot(
         &self,
         stream: &str,
         fingerprint: u64,
         to: u64,
     ) -> impl Future<Output = Result<SnapshotRead, StoreError>> + Send {
-        let _ = fingerprint;
         async move {
-            Ok(SnapshotRead {
-                snapshot: None,
-                events: self.read_stream(stream, ..=to).await?,
-            })
+            let mut session = self.session().await?;
+            session.read_from_snapshot(stream, fingerprint, to).await
         }
     }
 
@@ -263,143 +262,20 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         &self,
         stream: &str,
     ) -> impl Future<Output = Result<Option<SnapshotRecord>, StoreError>> + Send {
-        let _ = stream;
-        async { Ok(None) }
+        async move { self.session().await?.read_snapshot(stream).await }
     }
 
     /// Stores `snapshot` as the stream's snapshot, replacing the one it had unless that one
     /// is newer, has the same fingerprint and is within the stream: snapshot writes run in
     /// tasks of their own, and a late write of an older state must not replace a newer one.
-    ///
-    /// The default, for stores that keep no snapshots, does nothing.
     fn write_snapshot(
         &self,
         snapshot: SnapshotRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        drop(snapshot);
-        async { Ok(()) }
+        async move { self.session().await?.write_snapshot(snapshot).await }
     }
 }
 
 /// Events per query of [`EventStore::catch_up`]: large, so that a rebuild spends its time
 /// on rows, not on round trips; rows stream in, so the page is never held whole.
 const CATCH_UP_PAGE: usize = 65536;
-
-/// The operations a command needs, on one connection; see [`EventStore::session`].
-///
-/// Same semantics as the [`EventStore`] methods of the same names.
-pub trait StoreSession: Send {
-    /// See [`EventStore::read_stream`].
-    fn read_stream(
-        &mut self,
-        stream: &str,
-        range: VersionRange,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
-
-    /// See [`EventStore::append`].
-    fn append(
-        &mut self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> impl Future<Output = Result<AppendResult, StoreError>> + Send;
-
-    /// See [`EventStore::fold_stream`].
-    fn fold_stream<F, E>(
-        &mut self,
-        stream: &str,
-        range: VersionRange,
-        f: F,
-    ) -> impl Future<Output = Result<(), E>> + Send
-    where
-        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
-        E: From<StoreError> + Send,
-    {
-        async move {
-            let records = self.read_stream(stream, range).await?;
-            feed_records(&records, f)
-        }
-    }
-
-    /// See [`EventStore::fold_all`].
-    fn fold_all<F, E>(
-        &mut self,
-        after: Checkpoint,
-        limit: usize,
-        f: F,
-    ) -> impl Future<Output = Result<usize, E>> + Send
-    where
-        F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
-        E: From<StoreError> + Send;
-
-    /// See [`EventStore::read_from_snapshot`]. The default reads the events only.
-    fn read_from_snapshot(
-        &mut self,
-        stream: &str,
-        fingerprint: u64,
-        to: u64,
-    ) -> impl Future<Output = Result<SnapshotRead, StoreError>> + Send {
-        let _ = fingerprint;
-        async move {
-            Ok(SnapshotRead {
-                snapshot: None,
-                events: self.read_stream(stream, VersionRange::new(..=to)).await?,
-            })
-        }
-    }
-}
-
-fn feed_records<F, E>(records: &[RecordedEvent], mut f: F) -> Result<(), E>
-where
-    F: FnMut(StoredEvent<'_>) -> Result<(), E>,
-{
-    records.iter().try_for_each(|r| f(StoredEvent::of(r)))
-}
-
-/// The session of a store with no connection to hold: it calls the store itself.
-#[derive(Debug)]
-pub struct SharedSession<'a, S>(pub &'a S);
-
-impl<S: EventStore> StoreSession for SharedSession<'_, S> {
-    async fn read_stream(
-        &mut self,
-        stream: &str,
-        range: VersionRange,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.0.read_stream(stream, range.from..=range.to).await
-    }
-
-    async fn fold_stream<F, E>(&mut self, stream: &str, range: VersionRange, f: F) -> Result<(), E>
-    where
-        F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
-        E: From<StoreError> + Send,
-    {
-        self.0.fold_stream(stream, range, f).await
-    }
-
-    async fn append(
-        &mut self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, StoreError> {
-        self.0.append(stream, expected, events).await
-    }
-
-    async fn fold_all<F, E>(&mut self, after: Checkpoint, limit: usize, f: F) -> Result<usize, E>
-    where
-        F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
-        E: From<StoreError> + Send,
-    {
-        self.0.fold_all(after, limit, f).await
-    }
-
-    async fn read_from_snapshot(
-        &mut self,
-        stream: &str,
-        fingerprint: u64,
-        to: u64,
-    ) -> Result<SnapshotRead, StoreError> {
-        self.0.read_from_snapshot(stream, fingerprint, to).await
-    }
-}

@@ -1,7 +1,6 @@
 //! An in-memory store for tests and prototypes.
 
 use std::collections::HashMap;
-use std::ops::RangeBounds;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::Utc;
@@ -11,8 +10,8 @@ use tokio::sync::watch;
 
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
 use crate::store::{
-    AppendResult, EventStore, ExpectedVersion, SharedSession, SnapshotRead, SnapshotRecord,
-    StoreError, VersionRange, replayed_append, validate_append, validate_stream_id,
+    AppendResult, EventStore, ExpectedVersion, SnapshotRead, SnapshotRecord, StoreError,
+    StoreSession, VersionRange, replayed_append, validate_append, validate_stream_id,
 };
 
 /// An event store held in memory: same behaviour as the database stores, nothing persisted.
@@ -98,7 +97,7 @@ impl Log {
         if let Some(original) = replayed_append(stream, &stored, &events)? {
             return Ok(original);
         }
-        let actual = self.streams.get(stream).map_or(0, |s| s.len() as u64);
+        let actual = self.stream_version(stream);
         if !expected.accepts(actual) {
             return Err(StoreError::WrongExpectedVersion {
                 stream: stream.to_owned(),
@@ -160,69 +159,77 @@ impl Log {
     }
 }
 
+impl Log {
+    fn stream_version(&self, stream: &str) -> u64 {
+        self.streams.get(stream).map_or(0, |s| s.len() as u64)
+    }
+}
+
 impl EventStore for MemoryStore {
-    type Session<'a> = SharedSession<'a, Self>;
+    type Session<'a> = MemorySession<'a>;
 
-    async fn session(&self) -> Result<Self::Session<'_>, StoreError> {
-        Ok(SharedSession(self))
-    }
-
-    async fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, StoreError> {
-        validate_append(stream, &events)?;
-        let result = self.write().append(stream, expected, events)?;
-        if !result.already_stored {
-            self.appended.send_modify(|n| *n += 1);
-        }
-        Ok(result)
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &str,
-        range: impl RangeBounds<u64> + Send,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        validate_stream_id(stream)?;
-        Ok(self.read().range(stream, VersionRange::new(range)))
-    }
-
-    async fn read_all(
-        &self,
-        after: Checkpoint,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let log = self.read();
-        let start = log.events.partition_point(|e| e.checkpoint() <= after);
-        Ok(log.events[start..].iter().take(limit).cloned().collect())
-    }
-
-    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
-        validate_stream_id(stream)?;
-        Ok(self
-            .read()
-            .streams
-            .get(stream)
-            .map_or(0, |s| s.len() as u64))
+    async fn session(&self) -> Result<MemorySession<'_>, StoreError> {
+        Ok(MemorySession(self))
     }
 
     fn append_signal(&self) -> Option<watch::Receiver<u64>> {
         Some(self.appended.subscribe())
     }
+}
+
+/// A [`MemoryStore`] session: there is no connection to hold, so it works on the store.
+#[derive(Debug)]
+pub struct MemorySession<'a>(&'a MemoryStore);
+
+impl StoreSession for MemorySession<'_> {
+    async fn append(
+        &mut self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_append(stream, &events)?;
+        let result = self.0.write().append(stream, expected, events)?;
+        if !result.already_stored {
+            self.0.appended.send_modify(|n| *n += 1);
+        }
+        Ok(result)
+    }
+
+    async fn read_stream(
+        &mut self,
+        stream: &str,
+        range: VersionRange,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        validate_stream_id(stream)?;
+        Ok(self.0.read().range(stream, range))
+    }
+
+    async fn read_all(
+        &mut self,
+        after: Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.0.read();
+        let start = log.events.partition_point(|e| e.checkpoint() <= after);
+        Ok(log.events[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn stream_version(&mut self, stream: &str) -> Result<u64, StoreError> {
+        validate_stream_id(stream)?;
+        Ok(self.0.read().stream_version(stream))
+    }
 
     async fn read_from_snapshot(
-        &self,
+        &mut self,
         stream: &str,
         fingerprint: u64,
         to: u64,
     ) -> Result<SnapshotRead, StoreError> {
         validate_stream_id(stream)?;
         // Snapshot and events under one lock, as one query reads them on the databases.
-        let log = self.read();
-        let current = log.streams.get(stream).map_or(0, |s| s.len() as u64);
+        let log = self.0.read();
+        let current = log.stream_version(stream);
         let snapshot = log
             .snapshots
             .get(stream)
@@ -233,18 +240,15 @@ impl EventStore for MemoryStore {
         Ok(SnapshotRead { snapshot, events })
     }
 
-    async fn read_snapshot(&self, stream: &str) -> Result<Option<SnapshotRecord>, StoreError> {
+    async fn read_snapshot(&mut self, stream: &str) -> Result<Option<SnapshotRecord>, StoreError> {
         validate_stream_id(stream)?;
-        Ok(self.read().snapshots.get(stream).cloned())
+        Ok(self.0.read().snapshots.get(stream).cloned())
     }
 
-    async fn write_snapshot(&self, snapshot: SnapshotRecord) -> Result<(), StoreError> {
+    async fn write_snapshot(&mut self, snapshot: SnapshotRecord) -> Result<(), StoreError> {
         validate_stream_id(&snapshot.stream_id)?;
-        let mut log = self.write();
-        let current = log
-            .streams
-            .get(&snapshot.stream_id)
-            .map_or(0, |s| s.len() as u64);
+        let mut log = self.0.write();
+        let current = log.stream_version(&snapshot.stream_id);
         let keep = log.snapshots.get(&snapshot.stream_id).is_some_and(|old| {
             old.version > snapshot.version
                 && old.fingerprint == snapshot.fingerprint

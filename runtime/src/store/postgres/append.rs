@@ -1,0 +1,189 @@
+//! Appends to a PostgreSQL store: through group commit when the expected version is
+//! exact, else alone in one statement, which tells a retried append from a conflict.
+
+use sqlx::Postgres;
+use sqlx::postgres::PgConnection;
+use uuid::Uuid;
+
+use super::PostgresStore;
+use super::group::GroupRequest;
+use super::read::stream_version;
+use super::session::Lazy;
+use super::statements::Statements;
+use crate::event::NewEvent;
+use crate::store::group::Outcome;
+use crate::store::sql::{Dialect, UniqueKey, settle_conflict, stored};
+use crate::store::{AppendResult, ExpectedVersion, StoreError, validate_append};
+
+impl PostgresStore {
+    /// Appends through group commit when the expected version is exact, else alone on
+    /// `conn`, which is checked out only then.
+    pub(super) async fn append_on(
+        &self,
+        conn: &mut Lazy<'_>,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_append(stream, &events)?;
+        // A version no stream can reach goes alone, to its conflict.
+        let at = expected
+            .exact()
+            .filter(|_| self.group.accepts(events.len()))
+            .and_then(|v| i64::try_from(v).ok());
+        if let Some(expected) = at {
+            let versions = event_versions(stream, &events)?;
+            let request = GroupRequest::new(stream, expected, &events, versions)?;
+            if let Outcome::Done(result) = self.group.settle(request, self).await {
+                self.announce();
+                return Ok(result);
+            }
+        }
+        let versions = event_versions(stream, &events)?;
+        let result = append(
+            conn.get().await?,
+            &self.sql,
+            stream,
+            expected,
+            events,
+            versions,
+        )
+        .await?;
+        if !result.already_stored {
+            self.announce();
+        }
+        Ok(result)
+    }
+}
+
+/// The events' versions as the `int4` column holds them: a larger one is an error, never
+/// stored as another number.
+pub(super) fn event_versions(stream: &str, events: &[NewEvent]) -> Result<Vec<i32>, StoreError> {
+    events
+        .iter()
+        .map(|e| {
+            i32::try_from(e.version).map_err(|_| StoreError::OutOfRange {
+                stream: stream.to_owned(),
+                field: "event version",
+                value: u64::from(e.version),
+                max: i32::MAX.unsigned_abs().into(),
+            })
+        })
+        .collect()
+}
+
+/// The events' metadata as JSON text.
+pub(super) fn encode_metadata(events: &[NewEvent]) -> Result<Vec<String>, StoreError> {
+    events
+        .iter()
+        .map(|e| serde_json::to_string(&e.metadata))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::backend)
+}
+
+/// Appends alone, in one statement; on a conflict, tells a retried append (its events are
+/// already stored) from a real one.
+async fn append(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    stream: &str,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+    versions: Vec<i32>,
+) -> Result<AppendResult, StoreError> {
+    let columns = Columns {
+        ids: events.iter().map(|e| e.event_id).collect(),
+        names: events.iter().map(|e| e.name.as_str()).collect(),
+        versions,
+        payloads: events.iter().map(|e| e.payload.get()).collect(),
+        metadata: encode_metadata(&events)?,
+    };
+    let wrong = |actual| StoreError::WrongExpectedVersion {
+        stream: stream.to_owned(),
+        expected,
+        actual,
+    };
+    // -1 stands for any version.
+    let expected_param = match expected {
+        ExpectedVersion::Any => Some(-1),
+        ExpectedVersion::NoStream => Some(0),
+        ExpectedVersion::Exact(v) => i64::try_from(v).ok(),
+    };
+    let conflict = match expected_param {
+        Some(param) => match insert(conn, sql, stream, expected, param, &columns).await? {
+            Ok(done) => return Ok(done),
+            Err(conflict) => conflict,
+        },
+        // No stream reaches a version beyond the column's range.
+        None => wrong(stream_version(conn, sql, stream).await?),
+    };
+    // Slow path only: a retried append carries a stale expected version or stored ids.
+    let rows: Vec<(Uuid, String, i64, i64)> = sqlx::query_as(&sql.stored_ids)
+        .bind(&columns.ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::backend)?;
+    settle_conflict(stream, &events, &rows, conflict)
+}
+
+/// An append's events as the statement's arrays.
+struct Columns<'a> {
+    ids: Vec<Uuid>,
+    names: Vec<&'a str>,
+    versions: Vec<i32>,
+    payloads: Vec<&'a str>,
+    metadata: Vec<String>,
+}
+
+/// Runs the append statement: the result, or the conflict to settle; other failures are
+/// errors. `Any` cannot conflict by definition, so a lost race on the version key is run
+/// again.
+async fn insert(
+    conn: &mut PgConnection,
+    sql: &Statements,
+    stream: &str,
+    expected: ExpectedVersion,
+    expected_param: i64,
+    columns: &Columns<'_>,
+) -> Result<Result<AppendResult, StoreError>, StoreError> {
+    let wrong = |actual| StoreError::WrongExpectedVersion {
+        stream: stream.to_owned(),
+        expected,
+        actual,
+    };
+    let mut races = 0;
+    loop {
+        let row = sqlx::query_as::<_, (i64, Option<i64>, Option<i64>, Option<i64>)>(&sql.append)
+            .bind(stream)
+            .bind(expected_param)
+            .bind(&columns.ids)
+            .bind(&columns.names)
+            .bind(&columns.versions)
+            .bind(&columns.payloads)
+            .bind(&columns.metadata)
+            .fetch_one(&mut *conn)
+            .await;
+        return match row {
+            Ok((_, Some(first), Some(last), Some(version))) => Ok(Ok(AppendResult {
+                stream_version: stored(stream, last, "stream version", version)?,
+                first_position: stored(stream, first, "position", first)?,
+                last_position: stored(stream, last, "position", last)?,
+                already_stored: false,
+            })),
+            Ok((actual, ..)) => Ok(Err(wrong(stored(stream, 0, "stream version", actual)?))),
+            Err(e) => match Postgres::violated(&e) {
+                Some(UniqueKey::StreamVersion)
+                    if expected == ExpectedVersion::Any && races < 100 =>
+                {
+                    races += 1;
+                    continue;
+                }
+                Some(UniqueKey::StreamVersion) => {
+                    Ok(Err(wrong(stream_version(conn, sql, stream).await?)))
+                }
+                Some(UniqueKey::EventId) => Ok(Err(StoreError::backend(e))),
+                None => Err(StoreError::backend(e)),
+            },
+        };
+    }
+}

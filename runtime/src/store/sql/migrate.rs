@@ -1,0 +1,76 @@
+//! The migration runner: a backend's numbered schema files, applied in order, each once,
+//! and recorded in its `annals_schema` table.
+
+use super::Dialect;
+
+/// One numbered schema change of a backend.
+pub(crate) struct Migration {
+    /// Its number; migrations apply in this order.
+    pub version: i64,
+    /// What it does, as recorded.
+    pub description: &'static str,
+    /// Its SQL, before [`migrate`]'s `prepare` fills in names.
+    pub sql: &'static str,
+}
+
+impl Migration {
+    /// Migration number `version`.
+    pub(crate) const fn new(version: i64, description: &'static str, sql: &'static str) -> Self {
+        Self {
+            version,
+            description,
+            sql,
+        }
+    }
+}
+
+/// A backend's record of applied migrations, as statements with its names filled in.
+pub(crate) struct MigrationTable {
+    /// Creates the table if it is missing.
+    pub create: String,
+    /// The highest version applied, 0 when none is.
+    pub applied: String,
+    /// Records one applied migration, binding its version and description.
+    pub record: String,
+}
+
+/// Applies every migration above the highest one recorded, in order, on `conn`. The caller
+/// holds `conn` in a transaction that keeps concurrent runners out (a write lock, an
+/// advisory lock), so each migration applies exactly once.
+pub(crate) async fn migrate<D>(
+    conn: &mut D::Connection,
+    backend: &'static str,
+    table: &MigrationTable,
+    migrations: &[Migration],
+    prepare: impl Fn(&str) -> String,
+) -> Result<(), sqlx::Error>
+where
+    D: Dialect,
+    for<'c> &'c mut D::Connection: sqlx::Executor<'c, Database = D>,
+    for<'q> <D as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, D>,
+    usize: sqlx::ColumnIndex<D::Row>,
+    i64: for<'q> sqlx::Encode<'q, D> + for<'r> sqlx::Decode<'r, D> + sqlx::Type<D>,
+    for<'q> &'q str: sqlx::Encode<'q, D> + sqlx::Type<D>,
+{
+    sqlx::raw_sql(&table.create).execute(&mut *conn).await?;
+    let applied: i64 = sqlx::query_scalar(&table.applied)
+        .fetch_one(&mut *conn)
+        .await?;
+    for migration in migrations.iter().filter(|m| m.version > applied) {
+        tracing::info!(
+            version = migration.version,
+            description = migration.description,
+            backend,
+            "applying annals migration"
+        );
+        sqlx::raw_sql(&prepare(migration.sql))
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(&table.record)
+            .bind(migration.version)
+            .bind(migration.description)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
