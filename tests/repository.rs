@@ -3,7 +3,7 @@
 
 use annals::prelude::*;
 use annals::testing::AggregateTest;
-use annals::{Error, MemoryStore, StoreError, StoreSession, VersionRange};
+use annals::{MemoryStore, RepositoryError, StoreError, StoreSession, VersionRange};
 use annals_tests::domain::{Account, AccountError, Deposit, Deposited, Open, Opened};
 
 #[tokio::test]
@@ -137,7 +137,7 @@ async fn retries_are_bounded() {
     let accounts =
         Repository::<Account, _>::new(AlwaysConflicting(MemoryStore::new())).with_max_attempts(3);
     match accounts.execute("x", Open("Ann".into())).await {
-        Err(ExecuteError::Failed(Error::RetriesExhausted {
+        Err(ExecuteError::Failed(RepositoryError::RetriesExhausted {
             stream,
             attempts,
             actual,
@@ -223,4 +223,27 @@ async fn a_failing_snapshot_write_never_fails_a_command() {
     let loaded = ledgers.load("b1").await.expect("load");
     assert_eq!((loaded.version(), loaded.total), (12, 12));
     assert!(store.0.read_snapshot("ledger-b1").await.unwrap().is_none());
+}
+
+/// Code written against the old names still compiles (with a deprecation warning).
+#[test]
+#[allow(deprecated)]
+fn old_names_still_compile() {
+    let error: annals::Error = RepositoryError::VersionNotFound {
+        stream: "s".into(),
+        requested: 2,
+        current: 1,
+    };
+    assert!(error.to_string().contains("no version 2"));
+    let pair = annals::schema::StoredEvent {
+        count: 1,
+        first_position: 7,
+    };
+    assert_eq!(
+        pair,
+        annals::schema::StoredPair {
+            count: 1,
+            first_position: 7
+        }
+    );
 }

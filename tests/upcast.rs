@@ -2,7 +2,7 @@
 //! upcasts into another event type included; tolerant reading; the schema registry.
 
 use annals::prelude::*;
-use annals::{DecodeErrorKind, Error, ExpectedVersion, MemoryStore};
+use annals::{DecodeErrorKind, ExpectedVersion, MemoryStore, RepositoryError};
 use serde_json::value::RawValue;
 
 /// v1: the amount in whole units.
@@ -159,7 +159,7 @@ async fn a_version_newer_than_the_code_is_a_typed_error_never_skipped() {
         .load("w")
         .await
         .unwrap_err();
-    let Error::Decode(e) = err else {
+    let RepositoryError::Decode(e) = err else {
         panic!("expected a decode error, got {err:?}")
     };
     assert_eq!(
@@ -181,7 +181,7 @@ async fn a_malformed_old_payload_is_a_payload_error() {
         .load("w")
         .await
         .unwrap_err();
-    let Error::Decode(e) = err else {
+    let RepositoryError::Decode(e) = err else {
         panic!("expected a decode error, got {err:?}")
     };
     assert!(matches!(e.kind, DecodeErrorKind::Payload(_)), "{e}");

@@ -34,7 +34,13 @@ pub use event::{
     Checkpoint, DecodeError, DecodeErrorKind, Envelope, Event, EventSet, Metadata, NewEvent,
     NoPrevious, RecordedEvent, StoredEvent,
 };
-pub use repository::{DEFAULT_MAX_ATTEMPTS, Error, ExecuteError, Executed, Loaded, Repository};
+pub use repository::{
+    DEFAULT_MAX_ATTEMPTS, ExecuteError, Executed, Loaded, Repository, RepositoryError,
+};
+
+/// The repository's error, by its old name.
+#[deprecated(note = "renamed to `RepositoryError`")]
+pub type Error = RepositoryError;
 pub use store::memory::{MemorySession, MemoryStore};
 #[cfg(feature = "postgres")]
 pub use store::postgres::{PostgresOptions, PostgresSession, PostgresStore};

@@ -95,19 +95,23 @@ pub fn is_known(name: &str, version: u32) -> bool {
 #[must_use]
 pub struct VerifyReport {
     /// Every distinct (name, version) stored, with its count and first position.
-    pub stored: BTreeMap<(String, u32), StoredEvent>,
+    pub stored: BTreeMap<(String, u32), StoredPair>,
     /// The pairs in `stored` that no registered event type decodes, sorted.
     pub unknown: Vec<(String, u32)>,
 }
 
-/// The events of one (name, version) in a store.
+/// The events of one stored (name, version) pair in a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StoredEvent {
+pub struct StoredPair {
     /// How many events are stored with this (name, version).
     pub count: u64,
     /// The global position of the first of them.
     pub first_position: u64,
 }
+
+/// The tally of one stored (name, version), by its old name.
+#[deprecated(note = "renamed to `StoredPair`: `annals::StoredEvent` is the stored event itself")]
+pub type StoredEvent = StoredPair;
 
 impl VerifyReport {
     /// True when every stored (name, version) is decodable.
@@ -134,7 +138,7 @@ pub async fn verify<S: EventStore>(store: &S) -> Result<VerifyReport, StoreError
                 .stored
                 .entry((record.name.clone(), record.version))
                 .and_modify(|s| s.count += 1)
-                .or_insert(StoredEvent {
+                .or_insert(StoredPair {
                     count: 1,
                     first_position: record.position,
                 });

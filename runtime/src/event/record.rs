@@ -247,7 +247,7 @@ impl<'a> StoredEvent<'a> {
     ///     .catch_up(Checkpoint::START, |_, e| {
     ///         let PingerEvent::Pinged(p) = e.decode::<PingerEvent>()?;
     ///         seen.push(p.n);
-    ///         Ok::<_, annals::Error>(())
+    ///         Ok::<_, annals::RepositoryError>(())
     ///     })
     ///     .await?;
     /// assert_eq!(seen, [7]);

@@ -3,10 +3,11 @@
 use crate::event::DecodeError;
 use crate::store::StoreError;
 
-/// A failure to load an aggregate or to record its events.
+/// The repository's error: an aggregate that could not be loaded, or events that could not
+/// be recorded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum RepositoryError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -57,7 +58,7 @@ pub enum ExecuteError<E> {
     Rejected(#[source] E),
     /// Loading or appending failed.
     #[error(transparent)]
-    Failed(#[from] Error),
+    Failed(#[from] RepositoryError),
 }
 
 impl<E> ExecuteError<E> {

@@ -12,7 +12,7 @@ use crate::store::{EventStore, ExpectedVersion, StoreError, StoreSession};
 use super::cache::Entry;
 use super::load::{catch_up, load_in};
 use super::snapshot::{crosses_multiple, snapshot_due};
-use super::{Error, ExecuteError, Executed, Repository};
+use super::{ExecuteError, Executed, Repository, RepositoryError};
 
 impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// Runs `command` against aggregate `id` in a new conversation.
@@ -99,7 +99,12 @@ where
 {
     async fn run(self) -> Result<Executed<A::Event>, ExecuteError<A::Error>> {
         // One connection for the whole command, retries included.
-        let mut session = self.repository.store.session().await.map_err(Error::from)?;
+        let mut session = self
+            .repository
+            .store
+            .session()
+            .await
+            .map_err(RepositoryError::from)?;
         let mut current = self.repository.cache_take(self.stream);
         // A creating command on an aggregate not in the cache bets that the stream is new:
         // it decides against the default state and appends expecting no stream, skipping
@@ -137,7 +142,7 @@ where
     }
 
     /// Load: the aggregate's state from the store (its snapshot and the events after it).
-    async fn load(&self, session: &mut S::Session<'_>) -> Result<Entry<A>, Error> {
+    async fn load(&self, session: &mut S::Session<'_>) -> Result<Entry<A>, RepositoryError> {
         let (loaded, base) = load_in::<A, _>(session, self.stream, u64::MAX).await?;
         Ok(Entry {
             state: loaded.state,
@@ -180,7 +185,7 @@ where
         entry: Entry<A>,
         events: Vec<A::Event>,
         attempt: u32,
-    ) -> Result<Appended<A>, Error> {
+    ) -> Result<Appended<A>, RepositoryError> {
         let batch = encode(self.stream, &events, self.ctx)?;
         let expected = ExpectedVersion::Exact(entry.version);
         let done = match session.append(self.stream, expected, batch).await {
@@ -237,9 +242,9 @@ where
         entry: Entry<A>,
         actual: u64,
         attempt: u32,
-    ) -> Result<Option<Entry<A>>, Error> {
+    ) -> Result<Option<Entry<A>>, RepositoryError> {
         if attempt >= self.repository.max_attempts {
-            return Err(Error::RetriesExhausted {
+            return Err(RepositoryError::RetriesExhausted {
                 stream: self.stream.to_owned(),
                 attempts: attempt,
                 actual,
@@ -275,13 +280,13 @@ fn encode<E: EventSet>(
     stream: &str,
     events: &[E],
     ctx: &CommandContext,
-) -> Result<Vec<NewEvent>, Error> {
+) -> Result<Vec<NewEvent>, RepositoryError> {
     events
         .iter()
         .map(|event| {
             NewEvent::from_set(event)
                 .map(|e| e.with_metadata(ctx.metadata().clone()))
-                .map_err(|source| Error::Encode {
+                .map_err(|source| RepositoryError::Encode {
                     stream: stream.to_owned(),
                     name: event.event_name(),
                     source,

@@ -9,14 +9,14 @@ use crate::store::{EventStore, SnapshotRead, StoreSession, VersionRange};
 
 use super::cache::Entry;
 use super::snapshot::snapshot_due;
-use super::{Error, Loaded, Repository};
+use super::{Loaded, Repository, RepositoryError};
 
 impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// Loads the current state of aggregate `id` (the default state if it has no events).
     ///
     /// With `snapshot_every = N`, starts from the stream's snapshot when it is usable, and
     /// writes a new one (off the caller's path) when the state is N or more events past it.
-    pub async fn load(&self, id: &str) -> Result<Loaded<A>, Error> {
+    pub async fn load(&self, id: &str) -> Result<Loaded<A>, RepositoryError> {
         let stream = A::stream_id(id);
         let (loaded, base) = load_in(&mut self.store.session().await?, &stream, u64::MAX).await?;
         if snapshot_due::<A>(loaded.version, base) {
@@ -28,11 +28,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// Loads the state as it was right after stream version `version` (0 is the empty state).
     ///
     /// Uses the snapshot only when it is not newer than `version`.
-    pub async fn load_at_version(&self, id: &str, version: u64) -> Result<Loaded<A>, Error> {
+    pub async fn load_at_version(
+        &self,
+        id: &str,
+        version: u64,
+    ) -> Result<Loaded<A>, RepositoryError> {
         let stream = A::stream_id(id);
         let (loaded, _) = load_in(&mut self.store.session().await?, &stream, version).await?;
         if loaded.version < version {
-            return Err(Error::VersionNotFound {
+            return Err(RepositoryError::VersionNotFound {
                 stream,
                 requested: version,
                 current: loaded.version,
@@ -45,7 +49,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     ///
     /// Uses the snapshot only when the event after it was recorded at or before `time`
     /// (recording times grow with the version), so the snapshot is not newer than `time`.
-    pub async fn load_as_of(&self, id: &str, time: DateTime<Utc>) -> Result<Loaded<A>, Error> {
+    pub async fn load_as_of(
+        &self,
+        id: &str,
+        time: DateTime<Utc>,
+    ) -> Result<Loaded<A>, RepositoryError> {
         let stream = A::stream_id(id);
         let mut read = if A::SNAPSHOT_EVERY.is_some() {
             self.store
@@ -74,7 +82,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     /// The aggregate's audit trail: every event, decoded, with its full record.
-    pub async fn history(&self, id: &str) -> Result<Vec<Envelope<A::Event>>, Error> {
+    pub async fn history(&self, id: &str) -> Result<Vec<Envelope<A::Event>>, RepositoryError> {
         let stream = A::stream_id(id);
         let records = self.store.read_stream(&stream, ..).await?;
         records
@@ -95,7 +103,7 @@ pub(super) async fn catch_up<A: Aggregate, T: StoreSession>(
     session: &mut T,
     stream: &str,
     mut entry: Entry<A>,
-) -> Result<Option<Entry<A>>, Error> {
+) -> Result<Option<Entry<A>>, RepositoryError> {
     let mut follows = true;
     session
         .fold_stream(stream, VersionRange::new(entry.version + 1..), |event| {
@@ -103,7 +111,7 @@ pub(super) async fn catch_up<A: Aggregate, T: StoreSession>(
             if follows {
                 apply_stored(&mut entry.state, &mut entry.version, event)?;
             }
-            Ok::<_, Error>(())
+            Ok::<_, RepositoryError>(())
         })
         .await?;
     Ok(follows.then_some(entry))
@@ -115,7 +123,7 @@ pub(super) async fn load_in<A: Aggregate, T: StoreSession>(
     session: &mut T,
     stream: &str,
     to: u64,
-) -> Result<(Loaded<A>, u64), Error> {
+) -> Result<(Loaded<A>, u64), RepositoryError> {
     if A::SNAPSHOT_EVERY.is_some() {
         let read = session
             .read_from_snapshot(stream, A::SNAPSHOT_FINGERPRINT, to)
@@ -138,7 +146,7 @@ pub(super) async fn load_in<A: Aggregate, T: StoreSession>(
 fn resume<A: Aggregate>(
     stream: &str,
     read: SnapshotRead,
-) -> Result<Option<(Loaded<A>, u64)>, Error> {
+) -> Result<Option<(Loaded<A>, u64)>, RepositoryError> {
     let Some(snapshot) = read.snapshot else {
         return Ok(Some((fold(Loaded::default(), &read.events)?, 0)));
     };
@@ -172,7 +180,7 @@ fn resume<A: Aggregate>(
 fn fold<A: Aggregate>(
     mut loaded: Loaded<A>,
     records: &[RecordedEvent],
-) -> Result<Loaded<A>, Error> {
+) -> Result<Loaded<A>, RepositoryError> {
     for record in records {
         let Loaded { state, version } = &mut loaded;
         apply_stored(state, version, StoredEvent::of(record))?;
@@ -185,7 +193,7 @@ fn apply_stored<A: Aggregate>(
     state: &mut A,
     version: &mut u64,
     event: StoredEvent<'_>,
-) -> Result<(), Error> {
+) -> Result<(), RepositoryError> {
     let decoded = event.decode::<A::Event>()?;
     state.apply(&decoded);
     *version = event.stream_version;

@@ -14,7 +14,7 @@ use crate::aggregate::Aggregate;
 use crate::store::EventStore;
 
 use cache::Cache;
-pub use error::{Error, ExecuteError};
+pub use error::{ExecuteError, RepositoryError};
 
 /// An aggregate's state at a version. Dereferences to the state.
 #[derive(Clone, Debug, Default)]

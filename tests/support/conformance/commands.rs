@@ -1,7 +1,7 @@
 //! Commands through a `Repository`: metadata, the past, contention, caches and creating bets.
 
 use annals::prelude::*;
-use annals::{Error, ExecuteError};
+use annals::{ExecuteError, RepositoryError};
 
 use crate::domain::{Account, Deposit, Open};
 
@@ -73,7 +73,7 @@ pub async fn temporal_queries_and_history<S: EventStore>(store: S) {
     let v3 = accounts.load_at_version("t1", 3).await.expect("v3");
     assert_eq!((v3.version(), v3.balance), (3, 30));
     match accounts.load_at_version("t1", 9).await {
-        Err(Error::VersionNotFound {
+        Err(RepositoryError::VersionNotFound {
             requested: 9,
             current: 4,
             ..

@@ -1,7 +1,7 @@
 //! Decoding: an unreadable event fails its load loudly; old versions go through upcasters.
 
 use annals::prelude::*;
-use annals::{DecodeErrorKind, Error};
+use annals::{DecodeErrorKind, RepositoryError};
 use serde_json::value::to_raw_value;
 
 use crate::domain::{Account, Deposit, Ledger, Open};
@@ -24,7 +24,7 @@ pub async fn undecodable_events_name_stream_and_position<S: EventStore>(store: S
     )
     .await;
     match accounts.load("a1").await {
-        Err(Error::Decode(e)) => {
+        Err(RepositoryError::Decode(e)) => {
             assert_eq!(
                 (e.stream.as_str(), e.stream_version, e.position),
                 ("account-a1", 2, done.last_position)
@@ -51,7 +51,9 @@ pub async fn undecodable_events_name_stream_and_position<S: EventStore>(store: S
     )
     .await;
     match accounts.load("a2").await {
-        Err(Error::Decode(e)) => assert!(matches!(e.kind, DecodeErrorKind::Payload(_)), "{e}"),
+        Err(RepositoryError::Decode(e)) => {
+            assert!(matches!(e.kind, DecodeErrorKind::Payload(_)), "{e}")
+        }
         other => panic!("expected a payload error, got {other:?}"),
     }
     // A command on the broken stream fails rather than deciding on partial state.
@@ -110,7 +112,7 @@ pub async fn old_event_versions_load_through_upcasters<S: EventStore>(store: S) 
     )
     .await;
     match ledgers.load("l1").await {
-        Err(Error::Decode(e)) => {
+        Err(RepositoryError::Decode(e)) => {
             assert_eq!(
                 (e.stream.as_str(), e.stream_version, e.position),
                 ("ledger-l1", 4, done.last_position)

@@ -1,6 +1,6 @@
 //! Snapshots: taken in the background, used when they fit, ignored and rewritten when not.
 
-use annals::Error;
+use annals::RepositoryError;
 use annals::prelude::*;
 use chrono::Utc;
 
@@ -174,7 +174,7 @@ pub async fn temporal_queries_use_only_older_snapshots<S: EventStore>(store: S) 
     assert_eq!((v11.version(), v11.total), (11, 1001));
     assert!(matches!(
         at(13).await,
-        Err(Error::VersionNotFound { current: 12, .. })
+        Err(RepositoryError::VersionNotFound { current: 12, .. })
     ));
 
     let history = ledgers.history("t1").await.expect("history");
