@@ -157,6 +157,25 @@ mod shadowed_primitives {
     #[event(name = "Ticked", version = 7)]
     pub struct Tick;
 
+    // Every event (de)serialises; serde's derives cannot run among these shadowed names,
+    // so by hand, with absolute paths.
+    impl ::annals::serde::Serialize for Tick {
+        fn serialize<S: ::annals::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::core::result::Result<S::Ok, S::Error> {
+            serializer.serialize_unit()
+        }
+    }
+
+    impl<'de> ::annals::serde::Deserialize<'de> for Tick {
+        fn deserialize<D: ::annals::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::core::result::Result<Self, D::Error> {
+            <() as ::annals::serde::Deserialize>::deserialize(deserializer).map(|()| Tick)
+        }
+    }
+
     pub struct Count(pub ::core::primitive::u64);
 
     #[derive(::core::default::Default)]

@@ -1,6 +1,6 @@
 //! Collects every error of one macro invocation, so a user sees all mistakes at once.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use std::fmt::Display;
 
@@ -29,4 +29,12 @@ impl Ctxt {
             .map(syn::Error::to_compile_error)
             .collect()
     }
+}
+
+/// The spans of the first and the last token of `tokens`: an error spanned from one to the
+/// other underlines all of them.
+pub fn first_and_last_span(tokens: &impl ToTokens) -> (Span, Span) {
+    let mut spans = tokens.to_token_stream().into_iter().map(|t| t.span());
+    let first = spans.next().unwrap_or_else(Span::call_site);
+    (first, spans.last().unwrap_or(first))
 }

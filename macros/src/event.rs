@@ -1,11 +1,12 @@
 //! `#[derive(Event)]`: parse the `#[event(...)]` options, validate, emit the `Event` impl.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, Group, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, LitInt, LitStr};
 
-use crate::ctxt::Ctxt;
+use crate::ctxt::{Ctxt, first_and_last_span};
+use crate::method::type_key;
 use crate::options;
 
 const NAME: &str = "name";
@@ -36,13 +37,14 @@ pub fn expand(input: &DeriveInput) -> TokenStream {
     let mut cx = Ctxt::default();
     let model = parse(&mut cx, input);
     if !cx.has_errors() {
-        return emit(&model);
+        return emit(&model, true);
     }
     let mut out = cx.to_compile_errors();
     // Still implement the trait, so uses of the type report no follow-on errors; a generic
-    // type gets no impl, which would only add "missing generics" errors.
+    // type gets no impl, which would only add "missing generics" errors. The checks of its
+    // serde impls wait until the definition itself is right.
     if input.generics.params.is_empty() {
-        out.extend(emit(&model));
+        out.extend(emit(&model, false));
     }
     out
 }
@@ -139,25 +141,48 @@ fn parse<'a>(cx: &mut Ctxt, input: &'a DeriveInput) -> EventModel<'a> {
         name,
         version,
         previous: previous.map(|ty| Previous {
-            ty,
+            ty: itself_by_name(ty, &input.ident),
             renamed: renamed.is_some(),
             allow_gap: allow_gap.is_some(),
         }),
     }
 }
 
-fn emit(model: &EventModel) -> TokenStream {
+/// `previous = Self` as the type's own name, which the cycle check then finds: `Self` means
+/// nothing outside the impl the checks live beside.
+fn itself_by_name(ty: syn::Type, ident: &syn::Ident) -> syn::Type {
+    match &ty {
+        syn::Type::Path(p) if p.qself.is_none() && p.path.is_ident("Self") => {
+            let span = p.path.segments[0].ident.span();
+            syn::Type::Path(syn::TypePath {
+                qself: None,
+                path: syn::Ident::new(&ident.to_string(), span).into(),
+            })
+        }
+        _ => ty,
+    }
+}
+
+fn emit(model: &EventModel, serde_checks: bool) -> TokenStream {
     let ident = &model.input.ident;
     let (name, version) = (&model.name, model.version);
     let rust_type = ident.to_string();
     let (previous, upcast, checks) = match &model.previous {
         None => (
             quote!(::annals::NoPrevious),
-            quote!(match __previous {}),
+            quote! {
+                fn upcast(
+                    __previous: ::annals::NoPrevious,
+                    _: ::core::option::Option<&::annals::RecordedEvent>,
+                ) -> ::core::result::Result<Self, ::annals::DecodeErrorKind> {
+                    match __previous {}
+                }
+            },
             TokenStream::new(),
         ),
-        Some(p) => emit_previous(ident, version, p),
+        Some(p) => emit_previous(model, p),
     };
+    let serializable = serde_checks.then(|| emit_serializable(ident));
     quote! {
         #[doc(hidden)]
         const _: () = {
@@ -169,9 +194,17 @@ fn emit(model: &EventModel) -> TokenStream {
                 const NAME: &'static ::core::primitive::str = #name;
                 const VERSION: ::core::primitive::u32 = #version;
                 type Previous = #previous;
-                fn upcast(__previous: #previous) -> Self { #upcast }
+                fn decode_payload(
+                    __payload: &::core::primitive::str,
+                ) -> ::core::result::Result<Self, ::annals::serde_json::Error> {
+                    #[allow(unused_imports)]
+                    use ::annals::__private::NotDeserializable as _;
+                    <::annals::__private::DeserializeProbe<#ident>>::decode(__payload)
+                }
+                #upcast
             }
             #checks
+            #serializable
             ::annals::__private::inventory::submit! {
                 ::annals::__private::EventType::new::<#ident>(#rust_type, ::core::module_path!())
             }
@@ -179,49 +212,183 @@ fn emit(model: &EventModel) -> TokenStream {
     }
 }
 
-/// The link to the previous version: its type, the upcaster call, and one spanned probe per
-/// rule, each naming both types and versions when it fails.
-fn emit_previous(
-    ident: &syn::Ident,
-    version: u32,
-    p: &Previous,
-) -> (TokenStream, TokenStream, TokenStream) {
+/// Every version of an event is read back, so it must deserialise; the newest is also
+/// stored, so it must serialise (an old version, which a newer type names as `previous`,
+/// is only ever read). Constant assertions at the derive: each mistake is reported here,
+/// once, in words, and nothing that uses the type reports it again.
+fn emit_serializable(ident: &syn::Ident) -> TokenStream {
+    let read = format!(
+        "`{ident}` is an event, so it must implement `Deserialize`: add `#[derive(Deserialize)]` \
+         (every version of an event is read back from the store)"
+    );
+    let stored = format!(
+        "`{ident}` is an event, so it must implement `Serialize`: add `#[derive(Serialize)]` \
+         (only an old version that a newer type names as `previous` may go without)"
+    );
+    quote! {
+        const _: () = {
+            #[allow(unused_imports)]
+            use ::annals::__private::NotDeserializable as _;
+            ::core::assert!(<::annals::__private::DeserializeProbe<#ident>>::DESERIALIZES, #read);
+        };
+        const _: () = {
+            #[allow(unused_imports)]
+            use ::annals::__private::{NotSerializable as _, NotSuperseded as _};
+            ::core::assert!(
+                <::annals::__private::SupersededProbe<#ident>>::SUPERSEDED
+                    || <::annals::__private::SerializeProbe<#ident>>::SERIALIZES,
+                #stored
+            );
+        };
+    }
+}
+
+/// How many links back a chain is searched for a cycle.
+const CYCLE_DEPTH: usize = 8;
+
+/// The link to the previous version: its type, the upcaster call, and the chain's rules,
+/// each a constant assertion at the `previous` type whose message names both types and
+/// versions. A chain that leads back to this type is one error, "cycle", at the link that
+/// points to a newer version; the other rules then stay silent.
+fn emit_previous(model: &EventModel, p: &Previous) -> (TokenStream, TokenStream, TokenStream) {
+    let ident = &model.input.ident;
+    let (name, version) = (&model.name, model.version);
     let ty = &p.ty;
     let span = ty.span();
-    let pv = quote_spanned!(span=> { <#ty as ::annals::Event>::VERSION });
-    // The same number as an expression, for the checks' conditions.
-    let pve = quote_spanned!(span=> (<#ty as ::annals::Event>::VERSION));
+    // Through `Event`, so a `previous` that is not an event is reported as such, once.
+    let link = quote_spanned!(span=> <#ty as ::annals::Event>);
+    let upcaster = quote_spanned!(span=> <Self as ::annals::UpcastFrom<#ty>>);
+    // The first links of the chain back from `previous`, each compared with this type.
+    let mut back = quote!(#ty);
+    let mut cycle = Vec::with_capacity(CYCLE_DEPTH);
+    for depth in 0..CYCLE_DEPTH {
+        cycle.push(quote_spanned!(span=> <::annals::__private::Same<#back, #ident>>::SAME));
+        back = match depth {
+            0 => quote_spanned!(span=> #link::Previous),
+            _ => quote_spanned!(span=> ::annals::__private::Before<#back>),
+        };
+    }
     let upcast = quote_spanned! {span=>
-        <Self as ::annals::__private::Upcaster<#ty, #pv, #version>>::upcast(__previous)
-    };
-    let probe = |check: &str, ok: TokenStream| {
-        let check = syn::Ident::new(check, span);
-        quote_spanned! {span=>
-            ::annals::__private::#check::<::annals::__private::Check<{ #ok }>, #ty, #ident, #pv, #version>();
+        fn upcast(
+            __previous: #ty,
+            __record: ::core::option::Option<&::annals::RecordedEvent>,
+        ) -> ::core::result::Result<Self, ::annals::DecodeErrorKind> {
+            match __record {
+                ::core::option::Option::Some(__record) => {
+                    ::core::result::Result::Ok(#upcaster::upcast_from(__previous, __record))
+                }
+                ::core::option::Option::None => #upcaster::upcast_without_record(__previous)
+                    .map_err(|_| ::annals::__private::record_needed::<Self>()),
+            }
         }
+        fn upcast_reads_record() -> ::core::primitive::bool {
+            #upcaster::READS_RECORD || #link::upcast_reads_record()
+        }
+        const IN_CYCLE: ::core::primitive::bool = {
+            #[allow(unused_imports)]
+            use ::annals::__private::NotSame as _;
+            #(#cycle)||*
+        };
     };
-    let mut body = TokenStream::new();
-    body.extend(probe("distinct_version", quote!(#pve != #version)));
-    body.extend(probe("lower_version", quote!(#pve <= #version)));
+    let (prev, cur) = (type_key(ty), ident.to_string());
+    let in_cycle = quote_spanned!(span=> <#ident as ::annals::Event>::IN_CYCLE);
+    let pv = quote_spanned!(span=> #link::VERSION);
+    let text = |t: String| quote!(.text(#t));
+    let prev_version = quote!(.number(#pv));
+    // Each rule: the condition under which the link breaks it, and its message in pieces.
+    let mut rules = vec![
+        (
+            quote!(#in_cycle && #pv >= #version),
+            if prev == cur {
+                vec![text(format!(
+                    "`{cur}` names itself as its previous version, a cycle: `previous` names an \
+                     older version of the event, a type of its own"
+                ))]
+            } else {
+                vec![
+                    text(format!(
+                        "the `previous` links of `{cur}` form a cycle: `{cur}` (v{version}) names `{prev}` (v"
+                    )),
+                    prev_version.clone(),
+                    text(format!(
+                        ") as its previous version, and the chain of `{prev}` leads back to `{cur}`; \
+                         `previous` names an older version, so remove the link to a newer or equal one"
+                    )),
+                ]
+            },
+        ),
+        (
+            quote!(!#in_cycle && #pv == #version),
+            vec![text(format!(
+                "duplicate version {version} in the chain of `{cur}`: its previous version `{prev}` \
+                 is also v{version}; give every version of an event its own number, counting up from 1"
+            ))],
+        ),
+        (
+            quote!(!#in_cycle && #pv > #version),
+            vec![
+                text(format!("`{prev}` (v")),
+                prev_version.clone(),
+                text(format!(
+                    ") cannot be the previous version of `{cur}` (v{version}): its version must be lower; \
+                     `previous` names the older type, so swap the two types' `version` numbers if they are reversed"
+                )),
+            ],
+        ),
+    ];
     if !p.allow_gap {
-        body.extend(probe(
-            "no_gap",
-            quote!(#pve >= #version || #version - #pve == 1),
+        rules.push((
+            quote!(!#in_cycle && #pv < #version && #version - #pv > 1),
+            vec![
+                text(format!(
+                    "version gap in the chain of `{cur}`: `{prev}` is v"
+                )),
+                prev_version.clone(),
+                text(format!(
+                    " and `{cur}` is v{version}; declare the missing versions, or add `allow_gap` \
+                     to `#[event(...)]` on `{cur}` if they never existed"
+                )),
+            ],
         ));
     }
     if !p.renamed {
-        body.extend(probe(
-            "same_name",
-            quote!(::annals::__private::str_eq(<#ty as ::annals::Event>::NAME, <#ident as ::annals::Event>::NAME)),
+        rules.push((
+            quote!(!#in_cycle && !::annals::__private::str_eq(#link::NAME, #name)),
+            vec![
+                text(format!("`{prev}` (v")),
+                prev_version,
+                text(format!(
+                    ") is stored under another name than `{cur}` (v{version}); add `renamed` to \
+                     `#[event(...)]` on `{cur}` if the rename is intended"
+                )),
+            ],
         ));
     }
+    // The assertion spans the whole type, so the error underlines all of it.
+    let (start, end) = first_and_last_span(ty);
+    let checks = rules.into_iter().map(|(breaks, message)| {
+        let mut args = Group::new(
+            Delimiter::Parenthesis,
+            quote_spanned!(start=> "{}", __MESSAGE.as_str()),
+        );
+        args.set_span(end);
+        quote_spanned! {start=>
+            const _: () = {
+                const __MESSAGE: ::annals::__private::Message =
+                    ::annals::__private::Message::new() #(#message)*;
+                if #breaks {
+                    ::core::panic! #args
+                }
+            };
+        }
+    });
     // Marks the predecessor, so an aggregate that applies it instead of this newest
     // version is told so at compile time (see `__private::Superseded`).
     let marker = quote_spanned! {span=>
         #[automatically_derived]
         impl ::annals::__private::Superseded for #ty {}
     };
-    let checks = quote!(const _: () = { #body }; #marker);
+    let checks = quote!(#(#checks)* #marker);
     (quote!(#ty), upcast, checks)
 }
 
@@ -274,9 +441,15 @@ mod tests {
             out.contains("Superseded for OpenedV1"),
             "the predecessor is marked: {out}"
         );
-        assert!(out.contains("Upcaster < OpenedV1"), "{out}");
-        for probe in ["distinct_version", "lower_version", "no_gap", "same_name"] {
-            assert!(out.contains(probe), "{probe}: {out}");
+        assert!(out.contains("UpcastFrom < OpenedV1 >"), "{out}");
+        for rule in [
+            "form a cycle",
+            "duplicate version",
+            "its version must be lower",
+            "version gap",
+            "another name",
+        ] {
+            assert!(out.contains(rule), "{rule}: {out}");
         }
     }
 
@@ -286,9 +459,9 @@ mod tests {
             #[event(version = 3, previous = OpenedV1, renamed, allow_gap)]
             struct Opened;
         ));
-        assert!(!out.contains("no_gap"), "{out}");
-        assert!(!out.contains("same_name"), "{out}");
-        assert!(out.contains("lower_version"), "{out}");
+        assert!(!out.contains("version gap"), "{out}");
+        assert!(!out.contains("another name"), "{out}");
+        assert!(out.contains("its version must be lower"), "{out}");
     }
 
     #[test]

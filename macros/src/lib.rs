@@ -1,8 +1,11 @@
 //! Procedural macros for annals. Use them through the `annals` crate, which re-exports them.
 
 mod aggregate;
+mod check;
 mod ctxt;
 mod event;
+mod marker;
+mod method;
 mod options;
 mod snapshot;
 

@@ -32,7 +32,7 @@ pub use command::CommandContext;
 pub use event::PreviousEvent;
 pub use event::{
     Checkpoint, DecodeError, DecodeErrorKind, Envelope, Event, EventSet, Metadata, NewEvent,
-    NoPrevious, RecordedEvent, StoredEvent,
+    NoPrevious, RecordedEvent, StoredEvent, UpcastFrom,
 };
 pub use repository::{
     DEFAULT_MAX_ATTEMPTS, ExecuteError, Executed, Loaded, Repository, RepositoryError,

@@ -257,3 +257,65 @@ pub mod ledger {
         }
     }
 }
+
+/// An aggregate whose old event upcasts with its stored record: `Joined` v1 had no time
+/// and no inviter, v2 takes them from what was recorded with the v1 event.
+pub mod membership {
+    use annals::UpcastFrom;
+    use annals::chrono::{DateTime, Utc};
+    use annals::prelude::*;
+
+    #[derive(Event, Deserialize)]
+    #[event(name = "Joined", version = 1)]
+    pub struct JoinedV1 {
+        pub name: String,
+    }
+
+    #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    #[event(version = 2, previous = JoinedV1)]
+    pub struct Joined {
+        pub name: String,
+        pub joined_at: DateTime<Utc>,
+        pub invited_by: Option<String>,
+    }
+
+    impl UpcastFrom<JoinedV1> for Joined {
+        fn upcast_from(v1: JoinedV1, record: &RecordedEvent) -> Self {
+            Self {
+                name: v1.name,
+                joined_at: record.recorded_at,
+                invited_by: record.metadata.actor.clone(),
+            }
+        }
+    }
+
+    pub struct Join(pub String);
+
+    #[derive(Default)]
+    pub struct Member {
+        pub names: Vec<String>,
+        pub joined_at: Option<DateTime<Utc>>,
+        pub invited_by: Option<String>,
+    }
+
+    #[aggregate(category = "member")]
+    impl Member {
+        #[command]
+        fn join(&self, cmd: &Join) -> Joined {
+            Joined {
+                name: cmd.0.clone(),
+                joined_at: Utc::now(),
+                invited_by: None,
+            }
+        }
+
+        #[apply]
+        fn joined(&mut self, e: &Joined) {
+            self.names.push(e.name.clone());
+            self.joined_at.get_or_insert(e.joined_at);
+            if self.invited_by.is_none() {
+                self.invited_by.clone_from(&e.invited_by);
+            }
+        }
+    }
+}

@@ -1,14 +1,66 @@
 //! Rules across the methods of one `#[aggregate]`. Each reports its violations and drops
 //! the offending method from the model, so what is emitted stays valid.
 
-use super::{Model, type_key};
+use super::Model;
+use crate::check::unique;
 use crate::ctxt::Ctxt;
+use crate::method::type_key;
 
 pub(super) fn validate(cx: &mut Ctxt, model: &mut Model) {
     check_event_enum_name(cx, model);
-    check_duplicate_applies(cx, model);
-    check_variant_names(cx, model);
-    check_duplicate_commands(cx, model);
+    // Each event type has one `#[apply]` method: with two, which should run is ambiguous.
+    unique(
+        cx,
+        &mut model.applies,
+        |a| type_key(&a.event),
+        |cx, first, apply| {
+            cx.error_spanned_by(
+            &apply.event,
+            format!(
+                "`{}` already has an `#[apply]` method (`{}`): each event type is applied by exactly one method",
+                type_key(&apply.event),
+                first.method
+            ),
+        )
+        },
+    );
+    // Event types become enum variants named after their last path segment.
+    let event_enum = model.event_enum.clone();
+    unique(
+        cx,
+        &mut model.applies,
+        |a| a.variant.clone(),
+        |cx, first, apply| {
+            cx.error_spanned_by(
+            &apply.event,
+            format!(
+                "`{}` and `{}` would both be the variant `{}` of `{}`: rename one of the types, \
+                 or import one under another name (`use {} as ...;`)",
+                type_key(&first.event),
+                type_key(&apply.event),
+                apply.variant,
+                event_enum,
+                type_key(&apply.event),
+            ),
+        )
+        },
+    );
+    // Each command type has one `#[command]` method: with two, the handler is ambiguous.
+    unique(
+        cx,
+        &mut model.commands,
+        |c| type_key(&c.command),
+        |cx, first, command| {
+            cx.error_spanned_by(
+            &command.command,
+            format!(
+                "`{}` is already handled by `#[command]` `{}`: each command type has exactly one handler",
+                type_key(&command.command),
+                first.method
+            ),
+        )
+        },
+    );
 }
 
 /// The event enum needs a name of its own: it is declared beside the aggregate.
@@ -20,65 +72,4 @@ fn check_event_enum_name(cx: &mut Ctxt, model: &mut Model) {
         );
         model.event_enum = quote::format_ident!("{}Event", model.ident);
     }
-}
-
-/// Each event type has one `#[apply]` method: with two, which should run would be ambiguous.
-fn check_duplicate_applies(cx: &mut Ctxt, model: &mut Model) {
-    let mut kept: Vec<super::Apply> = Vec::new();
-    for apply in model.applies.drain(..) {
-        let key = type_key(&apply.event);
-        match kept.iter().find(|a| type_key(&a.event) == key) {
-            Some(first) => cx.error_spanned_by(
-                &apply.event,
-                format!(
-                    "`{key}` already has an `#[apply]` method (`{}`): each event type is applied by exactly one method",
-                    first.method
-                ),
-            ),
-            None => kept.push(apply),
-        }
-    }
-    model.applies = kept;
-}
-
-/// Event types become enum variants named after their last path segment, which must differ.
-fn check_variant_names(cx: &mut Ctxt, model: &mut Model) {
-    let mut kept: Vec<super::Apply> = Vec::new();
-    for apply in model.applies.drain(..) {
-        match kept.iter().find(|a| a.variant == apply.variant) {
-            Some(first) => cx.error_spanned_by(
-                &apply.event,
-                format!(
-                    "`{}` and `{}` would both be the variant `{}` of `{}`: rename one of the types, \
-                     or import one under another name (`use {} as ...;`)",
-                    type_key(&first.event),
-                    type_key(&apply.event),
-                    apply.variant,
-                    model.event_enum,
-                    type_key(&apply.event),
-                ),
-            ),
-            None => kept.push(apply),
-        }
-    }
-    model.applies = kept;
-}
-
-/// Each command type has one `#[command]` method: with two, the handler would be ambiguous.
-fn check_duplicate_commands(cx: &mut Ctxt, model: &mut Model) {
-    let mut kept: Vec<super::Command> = Vec::new();
-    for command in model.commands.drain(..) {
-        let key = type_key(&command.command);
-        match kept.iter().find(|c| type_key(&c.command) == key) {
-            Some(first) => cx.error_spanned_by(
-                &command.command,
-                format!(
-                    "`{key}` is already handled by `#[command]` `{}`: each command type has exactly one handler",
-                    first.method
-                ),
-            ),
-            None => kept.push(command),
-        }
-    }
-    model.commands = kept;
 }

@@ -1,10 +1,12 @@
 //! The code `#[aggregate]` generates: thin glue over `::annals::__private`, absolute paths only.
 
-use proc_macro2::{Delimiter, Group, Span, TokenStream};
-use quote::{ToTokens, quote, quote_spanned};
+use proc_macro2::{Delimiter, Group, TokenStream};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::{Command, Model, type_key};
+use super::{Command, Model};
+use crate::ctxt::first_and_last_span;
+use crate::method::type_key;
 
 pub(super) fn emit(model: &Model) -> TokenStream {
     let Model {
@@ -39,14 +41,24 @@ pub(super) fn emit(model: &Model) -> TokenStream {
     let decode = applies.iter().map(|a| {
         let (event, variant) = (&a.event, &a.variant);
         quote_spanned! {event.span()=>
-            if let ::core::option::Option::Some(__decoded) = <#event as ::annals::Event>::decode_stored(__name, __version, __payload) {
+            if let ::core::option::Option::Some(__decoded) = <#event as ::annals::Event>::decode_with(__name, __version, __payload, __record) {
                 return __decoded.map(Self::#variant);
             }
         }
     });
+    let reads_record = events
+        .iter()
+        .map(|e| quote_spanned!(e.span()=> <#e as ::annals::Event>::upcast_reads_record()));
+    // Through the probe: a type without `Serialize` is reported once, at its derive.
     let encode = applies.iter().map(|a| {
         let (event, variant) = (&a.event, &a.variant);
-        quote_spanned!(event.span()=> Self::#variant(ref __event) => ::annals::__private::encode::<#event>(__event),)
+        quote_spanned! {event.span()=>
+            Self::#variant(ref __event) => {
+                #[allow(unused_imports)]
+                use ::annals::__private::NotSerializable as _;
+                <::annals::__private::SerializeProbe<#event>>::encode(__event)
+            }
+        }
     });
     let handlers = model.commands.iter().map(|c| emit_command(model, c));
     let snapshots = model.snapshots.as_ref().map(|s| {
@@ -109,14 +121,18 @@ pub(super) fn emit(model: &Model) -> TokenStream {
                 fn encode(&self) -> ::annals::__private::Result<::annals::__private::RawPayload, ::annals::serde_json::Error> {
                     match *self { #( #encode )* }
                 }
-                fn decode(
+                fn decode_with(
                     __name: &::core::primitive::str,
                     __version: ::core::primitive::u32,
                     __payload: &::core::primitive::str,
+                    __record: ::core::option::Option<&::annals::RecordedEvent>,
                 ) -> ::annals::__private::Result<Self, ::annals::DecodeErrorKind> {
                     #( #decode )*
-                    let _ = (__name, __version, __payload);
+                    let _ = (__name, __version, __payload, __record);
                     ::annals::__private::Result::Err(::annals::DecodeErrorKind::UnknownEvent)
+                }
+                fn reads_record() -> ::core::primitive::bool {
+                    false #( || #reads_record )*
                 }
             }
 
@@ -216,7 +232,10 @@ fn emit_unique_names(model: &Model) -> TokenStream {
         let (start, end) = first_and_last_span(ty);
         let mut args = Group::new(
             Delimiter::Parenthesis,
-            quote_spanned! {start=> !<::annals::__private::SupersededProbe<#ty>>::SUPERSEDED, #message },
+            quote_spanned! {start=>
+                !<::annals::__private::SupersededProbe<#ty>>::SUPERSEDED || <#ty as ::annals::Event>::IN_CYCLE,
+                #message
+            },
         );
         args.set_span(end);
         out.extend(quote_spanned! {start=>
@@ -249,11 +268,4 @@ fn emit_unique_names(model: &Model) -> TokenStream {
         }
     }
     out
-}
-
-/// The spans of the first and the last token of `tokens`.
-fn first_and_last_span(tokens: &impl ToTokens) -> (Span, Span) {
-    let mut spans = tokens.to_token_stream().into_iter().map(|t| t.span());
-    let first = spans.next().unwrap_or_else(Span::call_site);
-    (first, spans.last().unwrap_or(first))
 }

@@ -1,7 +1,9 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
+use super::parse::{Mark, snake_case};
 use super::*;
+use crate::marker::Marker;
 
 fn expand_str(args: TokenStream, input: TokenStream) -> String {
     expand(args, input).to_string()
@@ -21,16 +23,13 @@ fn snake_cases_type_names() {
 
 #[test]
 fn recognises_marker_attributes_by_path() {
-    let marker = |path: syn::Path| Marker::of(&path);
-    assert_eq!(marker(syn::parse_quote!(apply)), Some(Marker::Apply));
-    assert_eq!(marker(syn::parse_quote!(command)), Some(Marker::Command));
-    assert_eq!(
-        marker(syn::parse_quote!(annals::apply)),
-        Some(Marker::Apply)
-    );
+    let marker = |path: syn::Path| Mark::of(&path);
+    assert_eq!(marker(syn::parse_quote!(apply)), Some(Mark::Apply));
+    assert_eq!(marker(syn::parse_quote!(command)), Some(Mark::Command));
+    assert_eq!(marker(syn::parse_quote!(annals::apply)), Some(Mark::Apply));
     assert_eq!(
         marker(syn::parse_quote!(::annals::command)),
-        Some(Marker::Command)
+        Some(Mark::Command)
     );
     assert_eq!(marker(syn::parse_quote!(::apply)), None);
     assert_eq!(marker(syn::parse_quote!(other::apply)), None);
@@ -53,7 +52,7 @@ fn reports_every_mistake_at_once() {
 
 #[test]
 fn options_after_an_unknown_one_are_still_read() {
-    let input = quote!(impl Account {});
+    let input = quote!(impl Account { #[apply] fn opened(&mut self, _: &Opened) {} });
     let out = expand_str(quote!(vis = pub, event_enum = Happened), input);
     assert_eq!(errors(&out), 1, "{out}");
     assert!(out.contains("pub enum Happened"), "{out}");
@@ -170,24 +169,6 @@ fn apply_argument_shapes_have_their_own_messages() {
         assert_eq!(errors(&out), 1, "{out}");
         assert!(out.contains(message), "{message}: {out}");
     }
-}
-
-#[test]
-fn result_without_an_error_type_is_reported() {
-    let mut cx = Ctxt::default();
-    assert!(split_result(&mut cx, &syn::parse_quote!(io::Result<Opened>)).is_none());
-    assert!(cx.has_errors());
-    let mut cx = Ctxt::default();
-    let output = split_result(&mut cx, &syn::parse_quote!(Result<Opened, Rejected>)).unwrap();
-    assert_eq!(output.ok.to_token_stream().to_string(), "Opened");
-    assert!(output.error.is_some());
-    assert!(
-        split_result(&mut cx, &syn::parse_quote!(Option<Opened>))
-            .unwrap()
-            .error
-            .is_none()
-    );
-    assert!(!cx.has_errors());
 }
 
 #[test]

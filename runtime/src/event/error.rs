@@ -4,6 +4,7 @@ use super::StoredEvent;
 
 /// Why a stored event could not be decoded, without its location (see [`DecodeError`]).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeErrorKind {
     /// No event type of this aggregate has this (name, version).
     #[error("no event type is known for this name and version")]
@@ -11,6 +12,16 @@ pub enum DecodeErrorKind {
     /// The payload does not match the event type's shape.
     #[error("malformed payload: {0}")]
     Payload(#[source] serde_json::Error),
+    /// The event decodes through an upcaster that reads the stored record, and the read
+    /// that found it carries no record (a lean read such as `fold_all` or `catch_up`).
+    #[error(
+        "decoding it upcasts to `{upcast_to}`, whose upcaster reads the stored record: read \
+         full records (`read_stream`, `read_all`, `subscribe`) to decode it"
+    )]
+    RecordNeeded {
+        /// The type whose upcaster reads the record.
+        upcast_to: &'static str,
+    },
 }
 
 /// A stored event that could not be decoded, with where it was found.

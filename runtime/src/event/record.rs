@@ -216,6 +216,9 @@ pub struct StoredEvent<'a> {
     pub version: u32,
     /// The JSON payload, as stored.
     pub payload: &'a str,
+    /// The full record, when this view was made of one: upcasters that read the record
+    /// need it.
+    record: Option<&'a RecordedEvent>,
 }
 
 impl<'a> StoredEvent<'a> {
@@ -254,8 +257,28 @@ impl<'a> StoredEvent<'a> {
     /// # Ok(()) }
     /// ```
     pub fn decode<E: EventSet>(&self) -> Result<E, DecodeError> {
-        E::decode(self.name, self.version, self.payload)
+        E::decode_with(self.name, self.version, self.payload, self.record)
             .map_err(|kind| DecodeError::stored(self, kind))
+    }
+
+    /// A lean view of a row: what decoding needs and where the event is.
+    pub(crate) fn lean(
+        stream_id: &'a str,
+        stream_version: u64,
+        position: u64,
+        name: &'a str,
+        version: u32,
+        payload: &'a str,
+    ) -> Self {
+        Self {
+            stream_id,
+            stream_version,
+            position,
+            name,
+            version,
+            payload,
+            record: None,
+        }
     }
 
     /// The lean view of a full record.
@@ -267,6 +290,7 @@ impl<'a> StoredEvent<'a> {
             name: &record.name,
             version: record.version,
             payload: record.payload.get(),
+            record: Some(record),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Support for the code the macros generate. Not public API: may change in any release.
 
+mod checks;
 mod snapshot;
-mod upcast;
 
 pub use core::convert::Infallible;
 pub use core::future::{Ready, ready};
@@ -10,17 +10,11 @@ pub use std::vec::Vec;
 
 pub use crate::event::{chain_of, decode_chain};
 pub use crate::schema::EventType;
+pub use checks::*;
 pub use inventory;
 pub use snapshot::{decode_snapshot, encode_snapshot, fingerprint};
-pub use upcast::*;
 
-use serde::Serialize;
 use serde_json::value::RawValue;
-
-/// Serialises one variant of an event set.
-pub fn encode<T: Serialize>(event: &T) -> Result<Box<RawValue>, serde_json::Error> {
-    serde_json::value::to_raw_value(event)
-}
 
 /// Collects what a fallible command returned. `into_events` is the user's return type's
 /// `IntoEvents::into_events`, named at that type so a missing impl is reported there.

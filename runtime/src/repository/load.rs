@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::aggregate::Aggregate;
-use crate::event::{Envelope, RecordedEvent, StoredEvent};
+use crate::event::{Envelope, EventSet, RecordedEvent, StoredEvent};
 use crate::store::{EventStore, SnapshotRead, StoreSession, VersionRange};
 
 use super::cache::Entry;
@@ -105,15 +105,15 @@ pub(super) async fn catch_up<A: Aggregate, T: StoreSession>(
     mut entry: Entry<A>,
 ) -> Result<Option<Entry<A>>, RepositoryError> {
     let mut follows = true;
-    session
-        .fold_stream(stream, VersionRange::new(entry.version + 1..), |event| {
-            follows &= event.stream_version == entry.version + 1;
-            if follows {
-                apply_stored(&mut entry.state, &mut entry.version, event)?;
-            }
-            Ok::<_, RepositoryError>(())
-        })
-        .await?;
+    let after = VersionRange::new(entry.version + 1..);
+    fold_events::<A, _>(session, stream, after, |event| {
+        follows &= event.stream_version == entry.version + 1;
+        if follows {
+            apply_stored(&mut entry.state, &mut entry.version, event)?;
+        }
+        Ok(())
+    })
+    .await?;
     Ok(follows.then_some(entry))
 }
 
@@ -133,12 +133,29 @@ pub(super) async fn load_in<A: Aggregate, T: StoreSession>(
         }
     }
     let mut loaded = Loaded::<A>::default();
-    session
-        .fold_stream(stream, VersionRange::new(..=to), |event| {
-            apply_stored(&mut loaded.state, &mut loaded.version, event)
-        })
-        .await?;
+    fold_events::<A, _>(session, stream, VersionRange::new(..=to), |event| {
+        apply_stored(&mut loaded.state, &mut loaded.version, event)
+    })
+    .await?;
     Ok((loaded, 0))
+}
+
+/// Feeds the stream's events in `range` to `f`: lean rows, unless an upcaster of the
+/// aggregate's events reads the stored record, which only full records carry.
+async fn fold_events<A: Aggregate, T: StoreSession>(
+    session: &mut T,
+    stream: &str,
+    range: VersionRange,
+    mut f: impl FnMut(StoredEvent<'_>) -> Result<(), RepositoryError> + Send,
+) -> Result<(), RepositoryError> {
+    if <A::Event as EventSet>::reads_record() {
+        let records = session.read_stream(stream, range).await?;
+        records
+            .iter()
+            .try_for_each(|record| f(StoredEvent::of(record)))
+    } else {
+        session.fold_stream(stream, range, f).await
+    }
 }
 
 /// Folds what `read_from_snapshot` returned. `None` when the snapshot cannot be used (it

@@ -6,7 +6,7 @@ use serde_json::value::to_raw_value;
 
 use crate::domain::{Account, Deposit, Ledger, Open};
 
-use super::helpers::{append_ok, event, verify_settled};
+use super::helpers::{all_events, append_ok, event, verify_settled};
 
 /// An event no code knows, or a payload that does not fit its type, fails the load with an
 /// error naming the stream, version and global position; it is never skipped.
@@ -124,4 +124,66 @@ pub async fn old_event_versions_load_through_upcasters<S: EventStore>(store: S) 
     }
     let report = verify_settled(&store, 4).await;
     assert_eq!(report.unknown, [("EntryRecorded".to_string(), 3)]);
+}
+
+/// An old event whose upcaster reads the stored record decodes with that record: the
+/// repository reads full records for such an aggregate, loads and commands alike. A lean
+/// view, which carries no record, reports what it lacks instead of guessing.
+pub async fn old_events_upcast_with_their_stored_record<S: EventStore>(store: S) {
+    use crate::domain::membership::{Join, Member, MemberEvent};
+
+    let metadata = annals::Metadata {
+        actor: Some("bob".to_owned()),
+        ..annals::Metadata::root(uuid::Uuid::now_v7())
+    };
+    let v1 = NewEvent::new(
+        "Joined",
+        1,
+        to_raw_value(&serde_json::json!({ "name": "ann" })).expect("json"),
+    )
+    .with_metadata(metadata);
+    append_ok(&store, "member-m1", ExpectedVersion::NoStream, vec![v1]).await;
+    let recorded_at = store.read_stream("member-m1", ..).await.expect("read")[0].recorded_at;
+
+    let members = Repository::<Member, _>::new(store.clone());
+    let member = members.load("m1").await.expect("load through the upcaster");
+    assert_eq!(member.joined_at, Some(recorded_at));
+    assert_eq!(member.invited_by.as_deref(), Some("bob"));
+    let done = members
+        .execute("m1", Join("ann".to_owned()))
+        .await
+        .expect("a command loads the same way");
+    assert_eq!(done.stream_version, 2);
+    let member = members.load("m1").await.expect("load");
+    assert_eq!(member.names, ["ann", "ann"]);
+    assert_eq!(member.joined_at, Some(recorded_at));
+
+    let all = all_events(&store).await;
+    let upcast: Vec<MemberEvent> = all
+        .iter()
+        .map(|record| record.decode::<MemberEvent>().expect("a record decodes"))
+        .collect();
+    assert_eq!(upcast.len(), 2);
+    // A store whose lean views are made of records decodes them; one that reads lean rows
+    // says the record is needed. Never a guess, never a skip.
+    let mut lean = Vec::new();
+    let caught_up = store
+        .catch_up(annals::Checkpoint::START, |_, e| {
+            if e.stream_id == "member-m1" {
+                lean.push(e.decode::<MemberEvent>()?);
+            }
+            Ok::<_, RepositoryError>(())
+        })
+        .await;
+    match caught_up {
+        Ok(_) => assert_eq!(format!("{lean:?}"), format!("{upcast:?}")),
+        Err(RepositoryError::Decode(e)) => {
+            assert!(
+                matches!(e.kind, DecodeErrorKind::RecordNeeded { .. }),
+                "{e}"
+            );
+            assert_eq!((e.stream.as_str(), e.stream_version), ("member-m1", 1));
+        }
+        Err(other) => panic!("expected the lean view to decode or ask for the record: {other}"),
+    }
 }

@@ -41,25 +41,25 @@ impl<'r> StoredEvent<'r> {
         let position = D::int(row, 1).map_err(|e| corrupt(stream, 0, e))?;
         let get = |e: sqlx::Error| corrupt(stream, position, e);
         let version = D::int(row, 3).map_err(get)?;
-        Ok(Self {
-            stream_id: stream,
-            stream_version: stored(
+        Ok(Self::lean(
+            stream,
+            stored(
                 stream,
                 position,
                 "stream version",
                 D::int(row, 0).map_err(get)?,
             )?,
-            position: stored(stream, position, "position", position)?,
-            name: D::text(row, 2).map_err(get)?,
-            version: u32::try_from(version).map_err(|_| {
+            stored(stream, position, "position", position)?,
+            D::text(row, 2).map_err(get)?,
+            u32::try_from(version).map_err(|_| {
                 corrupt(
                     stream,
                     position,
                     format!("event version {version} out of range"),
                 )
             })?,
-            payload: D::text(row, 4).map_err(get)?,
-        })
+            D::text(row, 4).map_err(get)?,
+        ))
     }
 
     /// Reads a lean row of the global order, with its checkpoint.

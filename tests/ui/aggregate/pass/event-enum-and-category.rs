@@ -21,11 +21,17 @@ impl BankAccount {
     }
 }
 
+#[derive(Event, Serialize, Deserialize, Debug, Clone)]
+struct Transferred;
+
 #[derive(Default)]
 struct TransferOrder;
 
 #[aggregate]
-impl TransferOrder {}
+impl TransferOrder {
+    #[apply]
+    fn transferred(&mut self, _: &Transferred) {}
+}
 
 fn main() {
     assert_eq!(BankAccount::CATEGORY, "ledger");
@@ -36,6 +42,6 @@ fn main() {
 
     // The defaults: the type's name in snake case, and the type's name followed by `Event`.
     assert_eq!(TransferOrder::CATEGORY, "transfer_order");
-    let no_events: Option<TransferOrderEvent> = None;
-    assert!(no_events.is_none());
+    let event: TransferOrderEvent = Transferred.into();
+    assert!(matches!(event, TransferOrderEvent::Transferred(_)));
 }

@@ -21,7 +21,7 @@ impl From<CreditedV1> for MoneyDeposited {
 
 fn main() {
     let payload = r#"{"units":2}"#;
-    let decoded = annals::__private::decode_chain::<MoneyDeposited>("Credited", 1, payload);
+    let decoded = MoneyDeposited::decode_stored("Credited", 1, payload);
     assert_eq!(decoded.unwrap().unwrap().cents, 200);
-    assert!(annals::__private::decode_chain::<MoneyDeposited>("Credited", 2, payload).is_none());
+    assert!(MoneyDeposited::decode_stored("Credited", 2, payload).is_none());
 }
