@@ -14,15 +14,21 @@ use annals::prelude::*;
 #[derive(Event, Serialize, Deserialize, Debug, Clone)]
 #[event(name = "AccountOpened", version = 1)]
 pub struct AccountOpenedV1 {
+    /// Who owns the account.
     pub owner: String,
+    /// How far below zero the balance may go.
     pub overdraft_limit: u64,
 }
 
+/// An account was opened by `owner`, with its overdraft limit and currency.
 #[derive(Event, Serialize, Deserialize, Debug, Clone)]
 #[event(version = 2, previous = AccountOpenedV1)]
 pub struct AccountOpened {
+    /// Who owns the account.
     pub owner: String,
+    /// How far below zero the balance may go.
     pub overdraft_limit: u64,
+    /// The currency the account is kept in, such as `"CHF"`.
     pub currency: String,
 }
 
@@ -37,56 +43,89 @@ impl From<AccountOpenedV1> for AccountOpened {
     }
 }
 
+/// Money was paid into the account.
 #[derive(Event, Serialize, Deserialize, Debug, Clone)]
 pub struct MoneyDeposited {
+    /// Amount deposited, in the account's currency.
     pub amount: u64,
 }
 
+/// Money was taken out of the account.
 #[derive(Event, Serialize, Deserialize, Debug, Clone)]
 pub struct MoneyWithdrawn {
+    /// Amount withdrawn, in the account's currency.
     pub amount: u64,
 }
 
+/// The account was suspended: it refuses deposits and withdrawals from then on.
 #[derive(Event, Serialize, Deserialize, Debug, Clone)]
 pub struct AccountSuspended {
+    /// Why the account was suspended.
     pub reason: String,
 }
 
+/// Opens an account for its owner; the command that starts an account's stream.
 pub struct OpenAccount {
+    /// Who will own the account.
     pub owner: String,
+    /// How far below zero the balance may go.
     pub overdraft_limit: u64,
+    /// The currency the account is kept in.
     pub currency: String,
 }
+/// Pays money into an open, unsuspended account.
 pub struct Deposit {
+    /// Amount to deposit; zero is refused.
     pub amount: u64,
 }
+/// Takes money out of an open, unsuspended account, within its overdraft limit.
 pub struct Withdraw {
+    /// Amount to withdraw.
     pub amount: u64,
 }
+/// Suspends an open account; suspending it again records nothing.
 pub struct Suspend {
+    /// Why the account is suspended.
     pub reason: String,
 }
 
+/// Why an account refused a command.
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum AccountError {
+    /// `OpenAccount` on an account that is already open.
     #[error("the account is already open")]
     AlreadyOpen,
+    /// A command on an account that was never opened.
     #[error("the account is not open")]
     NotOpen,
+    /// A deposit or withdrawal on a suspended account.
     #[error("the account is suspended")]
     Suspended,
+    /// A withdrawal that would take the balance below the overdraft limit.
     #[error("withdrawing {requested} would exceed the overdraft limit: {available} available")]
-    InsufficientFunds { requested: u64, available: i64 },
+    InsufficientFunds {
+        /// Amount the withdrawal asked for.
+        requested: u64,
+        /// What could still be withdrawn: the balance plus the overdraft limit.
+        available: i64,
+    },
+    /// A deposit of zero.
     #[error("amounts must be positive")]
     ZeroAmount,
 }
 
+/// An account's state, derived from its events alone.
 #[derive(Debug, Default)]
 pub struct Account {
+    /// Whether the account has been opened.
     pub open: bool,
+    /// Whether the account is suspended.
     pub suspended: bool,
+    /// Current balance; negative when overdrawn.
     pub balance: i64,
+    /// How far below zero the balance may go.
     pub overdraft_limit: u64,
+    /// The currency the account is kept in.
     pub currency: String,
 }
 

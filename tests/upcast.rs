@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[event(name = "Credited", version = 1)]
 pub struct CreditedV1 {
+    /// Whole units credited.
     pub units: u64,
 }
 
@@ -16,6 +17,7 @@ pub struct CreditedV1 {
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[event(name = "MoneyDeposited", version = 2, previous = CreditedV1, renamed)]
 pub struct MoneyDepositedV2 {
+    /// Cents deposited.
     pub cents: u64,
 }
 
@@ -31,7 +33,9 @@ impl From<CreditedV1> for MoneyDepositedV2 {
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[event(name = "MoneyDeposited", version = 3, previous = MoneyDepositedV2)]
 pub struct MoneyDeposited {
+    /// Cents deposited.
     pub cents: u64,
+    /// A note, empty for events stored before it existed.
     #[serde(default)]
     pub memo: String,
 }
@@ -50,12 +54,15 @@ impl From<MoneyDepositedV2> for MoneyDeposited {
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[event(name = "Charged", version = 1)]
 pub struct Charged {
+    /// Cents charged.
     pub cents: u64,
 }
 
+/// The current withdrawal event, which stored `Charged` events upcast to.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[event(version = 2, previous = Charged, renamed)]
 pub struct MoneyWithdrawn {
+    /// Cents withdrawn.
     pub cents: u64,
 }
 
@@ -65,12 +72,16 @@ impl From<Charged> for MoneyWithdrawn {
     }
 }
 
+/// A wallet whose balance is the sum of its deposits and withdrawals.
 #[derive(Default, Debug)]
 pub struct Wallet {
+    /// The balance in cents.
     pub cents: i64,
+    /// The memos of its deposits, in order.
     pub memos: Vec<String>,
 }
 
+/// Deposits cents with a memo.
 #[derive(Debug, Clone)]
 pub struct Deposit(pub u64, pub String);
 

@@ -2,33 +2,46 @@
 
 use annals::prelude::*;
 
+/// An account was opened by `owner`.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Opened {
+    /// Who owns the account.
     pub owner: String,
 }
 
+/// Money was paid into the account.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Deposited {
+    /// Amount deposited.
     pub amount: u64,
 }
 
+/// Opens an account for the named owner; a creating command.
 pub struct Open(pub String);
 
+/// Deposits the given amount into an open account.
 #[derive(Clone)]
 pub struct Deposit(pub u64);
 
+/// Why an account refused a command.
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum AccountError {
+    /// A deposit on an account that was never opened.
     #[error("the account is not open")]
     NotOpen,
+    /// `Open` on an account that is already open.
     #[error("the account is already open")]
     AlreadyOpen,
 }
 
+/// An account that is opened once and then takes deposits.
 #[derive(Debug, Default)]
 pub struct Account {
+    /// The owner once opened; `None` before.
     pub owner: Option<String>,
+    /// Sum of all deposits.
     pub balance: u64,
+    /// How many deposits were made.
     pub deposits: u32,
 }
 
@@ -62,22 +75,30 @@ impl Account {
     }
 }
 
+/// A ticket was issued under `title`.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Issued {
+    /// The ticket's title.
     pub title: String,
 }
 
+/// A ticket was stamped.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Stamped;
 
+/// Issues a ticket with the given title; repeated with the same title, it records nothing.
 pub struct Issue(pub String);
 
+/// Stamps an issued ticket; a creating command that a ticket never issued rejects.
 pub struct Stamp;
 
+/// Why a ticket refused a command.
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum TicketError {
+    /// `Issue` with another title on a ticket already issued under the title it holds.
     #[error("the ticket is already issued as {0:?}")]
     AlreadyIssued(String),
+    /// `Stamp` on a ticket that was never issued.
     #[error("the ticket is not issued")]
     NotIssued,
 }
@@ -86,7 +107,9 @@ pub enum TicketError {
 /// when repeated, `Stamp` is rejected on the default state.
 #[derive(Debug, Default)]
 pub struct Ticket {
+    /// The title once issued; `None` before.
     pub title: Option<String>,
+    /// How many times the ticket was stamped.
     pub stamps: u32,
 }
 
@@ -125,6 +148,7 @@ impl Ticket {
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[event(name = "Posted", version = 1)]
 pub struct PostedV1 {
+    /// Amount in whole units.
     pub units: u64,
 }
 
@@ -132,7 +156,9 @@ pub struct PostedV1 {
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[event(name = "EntryRecorded", version = 2, previous = PostedV1, renamed)]
 pub struct EntryRecorded {
+    /// Amount in cents.
     pub cents: u64,
+    /// A free-text note; empty when the stored payload has none.
     #[serde(default)]
     pub note: String,
 }
@@ -146,9 +172,12 @@ impl From<PostedV1> for EntryRecorded {
     }
 }
 
+/// A ledger that only replays `EntryRecorded` events: it has no commands.
 #[derive(Debug, Default)]
 pub struct Ledger {
+    /// Sum of all entries, in cents.
     pub cents: u64,
+    /// Every entry's note, in order.
     pub notes: Vec<String>,
 }
 
@@ -164,11 +193,14 @@ impl Ledger {
 pub mod ledger {
     use annals::prelude::*;
 
+    /// A ledger was credited with `amount`.
     #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
     pub struct Credited {
+        /// Amount credited.
         pub amount: u64,
     }
 
+    /// Credits the ledger with the given amount.
     pub struct Credit(pub u64);
 
     /// A credit as a creating command: it bets on a new ledger when none is cached.
@@ -179,9 +211,12 @@ pub mod ledger {
         use super::{Credit, Credited, Grant};
         use annals::prelude::*;
 
+        /// A ledger's running total, snapshotted every 5 events.
         #[derive(Debug, Default, Snapshot, Serialize, Deserialize)]
         pub struct Ledger {
+            /// Sum of all credits.
             pub total: u64,
+            /// How many credits were applied.
             pub credits: u64,
         }
 
@@ -210,9 +245,12 @@ pub mod ledger {
         use super::{Credit, Credited};
         use annals::prelude::*;
 
+        /// v1's state, whose `#[apply]` counts each credit twice.
         #[derive(Debug, Default, Snapshot, Serialize, Deserialize)]
         pub struct Ledger {
+            /// Sum of all credits, each counted twice.
             pub total: u64,
+            /// How many credits were applied.
             pub credits: u64,
         }
 
@@ -236,9 +274,12 @@ pub mod ledger {
         use super::{Credit, Credited};
         use annals::prelude::*;
 
+        /// v2's state and apply code, snapshotted with `snapshot_version = 1`.
         #[derive(Debug, Default, Snapshot, Serialize, Deserialize)]
         pub struct Ledger {
+            /// Sum of all credits, each counted twice.
             pub total: u64,
+            /// How many credits were applied.
             pub credits: u64,
         }
 
@@ -265,17 +306,23 @@ pub mod membership {
     use annals::chrono::{DateTime, Utc};
     use annals::prelude::*;
 
+    /// `Joined` as first stored: the name alone, without a time or an inviter.
     #[derive(Event, Deserialize)]
     #[event(name = "Joined", version = 1)]
     pub struct JoinedV1 {
+        /// Who joined.
         pub name: String,
     }
 
+    /// `name` joined at `joined_at`, maybe invited by `invited_by`.
     #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
     #[event(version = 2, previous = JoinedV1)]
     pub struct Joined {
+        /// Who joined.
         pub name: String,
+        /// When they joined; for an upcast v1 event, when it was recorded.
         pub joined_at: DateTime<Utc>,
+        /// Who invited them; for an upcast v1 event, the actor recorded with it.
         pub invited_by: Option<String>,
     }
 
@@ -289,12 +336,17 @@ pub mod membership {
         }
     }
 
+    /// Records that the named member joined now, invited by no one.
     pub struct Join(pub String);
 
+    /// Everyone who joined, with the time of the first join and the first inviter.
     #[derive(Default)]
     pub struct Member {
+        /// The names of everyone who joined, in order.
         pub names: Vec<String>,
+        /// When the first `Joined` happened.
         pub joined_at: Option<DateTime<Utc>>,
+        /// The first inviter any `Joined` named.
         pub invited_by: Option<String>,
     }
 

@@ -30,11 +30,14 @@ impl Drop for TempDir {
 
 /// A store under test together with whatever must live as long as it (a temp dir, a schema).
 pub struct Fixture<S> {
+    /// The store under test.
     pub store: S,
+    /// What the store needs alive (a temp dir, a schema guard, or `()`); never read.
     pub _guard: Box<dyn std::any::Any + Send>,
 }
 
 impl<S> Fixture<S> {
+    /// Pairs `store` with a `guard` to keep alive as long as the fixture.
     pub fn new(store: S, guard: impl std::any::Any + Send) -> Self {
         Self {
             store,
