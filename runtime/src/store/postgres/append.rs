@@ -6,6 +6,7 @@ use sqlx::postgres::PgConnection;
 use uuid::Uuid;
 
 use super::PostgresStore;
+use super::columns::{encode_metadata, event_versions};
 use super::group::GroupRequest;
 use super::read::stream_version;
 use super::session::Lazy;
@@ -54,31 +55,6 @@ impl PostgresStore {
         }
         Ok(result)
     }
-}
-
-/// The events' versions as the `int4` column holds them: a larger one is an error, never
-/// stored as another number.
-pub(super) fn event_versions(stream: &str, events: &[NewEvent]) -> Result<Vec<i32>, StoreError> {
-    events
-        .iter()
-        .map(|e| {
-            i32::try_from(e.version).map_err(|_| StoreError::OutOfRange {
-                stream: stream.to_owned(),
-                field: "event version",
-                value: u64::from(e.version),
-                max: i32::MAX.unsigned_abs().into(),
-            })
-        })
-        .collect()
-}
-
-/// The events' metadata as JSON text.
-pub(super) fn encode_metadata(events: &[NewEvent]) -> Result<Vec<String>, StoreError> {
-    events
-        .iter()
-        .map(|e| serde_json::to_string(&e.metadata))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::backend)
 }
 
 /// Appends alone, in one statement; on a conflict, tells a retried append (its events are

@@ -7,7 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use uuid::Uuid;
 
 use super::PostgresStore;
-use super::append::encode_metadata;
+use super::columns::encode_metadata;
 use super::statements::Statements;
 use crate::event::NewEvent;
 use crate::store::group::{Batch, Outcome, Request, Writer};
@@ -66,7 +66,7 @@ pub(super) struct GroupRequest {
 }
 
 impl GroupRequest {
-    /// `versions` are the events' versions as stored (see `append::event_versions`).
+    /// `versions` are the events' versions as stored (see `columns::event_versions`).
     pub(super) fn new(
         stream: &str,
         expected: i64,

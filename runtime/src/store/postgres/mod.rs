@@ -1,6 +1,7 @@
 //! The PostgreSQL store: production storage with a hole-free global order.
 
 mod append;
+mod columns;
 mod dialect;
 mod group;
 mod migrate;

@@ -31,6 +31,15 @@ fn corrupt(stream: &str, position: i64, reason: impl ToString) -> StoreError {
     }
 }
 
+/// A `Corrupt` error for the row at `position` of `stream`, the position already checked.
+fn corrupt_at(stream: &str, position: u64, reason: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        stream: stream.to_owned(),
+        position,
+        reason: reason.to_string(),
+    }
+}
+
 impl<'r> StoredEvent<'r> {
     /// Reads a lean row of `stream`; a missing or out-of-range value is a `Corrupt` error
     /// naming the row.
@@ -66,12 +75,19 @@ impl<'r> StoredEvent<'r> {
     pub(crate) fn from_global_row<D: Dialect>(
         row: &'r D::Row,
     ) -> Result<(Checkpoint, Self), StoreError> {
-        let position = D::int(row, 1).map_err(|e| corrupt("", 0, e))?;
-        let stream = D::text(row, 5).map_err(|e| corrupt("", position, e))?;
+        // The position is read once, by `from_row`; only an unreadable stream id needs it
+        // here, for its error.
+        let stream = D::text(row, 5).map_err(|e| corrupt("", D::int(row, 1).unwrap_or(0), e))?;
         let event = Self::from_row::<D>(stream, row)?;
-        let transaction = D::int(row, 6).map_err(|e| corrupt(stream, position, e))?;
+        let transaction = D::int(row, 6).map_err(|e| corrupt_at(stream, event.position, e))?;
         let checkpoint = Checkpoint {
-            transaction_id: stored(stream, position, "transaction id", transaction)?,
+            transaction_id: u64::try_from(transaction).map_err(|_| {
+                corrupt_at(
+                    stream,
+                    event.position,
+                    format!("negative transaction id {transaction}"),
+                )
+            })?,
             position: event.position,
         };
         Ok((checkpoint, event))
