@@ -1,12 +1,13 @@
 //! Reads of the global order from a PostgreSQL store, on one connection (a stream's
 //! reads are shared with SQLite: `store::sql`).
 
+use futures_core::stream::BoxStream;
 use sqlx::Postgres;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgRow};
 
 use super::statements::Statements;
-use crate::event::{Checkpoint, RecordedEvent, StoredEvent};
-use crate::store::sql::{self, bound, fold_global, limit, record_from_row};
+use crate::event::{Checkpoint, RecordedEvent};
+use crate::store::sql::{self, bound, limit, record_from_row};
 use crate::store::{StoreError, validate_stream_id};
 
 pub(super) async fn read_all(
@@ -25,24 +26,18 @@ pub(super) async fn read_all(
     rows.iter().map(record_from_row::<Postgres>).collect()
 }
 
-/// Up to `max` events after `after` in global order, each handed to `f` as it arrives.
-pub(super) async fn fold_all<F, E>(
-    conn: &mut PgConnection,
-    sql: &Statements,
+/// The lean rows of the global order after `after`, at most `max`, as they arrive.
+pub(super) fn fold_rows<'c>(
+    conn: &'c mut PgConnection,
+    sql: &'c Statements,
     after: Checkpoint,
     max: usize,
-    f: F,
-) -> Result<usize, E>
-where
-    F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E>,
-    E: From<StoreError>,
-{
-    let rows = sqlx::query(&sql.fold_all)
+) -> BoxStream<'c, Result<PgRow, sqlx::Error>> {
+    sqlx::query(&sql.fold_all)
         .bind(bound(after.transaction_id))
         .bind(bound(after.position))
         .bind(limit(max))
-        .fetch(conn);
-    fold_global::<Postgres, _, _>(rows, f).await
+        .fetch(conn)
 }
 
 pub(super) async fn stream_version(

@@ -74,7 +74,8 @@ impl StoreSession for PostgresSession<'_> {
     {
         // On a checked-out connection: a pool's stream relays every row through a second
         // stream of its own, which costs more than decoding the row.
-        read::fold_all(self.conn.get().await?, &self.store.sql, after, limit, f).await
+        let rows = read::fold_rows(self.conn.get().await?, &self.store.sql, after, limit);
+        sql::fold_global::<Postgres, _, _>(rows, f).await
     }
 
     async fn stream_version(&mut self, stream: &str) -> Result<u64, StoreError> {

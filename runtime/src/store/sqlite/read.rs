@@ -1,12 +1,14 @@
 //! Reads of the global order from the SQLite store, on the pool of read connections
 //! (a stream's reads are shared with PostgreSQL: `store::sql`).
 
+use futures_core::stream::BoxStream;
+use sqlx::sqlite::SqliteRow;
 use sqlx::{Sqlite, SqlitePool};
 
 use super::statements::{FOLD_ALL, READ_ALL};
-use crate::event::{Checkpoint, RecordedEvent, StoredEvent};
+use crate::event::{Checkpoint, RecordedEvent};
 use crate::store::StoreError;
-use crate::store::sql::{bound, fold_global, limit, record_from_row};
+use crate::store::sql::{bound, limit, record_from_row};
 
 pub(super) async fn read_all(
     pool: &SqlitePool,
@@ -22,19 +24,14 @@ pub(super) async fn read_all(
     rows.iter().map(record_from_row::<Sqlite>).collect()
 }
 
-pub(super) async fn fold_all<F, E>(
+/// The lean rows of the global order after `after`, at most `max`, as they arrive.
+pub(super) fn fold_rows(
     pool: &SqlitePool,
     after: Checkpoint,
     max: usize,
-    f: F,
-) -> Result<usize, E>
-where
-    F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E>,
-    E: From<StoreError>,
-{
-    let rows = sqlx::query(FOLD_ALL)
+) -> BoxStream<'_, Result<SqliteRow, sqlx::Error>> {
+    sqlx::query(FOLD_ALL)
         .bind(bound(after.position))
         .bind(limit(max))
-        .fetch(pool);
-    fold_global::<Sqlite, _, _>(rows, f).await
+        .fetch(pool)
 }

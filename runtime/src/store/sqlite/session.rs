@@ -2,6 +2,8 @@
 //! writer, a pool of readers).
 
 use super::statements::{FOLD_STREAM, READ_STREAM, STREAM_VERSION};
+use sqlx::Sqlite;
+
 use super::{SqliteStore, read};
 use crate::event::{Checkpoint, NewEvent, RecordedEvent, StoredEvent};
 use crate::store::sql::{self, SnapshotRows, without_snapshot};
@@ -54,7 +56,8 @@ impl StoreSession for SqliteSession<'_> {
         F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
         E: From<StoreError> + Send,
     {
-        read::fold_all(&self.0.reader, after, limit, f).await
+        let rows = read::fold_rows(&self.0.reader, after, limit);
+        sql::fold_global::<Sqlite, _, _>(rows, f).await
     }
 
     async fn stream_version(&mut self, stream: &str) -> Result<u64, StoreError> {
