@@ -473,3 +473,28 @@ async fn an_event_version_beyond_the_column_is_an_error_not_a_clamp() {
     }
     assert_eq!(store.stream_version("huge-1").await.expect("version"), 0);
 }
+
+/// A schema a newer release migrated is refused with a typed error naming both versions.
+#[tokio::test]
+async fn a_schema_from_a_newer_release_is_refused() {
+    let fixture = annals_tests::postgres().await;
+    let schema = fixture.store.schema().to_owned();
+    sqlx::query(&format!(
+        "INSERT INTO \"{schema}\".annals_schema (version, description) VALUES (99, 'future')"
+    ))
+    .execute(fixture.store.pool())
+    .await
+    .expect("record a future migration");
+    let options = annals::PostgresOptions::new(annals_tests::database_url()).schema(schema);
+    match PostgresStore::connect_with(options).await {
+        Err(annals::OpenError::SchemaTooNew {
+            backend,
+            found,
+            known,
+        }) => {
+            assert_eq!((backend, found), ("PostgreSQL", 99));
+            assert!((5..99).contains(&known), "{known}");
+        }
+        other => panic!("expected the schema to be refused, got {other:?}"),
+    }
+}

@@ -67,3 +67,39 @@ async fn a_corrupt_snapshot_time_is_reported_and_loads_replay() {
     let loaded = ledgers.load("t1").await.expect("load without the snapshot");
     assert_eq!((loaded.version(), loaded.total), (6, 12));
 }
+
+/// A schema a newer release migrated (a version this code does not know) is refused with a
+/// typed error naming both versions, and left as it is.
+#[tokio::test]
+async fn a_schema_from_a_newer_release_is_refused() {
+    let dir = annals_tests::TempDir::new("annals-schema-too-new");
+    let path = dir.path().join("events.db");
+    let store = annals::SqliteStore::open(&path).await.expect("open");
+    store.close().await;
+    let url = format!("sqlite://{}", path.display());
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query(
+        "INSERT INTO annals_schema (version, description, applied_at) VALUES (99, 'future', 0)",
+    )
+    .execute(&mut other)
+    .await
+    .expect("record a future migration");
+    match annals::SqliteStore::open(&path).await {
+        Err(annals::OpenError::SchemaTooNew {
+            backend,
+            found,
+            known,
+        }) => {
+            assert_eq!((backend, found), ("SQLite", 99));
+            assert!((2..99).contains(&known), "{known}");
+        }
+        other => panic!("expected the schema to be refused, got {other:?}"),
+    }
+    let recorded: i64 = sqlx::query_scalar("SELECT MAX(version) FROM annals_schema")
+        .fetch_one(&mut other)
+        .await
+        .expect("read");
+    assert_eq!(recorded, 99, "nothing changed");
+}

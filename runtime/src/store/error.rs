@@ -140,6 +140,21 @@ pub enum OpenError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The schema was migrated by a newer release of annals, to a version this code does
+    /// not know; nothing was changed.
+    #[error(
+        "the {backend} schema is at version {found}, but this release of annals knows versions up \
+         to {known}: it was migrated by a newer release; run that release, or restore a backup \
+         taken before the upgrade"
+    )]
+    SchemaTooNew {
+        /// Which backend.
+        backend: &'static str,
+        /// The highest schema version recorded in the database.
+        found: i64,
+        /// The highest schema version this code knows.
+        known: i64,
+    },
     /// A schema name that is not a plain lowercase identifier.
     #[error(
         "invalid schema name {schema:?}: use lowercase letters, digits and `_`, at most 48 characters"
@@ -148,4 +163,22 @@ pub enum OpenError {
         /// The rejected name.
         schema: String,
     },
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl OpenError {
+    /// The error of a migration run on `backend` that was refused or failed.
+    pub(crate) fn refused(backend: &'static str, refused: super::sql::Refused) -> Self {
+        match refused {
+            super::sql::Refused::Sql(source) => Self::Migration {
+                backend,
+                source: Box::new(source),
+            },
+            super::sql::Refused::TooNew { found, known } => Self::SchemaTooNew {
+                backend,
+                found,
+                known,
+            },
+        }
+    }
 }

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 
 use super::statements::channel;
 use crate::store::OpenError;
-use crate::store::sql::{Migration, MigrationTable, migrate as run};
+use crate::store::sql::{Migration, MigrationTable, Refused, migrate as run};
 
 /// Migration `$version`, from its file in `runtime/migrations/postgres/`.
 macro_rules! migration {
@@ -50,17 +50,26 @@ pub(super) async fn migrate(pool: &PgPool, schema: &str) -> Result<(), OpenError
         sql.replace("{schema}", &quoted)
             .replace("{channel}", &channel)
     };
-    let run = async {
-        let mut tx = pool.begin().await?;
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(|e| OpenError::refused("PostgreSQL", Refused::Sql(e)))?;
+    let applied = async {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('annals.migrate.' || $1))")
             .bind(schema)
             .execute(&mut *tx)
             .await?;
-        run::<sqlx::Postgres>(&mut tx, "PostgreSQL", &table, MIGRATIONS, prepare).await?;
-        tx.commit().await
+        run::<sqlx::Postgres>(&mut tx, "PostgreSQL", &table, MIGRATIONS, prepare).await
+    }
+    .await;
+    // A failed run ends its transaction here rather than when the connection is next used:
+    // until then the transaction would hold its locks on the schema.
+    let ended = match applied {
+        Ok(()) => tx.commit().await.map_err(Refused::Sql),
+        Err(refused) => {
+            let _ = tx.rollback().await;
+            Err(refused)
+        }
     };
-    run.await.map_err(|source| OpenError::Migration {
-        backend: "PostgreSQL",
-        source: Box::new(source),
-    })
+    ended.map_err(|refused| OpenError::refused("PostgreSQL", refused))
 }

@@ -34,16 +34,37 @@ pub(crate) struct MigrationTable {
     pub record: String,
 }
 
+/// Why a schema could not be brought up to date.
+pub(crate) enum Refused {
+    /// The database failed.
+    Sql(sqlx::Error),
+    /// The schema is at a version this code does not know: a newer release migrated it.
+    TooNew {
+        /// The highest version recorded.
+        found: i64,
+        /// The highest version this code knows.
+        known: i64,
+    },
+}
+
+impl From<sqlx::Error> for Refused {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Sql(error)
+    }
+}
+
 /// Applies every migration above the highest one recorded, in order, on `conn`. The caller
 /// holds `conn` in a transaction that keeps concurrent runners out (a write lock, an
-/// advisory lock), so each migration applies exactly once.
+/// advisory lock), so each migration applies exactly once. A schema recorded at a version
+/// above every migration here was written by a newer release, whose tables this code may
+/// misread: it is refused, and nothing is changed.
 pub(crate) async fn migrate<D>(
     conn: &mut D::Connection,
     backend: &'static str,
     table: &MigrationTable,
     migrations: &[Migration],
     prepare: impl Fn(&str) -> String,
-) -> Result<(), sqlx::Error>
+) -> Result<(), Refused>
 where
     D: Dialect,
     for<'c> &'c mut D::Connection: sqlx::Executor<'c, Database = D>,
@@ -56,6 +77,13 @@ where
     let applied: i64 = sqlx::query_scalar(&table.applied)
         .fetch_one(&mut *conn)
         .await?;
+    let known = migrations.iter().map(|m| m.version).max().unwrap_or(0);
+    if applied > known {
+        return Err(Refused::TooNew {
+            found: applied,
+            known,
+        });
+    }
     for migration in migrations.iter().filter(|m| m.version > applied) {
         tracing::info!(
             version = migration.version,

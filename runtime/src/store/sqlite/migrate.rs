@@ -4,7 +4,7 @@ use sqlx::SqlitePool;
 use sqlx::pool::PoolConnection;
 
 use crate::store::OpenError;
-use crate::store::sql::{Migration, MigrationTable, migrate as run};
+use crate::store::sql::{Migration, MigrationTable, Refused, migrate as run};
 
 /// Migration `$version`, from its file in `runtime/migrations/sqlite/`.
 macro_rules! migration {
@@ -25,10 +25,7 @@ const MIGRATIONS: &[Migration] = &[
 
 /// Creates or upgrades the schema.
 pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), OpenError> {
-    let error = |source: sqlx::Error| OpenError::Migration {
-        backend: "SQLite",
-        source: Box::new(source),
-    };
+    let error = |source: sqlx::Error| OpenError::refused("SQLite", Refused::Sql(source));
     let mut conn = pool.acquire().await.map_err(error)?;
     // IMMEDIATE takes the write lock first, so two processes opening a new file at once
     // apply each migration exactly once.
@@ -39,10 +36,12 @@ pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), OpenError> {
     let result = apply(&mut conn).await;
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     let ended = sqlx::query(end).execute(&mut *conn).await;
-    result.and(ended.map(drop)).map_err(error)
+    result
+        .and(ended.map(drop).map_err(Refused::Sql))
+        .map_err(|refused| OpenError::refused("SQLite", refused))
 }
 
-async fn apply(conn: &mut PoolConnection<sqlx::Sqlite>) -> Result<(), sqlx::Error> {
+async fn apply(conn: &mut PoolConnection<sqlx::Sqlite>) -> Result<(), Refused> {
     let table = MigrationTable {
         create: "CREATE TABLE IF NOT EXISTS annals_schema (version INTEGER PRIMARY KEY, \
                  description TEXT NOT NULL, applied_at INTEGER NOT NULL)"
