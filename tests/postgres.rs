@@ -15,6 +15,7 @@ fn numbered(n: u64) -> NewEvent {
         1,
         serde_json::value::to_raw_value(&n).expect("json"),
     )
+    .expect("a valid event name")
 }
 
 async fn next_within(feed: &mut Subscription, wait: Duration) -> Option<RecordedEvent> {
@@ -454,7 +455,7 @@ async fn an_event_version_beyond_the_column_is_an_error_not_a_clamp() {
     let store = &fixture.store;
     let payload = annals::serde_json::value::to_raw_value(&1).expect("json");
     for expected in [ExpectedVersion::Any, ExpectedVersion::NoStream] {
-        let event = NewEvent::new("Huge", u32::MAX, payload.clone());
+        let event = NewEvent::new("Huge", u32::MAX, payload.clone()).expect("a valid event name");
         match store.append("huge-1", expected, vec![event]).await {
             Err(annals::StoreError::OutOfRange {
                 stream,
@@ -496,5 +497,42 @@ async fn a_schema_from_a_newer_release_is_refused() {
             assert!((5..99).contains(&known), "{known}");
         }
         other => panic!("expected the schema to be refused, got {other:?}"),
+    }
+}
+
+/// A stream that another tool wrote with a gap (versions 1 and 3) does not load as version
+/// 3: the load says which versions break the run.
+#[tokio::test]
+async fn a_stream_with_a_version_gap_does_not_load() {
+    use annals_tests::domain::Account;
+
+    let fixture = annals_tests::postgres().await;
+    let schema = fixture.store.schema().to_owned();
+    for (version, name, payload) in [
+        (1_i64, "Opened", r#"{"owner":"ann"}"#),
+        (3, "Deposited", r#"{"amount":5}"#),
+    ] {
+        sqlx::query(&format!(
+            "INSERT INTO \"{schema}\".annals_events (stream_id, stream_version, event_id, \
+             event_name, event_version, payload, metadata) \
+             VALUES ('account-g1', $1, $2, $3, 1, $4::json, '{{}}'::json)"
+        ))
+        .bind(version)
+        .bind(annals::uuid::Uuid::now_v7())
+        .bind(name)
+        .bind(payload)
+        .execute(fixture.store.pool())
+        .await
+        .expect("insert");
+    }
+    let accounts = Repository::<Account, _>::new(fixture.store.clone());
+    match accounts.load("g1").await {
+        Err(annals::RepositoryError::BrokenStream {
+            stream,
+            previous,
+            found,
+            ..
+        }) => assert_eq!((stream.as_str(), previous, found), ("account-g1", 1, 3)),
+        other => panic!("expected a broken stream, got {other:?}"),
     }
 }

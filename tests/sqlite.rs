@@ -103,3 +103,53 @@ async fn a_schema_from_a_newer_release_is_refused() {
         .expect("read");
     assert_eq!(recorded, 99, "nothing changed");
 }
+
+/// A stream that another tool wrote with a gap (versions 1 and 3) does not load as version
+/// 3: the load, and the history, say which versions break the run and where.
+#[tokio::test]
+async fn a_stream_with_a_version_gap_does_not_load() {
+    use annals::prelude::*;
+    use annals_tests::domain::Account;
+
+    let dir = annals_tests::TempDir::new("annals-gap");
+    let path = dir.path().join("events.db");
+    let store = annals::SqliteStore::open(&path).await.expect("open");
+    let url = format!("sqlite://{}", path.display());
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    for (version, name, payload) in [
+        (1, "Opened", r#"{"owner":"ann"}"#),
+        (3, "Deposited", r#"{"amount":5}"#),
+    ] {
+        sqlx::query(
+            "INSERT INTO annals_events (stream_id, stream_version, event_id, event_name, \
+             event_version, payload, metadata, recorded_at) VALUES ('account-g1', ?, ?, ?, 1, ?, ?, 0)",
+        )
+        .bind(version)
+        .bind(annals::uuid::Uuid::now_v7().hyphenated().to_string())
+        .bind(name)
+        .bind(payload)
+        .bind(
+            serde_json::to_string(&annals::Metadata::root(annals::uuid::Uuid::now_v7()))
+                .expect("json"),
+        )
+        .execute(&mut other)
+        .await
+        .expect("insert");
+    }
+    let accounts = Repository::<Account, _>::new(store);
+    let broken = |error: annals::RepositoryError| match error {
+        annals::RepositoryError::BrokenStream {
+            stream,
+            previous,
+            found,
+            ..
+        } => (stream, previous, found),
+        other => panic!("expected a broken stream, got {other}"),
+    };
+    let error = accounts.load("g1").await.expect_err("a gap");
+    assert_eq!(broken(error), ("account-g1".to_owned(), 1, 3));
+    let error = accounts.history("g1").await.expect_err("a gap");
+    assert_eq!(broken(error), ("account-g1".to_owned(), 1, 3));
+}

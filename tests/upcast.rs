@@ -109,6 +109,7 @@ impl Wallet {
 
 fn raw(name: &str, version: u32, json: &str) -> NewEvent {
     NewEvent::new(name, version, RawValue::from_string(json.into()).unwrap())
+        .expect("a valid event name")
 }
 
 async fn store_with(events: Vec<NewEvent>) -> MemoryStore {

@@ -16,6 +16,29 @@ const RENAMED: &str = "renamed";
 const ALLOW_GAP: &str = "allow_gap";
 const OPTIONS: &[&str] = &[NAME, VERSION, PREVIOUS, RENAMED, ALLOW_GAP];
 
+/// The highest event version (PostgreSQL keeps versions as `int4`); the runtime's
+/// `MAX_EVENT_VERSION` says the same.
+const MAX_VERSION: u32 = 2_147_483_647;
+const VERSION_RANGE: &str = "an event `version` is a whole number from 1 to 2147483647";
+
+/// The rules of an event name, as the runtime's `validate_event_name` states them: a
+/// stored name that differs by a stray character would orphan its history.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => Err("an event `name` must not be empty: it identifies the event in the store"),
+        Some(_) if name.len() > 255 => Err("an event `name` is at most 255 bytes"),
+        Some(first) if !(first.is_alphabetic() || first == '_') => {
+            Err("an event `name` starts with a letter or `_`")
+        }
+        Some(_) if !chars.all(|c| c.is_alphanumeric() || "_.-:/".contains(c)) => Err(
+            "an event `name` holds letters, digits and `_`, `.`, `-`, `:`, `/` only: no spaces \
+             or control characters, which would store history under a name nothing reads",
+        ),
+        Some(_) => Ok(()),
+    }
+}
+
 /// The model of one event type.
 struct EventModel<'a> {
     input: &'a DeriveInput,
@@ -96,14 +119,12 @@ fn parse<'a>(cx: &mut Ctxt, input: &'a DeriveInput) -> EventModel<'a> {
         }
     }
     let name = match name {
-        Some(value) if value.value().trim().is_empty() => {
-            cx.error_spanned_by(
-                &value,
-                "an event `name` must not be empty: it identifies the event in the store",
-            );
-            input.ident.to_string()
+        Some(value) => {
+            if let Err(reason) = check_name(&value.value()) {
+                cx.error_spanned_by(&value, reason);
+            }
+            value.value()
         }
-        Some(value) => value.value(),
         None => input.ident.to_string(),
     };
     let version = match version {
@@ -116,12 +137,9 @@ fn parse<'a>(cx: &mut Ctxt, input: &'a DeriveInput) -> EventModel<'a> {
                 );
                 1
             }
-            Ok(v) => v,
-            Err(_) => {
-                cx.error_spanned_by(
-                    &value,
-                    "an event `version` is a whole number from 1 to 4294967295",
-                );
+            Ok(v) if v <= MAX_VERSION => v,
+            _ => {
+                cx.error_spanned_by(&value, VERSION_RANGE);
                 1
             }
         },

@@ -31,8 +31,9 @@ pub use command::CommandContext;
 #[doc(hidden)]
 pub use event::PreviousEvent;
 pub use event::{
-    Checkpoint, DecodeError, DecodeErrorKind, Envelope, Event, EventSet, Metadata, NewEvent,
-    NoPrevious, RecordedEvent, StoredEvent, UpcastFrom,
+    Checkpoint, DecodeError, DecodeErrorKind, Envelope, Event, EventSet, InvalidEventName,
+    MAX_EVENT_NAME_LEN, MAX_EVENT_VERSION, Metadata, NewEvent, NoPrevious, RecordedEvent,
+    StoredEvent, UpcastFrom, validate_event_name,
 };
 pub use repository::{
     DEFAULT_MAX_ATTEMPTS, ExecuteError, Executed, Loaded, Repository, RepositoryError,

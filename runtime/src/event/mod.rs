@@ -10,7 +10,10 @@ use std::fmt;
 use serde_json::value::RawValue;
 
 pub use error::{DecodeError, DecodeErrorKind};
-pub use record::{Checkpoint, Envelope, Metadata, NewEvent, RecordedEvent, StoredEvent};
+pub use record::{
+    Checkpoint, Envelope, InvalidEventName, MAX_EVENT_NAME_LEN, MAX_EVENT_VERSION, Metadata,
+    NewEvent, RecordedEvent, StoredEvent, validate_event_name,
+};
 pub use upcast::{NoPrevious, PreviousEvent, UpcastFrom, chain_of, decode_chain};
 
 /// A domain event type: a plain struct with a stable name and a schema version.

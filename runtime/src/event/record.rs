@@ -69,8 +69,28 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// A new event with a fresh UUID v7 id that starts its own conversation.
-    pub fn new(name: impl Into<String>, version: u32, payload: Box<RawValue>) -> Self {
+    /// A new event with a fresh UUID v7 id that starts its own conversation. The name must
+    /// be a valid event name (see [`validate_event_name`]).
+    ///
+    /// ```
+    /// use annals::NewEvent;
+    ///
+    /// let payload = || serde_json::value::to_raw_value(&1).unwrap();
+    /// assert!(NewEvent::new("OrderPlaced", 1, payload()).is_ok());
+    /// assert!(NewEvent::new("OrderPlaced ", 1, payload()).is_err()); // a trailing space
+    /// ```
+    pub fn new(
+        name: impl Into<String>,
+        version: u32,
+        payload: Box<RawValue>,
+    ) -> Result<Self, InvalidEventName> {
+        let name = name.into();
+        validate_event_name(&name)?;
+        Ok(Self::unchecked(name, version, payload))
+    }
+
+    /// A new event whose name is known to be valid: an `Event`'s, which its derive checked.
+    fn unchecked(name: impl Into<String>, version: u32, payload: Box<RawValue>) -> Self {
         let event_id = Uuid::now_v7();
         Self {
             event_id,
@@ -83,7 +103,7 @@ impl NewEvent {
 
     /// Serialises one typed event.
     pub fn from_event<E: Event + Serialize>(event: &E) -> Result<Self, serde_json::Error> {
-        Ok(Self::new(
+        Ok(Self::unchecked(
             E::NAME,
             E::VERSION,
             serde_json::value::to_raw_value(event)?,
@@ -92,7 +112,7 @@ impl NewEvent {
 
     /// Serialises one event of an aggregate's event set.
     pub fn from_set<E: EventSet>(event: &E) -> Result<Self, serde_json::Error> {
-        Ok(Self::new(
+        Ok(Self::unchecked(
             event.event_name(),
             event.event_version(),
             event.encode()?,
@@ -112,6 +132,54 @@ impl NewEvent {
         self.event_id = event_id;
         self
     }
+}
+
+/// The longest event name accepted, in bytes.
+pub const MAX_EVENT_NAME_LEN: usize = 255;
+
+/// The highest event version every store holds (PostgreSQL keeps versions as `int4`).
+pub const MAX_EVENT_VERSION: u32 = 2_147_483_647;
+
+/// A name that cannot be an event's stored name; see [`validate_event_name`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid event name {name:?}: {reason}")]
+pub struct InvalidEventName {
+    /// The rejected name.
+    pub name: String,
+    /// Why it was rejected.
+    pub reason: &'static str,
+}
+
+/// Checks an event name: 1 to [`MAX_EVENT_NAME_LEN`] bytes of letters, digits and `_`,
+/// `.`, `-`, `:`, `/`, starting with a letter or `_`. No spaces and no control characters:
+/// a name is stored with every event and selects the type that decodes it, so a stray
+/// character (a trailing space) would store history under a name nothing reads.
+/// `#[derive(Event)]` checks the same rules at compile time.
+///
+/// ```
+/// use annals::validate_event_name;
+///
+/// assert!(validate_event_name("account.deposited").is_ok());
+/// assert!(validate_event_name("OrderPlaced ").is_err());
+/// ```
+pub fn validate_event_name(name: &str) -> Result<(), InvalidEventName> {
+    let mut chars = name.chars();
+    let reason = match chars.next() {
+        None => "an event name must not be empty",
+        Some(_) if name.len() > MAX_EVENT_NAME_LEN => "an event name must be at most 255 bytes",
+        Some(first) if !(first.is_alphabetic() || first == '_') => {
+            "an event name starts with a letter or `_`"
+        }
+        Some(_) if !chars.all(|c| c.is_alphanumeric() || "_.-:/".contains(c)) => {
+            "an event name holds letters, digits and `_`, `.`, `-`, `:`, `/` only: no spaces or \
+             control characters"
+        }
+        Some(_) => return Ok(()),
+    };
+    Err(InvalidEventName {
+        name: name.to_owned(),
+        reason,
+    })
 }
 
 /// An event as stored: everything in [`NewEvent`] plus its place in history.

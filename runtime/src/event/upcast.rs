@@ -35,7 +35,7 @@ use super::{DecodeErrorKind, Event, RecordedEvent};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let stored = annals::MemoryStore::new();
-/// let v1 = NewEvent::new("Opened", 1, serde_json::value::to_raw_value(&serde_json::json!({ "owner": "ann" }))?);
+/// let v1 = NewEvent::new("Opened", 1, serde_json::value::to_raw_value(&serde_json::json!({ "owner": "ann" }))?)?;
 /// stored.append("account-1", ExpectedVersion::NoStream, vec![v1]).await?;
 /// let record = &stored.read_stream("account-1", ..).await?[0];
 /// let opened = Opened::decode_record(record).expect("in the chain")?;

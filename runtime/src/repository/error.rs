@@ -25,6 +25,23 @@ pub enum RepositoryError {
         #[source]
         source: serde_json::Error,
     },
+    /// A stored stream whose versions do not run 1, 2, 3, ...: a version is missing or
+    /// repeated. annals never writes such a stream; another tool did.
+    #[error(
+        "stream `{stream}` has version {found} after version {previous} (global position \
+         {position}): a stream's versions run from 1 without a gap or a repeat, so it was \
+         written outside annals"
+    )]
+    BrokenStream {
+        /// The stream read.
+        stream: String,
+        /// The version the state was at.
+        previous: u64,
+        /// The version stored next.
+        found: u64,
+        /// The global position of that event.
+        position: u64,
+    },
     /// `load_at_version` asked for a version the stream has not reached.
     #[error("stream `{stream}` has no version {requested} (its current version is {current})")]
     VersionNotFound {

@@ -85,9 +85,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     pub async fn history(&self, id: &str) -> Result<Vec<Envelope<A::Event>>, RepositoryError> {
         let stream = A::stream_id(id);
         let records = self.store.read_stream(&stream, ..).await?;
+        let mut version = 0;
         records
             .into_iter()
             .map(|record| {
+                follows(version, &StoredEvent::of(&record))?;
+                version = record.stream_version;
                 Ok(Envelope {
                     event: record.decode()?,
                     record,
@@ -205,14 +208,30 @@ fn fold<A: Aggregate>(
     Ok(loaded)
 }
 
-/// Decodes one stored event and applies it: every load path goes through here.
+/// Decodes one stored event and applies it: every load path goes through here. The event
+/// must be the one after `version`: a stream with a gap or a repeated version is an error,
+/// never a state folded from part of it.
 fn apply_stored<A: Aggregate>(
     state: &mut A,
     version: &mut u64,
     event: StoredEvent<'_>,
 ) -> Result<(), RepositoryError> {
+    follows(*version, &event)?;
     let decoded = event.decode::<A::Event>()?;
     state.apply(&decoded);
     *version = event.stream_version;
     Ok(())
+}
+
+/// Checks that `event` is the next one after `version`.
+fn follows(version: u64, event: &StoredEvent<'_>) -> Result<(), RepositoryError> {
+    if event.stream_version == version.saturating_add(1) {
+        return Ok(());
+    }
+    Err(RepositoryError::BrokenStream {
+        stream: event.stream_id.to_owned(),
+        previous: version,
+        found: event.stream_version,
+        position: event.position,
+    })
 }

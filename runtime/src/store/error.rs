@@ -28,6 +28,16 @@ pub enum StoreError {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// An event name that cannot be stored; see [`validate_event_name`](crate::validate_event_name).
+    #[error("invalid event name {name:?} in an append to stream `{stream}`: {reason}")]
+    InvalidEventName {
+        /// The stream appended to.
+        stream: String,
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
     /// An append with no events.
     #[error("append to stream `{stream}` has no events")]
     EmptyAppend {

@@ -43,7 +43,7 @@ pub use version::{AppendResult, ExpectedVersion, VersionRange};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = MemoryStore::new();
-/// let event = NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1)?);
+/// let event = NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1)?)?;
 /// let done = store.append("ping-1", ExpectedVersion::NoStream, vec![event]).await?;
 /// assert_eq!(done.stream_version, 1);
 /// assert_eq!(store.read_stream("ping-1", ..).await?.len(), 1);
@@ -92,7 +92,7 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), StoreError> {
     /// let store = MemoryStore::new();
-    /// let ping = || NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1).unwrap());
+    /// let ping = || NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1).unwrap()).expect("a valid event name");
     /// store.append("ping-1", ExpectedVersion::NoStream, vec![ping(), ping()]).await?;
     /// let mut seen = Vec::new();
     /// store
@@ -141,7 +141,7 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), StoreError> {
     /// let store = MemoryStore::new();
-    /// let ping = || NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1).unwrap());
+    /// let ping = || NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1).unwrap()).expect("a valid event name");
     /// store.append("ping-1", ExpectedVersion::Any, vec![ping(), ping()]).await?;
     /// let mut last = Checkpoint::START;
     /// let seen = store
@@ -180,7 +180,7 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), StoreError> {
     /// let store = MemoryStore::new();
-    /// let ping = || NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1).unwrap());
+    /// let ping = || NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1).unwrap()).expect("a valid event name");
     /// store.append("ping-1", ExpectedVersion::Any, vec![ping(), ping(), ping()]).await?;
     /// let mut count = 0;
     /// let caught_up = store

@@ -1,7 +1,7 @@
 //! The rules every backend applies the same way: valid stream ids and batches, and how
 //! an append whose event ids are already stored is told apart from a conflict.
 
-use crate::event::NewEvent;
+use crate::event::{MAX_EVENT_VERSION, NewEvent, validate_event_name};
 
 use super::error::StoreError;
 use super::version::AppendResult;
@@ -29,13 +29,28 @@ pub fn validate_stream_id(stream: &str) -> Result<(), StoreError> {
 }
 
 /// The checks every backend makes before writing: a valid stream id, at least one event,
-/// no event id twice in the batch.
+/// valid event names, versions every store holds exactly, no event id twice in the batch.
 pub(crate) fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), StoreError> {
     validate_stream_id(stream)?;
     if events.is_empty() {
         return Err(StoreError::EmptyAppend {
             stream: stream.to_owned(),
         });
+    }
+    for event in events {
+        validate_event_name(&event.name).map_err(|e| StoreError::InvalidEventName {
+            stream: stream.to_owned(),
+            name: e.name,
+            reason: e.reason,
+        })?;
+        if event.version > MAX_EVENT_VERSION {
+            return Err(StoreError::OutOfRange {
+                stream: stream.to_owned(),
+                field: "event version",
+                value: u64::from(event.version),
+                max: u64::from(MAX_EVENT_VERSION),
+            });
+        }
     }
     let mut seen = std::collections::HashSet::with_capacity(events.len());
     match events.iter().find(|e| !seen.insert(e.event_id)) {

@@ -59,7 +59,7 @@ impl SubscriptionOptions {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = MemoryStore::new();
 /// let mut feed = store.subscribe(Checkpoint::START);
-/// let event = NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1)?);
+/// let event = NewEvent::new("Pinged", 1, serde_json::value::to_raw_value(&1)?)?;
 /// store.append("ping-1", ExpectedVersion::Any, vec![event]).await?;
 /// let received = feed.next().await.expect("open")?;
 /// assert_eq!(received.stream_id, "ping-1");

@@ -69,6 +69,7 @@ pub async fn undecodable_events_name_stream_and_position<S: EventStore>(store: S
 pub async fn old_event_versions_load_through_upcasters<S: EventStore>(store: S) {
     let versioned = |name: &str, version: u32, payload: serde_json::Value| {
         NewEvent::new(name, version, to_raw_value(&payload).expect("json"))
+            .expect("a valid event name")
     };
     append_ok(
         &store,
@@ -141,6 +142,7 @@ pub async fn old_events_upcast_with_their_stored_record<S: EventStore>(store: S)
         1,
         to_raw_value(&serde_json::json!({ "name": "ann" })).expect("json"),
     )
+    .expect("a valid event name")
     .with_metadata(metadata);
     append_ok(&store, "member-m1", ExpectedVersion::NoStream, vec![v1]).await;
     let recorded_at = store.read_stream("member-m1", ..).await.expect("read")[0].recorded_at;

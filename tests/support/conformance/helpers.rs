@@ -12,7 +12,7 @@ use crate::domain::ledger::v1;
 use crate::domain::{Account, Deposit, Open};
 
 pub(crate) fn event(name: &str, payload: serde_json::Value) -> NewEvent {
-    NewEvent::new(name, 1, to_raw_value(&payload).expect("json"))
+    NewEvent::new(name, 1, to_raw_value(&payload).expect("json")).expect("a valid event name")
 }
 
 pub(crate) fn numbered(n: u64) -> NewEvent {

@@ -79,3 +79,82 @@ pub async fn invalid_input_is_rejected<S: EventStore>(store: S) {
     ));
     assert!(all_events(&store).await.is_empty());
 }
+
+/// Every backend takes the same event names and versions: a name with a stray character
+/// (a trailing space, a NUL, a leading digit) or a version above `MAX_EVENT_VERSION` is a
+/// typed error and writes nothing, never a name or number stored as another.
+pub async fn event_names_and_versions_are_checked_alike<S: EventStore>(store: S) {
+    let payload = || serde_json::value::to_raw_value(&1).expect("json");
+    for name in [
+        "account.deposited",
+        "Überweisung",
+        "v2/Opened",
+        "_internal:tick",
+    ] {
+        let event = NewEvent::new(name, 1, payload()).expect("a valid event name");
+        append_ok(&store, "names-ok", ExpectedVersion::Any, vec![event]).await;
+    }
+    let stored: Vec<String> = store
+        .read_stream("names-ok", ..)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            "account.deposited",
+            "Überweisung",
+            "v2/Opened",
+            "_internal:tick"
+        ]
+    );
+    let long = "x".repeat(annals::MAX_EVENT_NAME_LEN + 1);
+    for name in [
+        "OrderPlaced ",
+        "Order\0Placed",
+        "",
+        "7Placed",
+        "Order Placed",
+        &long,
+    ] {
+        assert!(
+            NewEvent::new(name, 1, payload()).is_err(),
+            "NewEvent::new takes {name:?}"
+        );
+        // A name changed after construction is checked again when appended.
+        let mut event = NewEvent::new("Placeholder", 1, payload()).expect("a valid event name");
+        event.name = name.to_owned();
+        match store
+            .append("names-bad", ExpectedVersion::Any, vec![event])
+            .await
+        {
+            Err(StoreError::InvalidEventName {
+                stream, name: got, ..
+            }) => {
+                assert_eq!((stream.as_str(), got.as_str()), ("names-bad", name));
+            }
+            other => panic!("expected {name:?} to be refused, got {other:?}"),
+        }
+    }
+    let huge = NewEvent::new("Huge", annals::MAX_EVENT_VERSION + 1, payload())
+        .expect("a valid event name");
+    match store
+        .append("names-bad", ExpectedVersion::Any, vec![huge])
+        .await
+    {
+        Err(StoreError::OutOfRange {
+            field, value, max, ..
+        }) => assert_eq!(
+            (field, value, max),
+            (
+                "event version",
+                u64::from(annals::MAX_EVENT_VERSION) + 1,
+                u64::from(annals::MAX_EVENT_VERSION)
+            )
+        ),
+        other => panic!("expected the version to be refused, got {other:?}"),
+    }
+    assert_eq!(store.stream_version("names-bad").await.expect("version"), 0);
+}

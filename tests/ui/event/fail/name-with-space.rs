@@ -1,0 +1,7 @@
+use annals::prelude::*;
+
+#[derive(Event, Serialize, Deserialize)]
+#[event(name = "OrderPlaced ")]
+struct OrderPlaced;
+
+fn main() {}

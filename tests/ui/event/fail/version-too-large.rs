@@ -1,0 +1,7 @@
+use annals::prelude::*;
+
+#[derive(Event, Serialize, Deserialize)]
+#[event(version = 3000000000)]
+struct Opened;
+
+fn main() {}
