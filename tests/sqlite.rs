@@ -153,3 +153,179 @@ async fn a_stream_with_a_version_gap_does_not_load() {
     let error = accounts.history("g1").await.expect_err("a gap");
     assert_eq!(broken(error), ("account-g1".to_owned(), 1, 3));
 }
+
+/// A store opened from a URL gets the same settings as one opened from a path: WAL (which
+/// the file keeps), so readers never wait for a writer of another process.
+#[tokio::test]
+async fn a_store_connected_by_url_uses_wal_like_an_opened_one() {
+    let dir = annals_tests::TempDir::new("annals-url");
+    let path = dir.path().join("events.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = annals::SqliteStore::connect(&url).await.expect("connect");
+    store.close().await;
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut other)
+        .await
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+}
+
+/// Set in a child process of `two_processes_share_one_file`: what it runs.
+const WORKER: &str = "ANNALS_SQLITE_WORKER";
+const PROCESSES: usize = 2;
+const TASKS: usize = 8;
+const COMMANDS: u64 = 50;
+
+/// Two processes, eight tasks each, fifty commands per task, on one SQLite file: every
+/// command succeeds, on disjoint aggregates and on one aggregate they all share. Writers
+/// of the two processes wait for each other's lock; commands on one aggregate take turns
+/// within a process and race only the other process, whose appends the retry absorbs.
+#[test]
+fn two_processes_share_one_file() {
+    if let Ok(spec) = std::env::var(WORKER) {
+        return worker(&spec);
+    }
+    for shared in [false, true] {
+        let dir = annals_tests::TempDir::new("annals-two-processes");
+        let path = dir.path().join("events.db");
+        if shared {
+            open_shared_account(&path);
+        }
+        let started = std::time::Instant::now();
+        let children: Vec<_> = (0..PROCESSES)
+            .map(|process| {
+                std::process::Command::new(std::env::current_exe().expect("test binary"))
+                    .args(["--exact", "two_processes_share_one_file", "--nocapture"])
+                    .env(WORKER, format!("{}|{process}|{shared}", path.display()))
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn a worker")
+            })
+            .collect();
+        for child in children {
+            let output = child.wait_with_output().expect("worker");
+            assert!(
+                output.status.success(),
+                "a worker failed ({}):\n{}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let commands = PROCESSES * TASKS * usize::try_from(COMMANDS).expect("small");
+        eprintln!(
+            "{commands} commands from {PROCESSES} processes on {}: {:.0} commands/s",
+            if shared {
+                "one aggregate"
+            } else {
+                "disjoint aggregates"
+            },
+            commands as f64 / started.elapsed().as_secs_f64()
+        );
+        check(&path, shared);
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn open_shared_account(path: &std::path::Path) {
+    use annals::prelude::*;
+    use annals_tests::domain::{Account, Open};
+    runtime().block_on(async {
+        let store = annals::SqliteStore::open(path).await.expect("open");
+        Repository::<Account, _>::new(store.clone())
+            .execute("shared", Open("Ann".into()))
+            .await
+            .expect("open the shared account");
+        store.close().await;
+    });
+}
+
+/// One worker process: `TASKS` tasks of `COMMANDS` commands through one repository.
+fn worker(spec: &str) {
+    use annals::prelude::*;
+    use annals_tests::domain::{Account, Deposit, Open};
+    let mut parts = spec.split('|');
+    let (path, process, shared) = (
+        parts.next().expect("path").to_owned(),
+        parts.next().expect("process").to_owned(),
+        parts.next() == Some("true"),
+    );
+    runtime().block_on(async {
+        let store = annals::SqliteStore::open(&path).await.expect("open");
+        let accounts = Repository::<Account, _>::new(store.clone());
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let accounts = accounts.clone();
+                let id = if shared {
+                    "shared".to_owned()
+                } else {
+                    format!("p{process}-t{task}")
+                };
+                tokio::spawn(async move {
+                    for i in 0..COMMANDS {
+                        let result = if !shared && i == 0 {
+                            accounts
+                                .execute(&id, Open("Ann".into()))
+                                .await
+                                .map(|d| d.attempts)
+                        } else {
+                            accounts.execute(&id, Deposit(1)).await.map(|d| d.attempts)
+                        };
+                        match result {
+                            // Disjoint aggregates never conflict, and a writer waits for
+                            // the other process's lock instead of failing and retrying.
+                            Ok(attempts) if !shared => {
+                                assert_eq!(attempts, 1, "command {i} on {id} was retried");
+                            }
+                            Ok(_) => {}
+                            Err(error) => panic!("command {i} on {id} failed: {error}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("every command succeeds");
+        }
+        store.close().await;
+    });
+}
+
+/// Every command landed once: the balances and the versions, without gap or repeat.
+fn check(path: &std::path::Path, shared: bool) {
+    use annals::prelude::*;
+    use annals_tests::domain::Account;
+    runtime().block_on(async {
+        let store = annals::SqliteStore::open(path).await.expect("open");
+        let accounts = Repository::<Account, _>::new(store.clone());
+        let per_task = COMMANDS - u64::from(!shared);
+        let ids: Vec<String> = if shared {
+            vec!["shared".to_owned()]
+        } else {
+            (0..PROCESSES)
+                .flat_map(|p| (0..TASKS).map(move |t| format!("p{p}-t{t}")))
+                .collect()
+        };
+        let deposits_each = if shared {
+            per_task * u64::try_from(PROCESSES * TASKS).expect("small")
+        } else {
+            per_task
+        };
+        for id in ids {
+            let account = accounts.load(&id).await.expect("load");
+            assert_eq!(account.balance, deposits_each, "{id}");
+            assert_eq!(account.version(), deposits_each + 1, "{id}");
+        }
+    });
+}

@@ -33,6 +33,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// Runs `command` against aggregate `id`: load, decide, append with the loaded version
     /// as the expected version. When another writer appended in between, reloads and
     /// decides again, up to the configured number of attempts, with jittered backoff.
+    ///
+    /// Commands on one aggregate through this repository (or its clones) take turns, in
+    /// the order they arrive, instead of racing each other to a conflict: conflicts come
+    /// only from other writers (another process, another repository). Commands on other
+    /// aggregates do not wait. A command handler must therefore not execute another
+    /// command on its own aggregate through the same repository.
     pub async fn execute_with<C>(
         &self,
         id: &str,
@@ -89,6 +95,11 @@ enum Appended<A: Aggregate> {
         entry: Entry<A>,
         actual: u64,
     },
+    /// Another writer held the store's lock too long; nothing was written.
+    Busy {
+        entry: Entry<A>,
+        error: StoreError,
+    },
 }
 
 impl<A, S, C> Run<'_, A, S, C>
@@ -98,6 +109,8 @@ where
     C: Send + Sync,
 {
     async fn run(self) -> Result<Executed<A::Event>, ExecuteError<A::Error>> {
+        // Commands on one aggregate take turns: racing each other would only conflict.
+        let _turn = self.repository.turns.take(self.stream).await;
         // One connection for the whole command, retries included.
         let mut session = self
             .repository
@@ -136,6 +149,16 @@ where
                 }
                 Appended::Conflict { entry, actual } => {
                     current = self.retry(&mut session, entry, actual, attempt).await?;
+                }
+                // The state is still the stream's as far as anyone knows: try the append
+                // again after a pause, an attempt like any other.
+                Appended::Busy { entry, error } => {
+                    if attempt >= self.repository.max_attempts {
+                        return Err(RepositoryError::Store(error).into());
+                    }
+                    tracing::debug!(attempt, %error, "store busy, retrying");
+                    backoff(attempt).await;
+                    current = Some(entry);
                 }
             }
         }
@@ -193,6 +216,7 @@ where
             Err(StoreError::WrongExpectedVersion { actual, .. }) => {
                 return Ok(Appended::Conflict { entry, actual });
             }
+            Err(error @ StoreError::Busy { .. }) => return Ok(Appended::Busy { entry, error }),
             Err(error) => return Err(error.into()),
         };
         tracing::debug!(version = done.stream_version, attempt, "command recorded");

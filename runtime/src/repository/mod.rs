@@ -5,6 +5,7 @@ mod error;
 mod execute;
 mod load;
 mod snapshot;
+mod turns;
 
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -15,6 +16,7 @@ use crate::store::EventStore;
 
 use cache::Cache;
 pub use error::{ExecuteError, RepositoryError};
+use turns::Turns;
 
 /// An aggregate's state at a version. Dereferences to the state.
 #[derive(Clone, Debug, Default)]
@@ -95,6 +97,7 @@ pub struct Repository<A, S> {
     store: S,
     max_attempts: u32,
     cache: Option<Arc<Cache<A>>>,
+    turns: Arc<Turns>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -105,6 +108,7 @@ impl<A, S: Clone> Clone for Repository<A, S> {
             store: self.store.clone(),
             max_attempts: self.max_attempts,
             cache: self.cache.clone(),
+            turns: Arc::clone(&self.turns),
             _aggregate: PhantomData,
         }
     }
@@ -132,6 +136,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             store,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             cache: None,
+            turns: Arc::default(),
             _aggregate: PhantomData,
         }
     }
@@ -142,9 +147,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// The cache is never trusted: the append still expects the cached version, and when
     /// another writer (another process, or a repository without this cache) got there
     /// first, only the events after the cached version are read before deciding again.
-    /// A command holds its aggregate's entry while it runs; a concurrent command on the
-    /// same aggregate loads from the store as without a cache. Clones of the repository
-    /// share the cache. `load` and the temporal queries do not use it.
+    /// Commands on one aggregate take turns (see [`execute_with`](Self::execute_with)), so
+    /// the next one finds the entry the previous one left. Clones of the repository share
+    /// the cache. `load` and the temporal queries do not use it.
     ///
     /// ```
     /// # use annals::prelude::*;

@@ -99,6 +99,20 @@ pub enum StoreError {
         /// The largest value the store holds.
         max: u64,
     },
+    /// Another writer held the store's write lock (another process on the same SQLite
+    /// file) for longer than the store waits; nothing was written. Worth trying again:
+    /// `Repository::execute` does.
+    #[error(
+        "the store is busy: another writer held its write lock past the wait allowed; nothing \
+         was written to stream `{stream}`, try again"
+    )]
+    Busy {
+        /// The stream appended to.
+        stream: String,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The store could not be opened; see [`OpenError`].
     #[error(transparent)]
     Open(#[from] OpenError),

@@ -145,24 +145,32 @@ pub fn streams_share<K: std::hash::Hash + Eq>(
 /// `tasks` tasks each run `commands` deposits on one account through `Repository::execute`,
 /// then the balance, the deposit count and the versions (1..=N, no gap, no duplicate) are
 /// checked. Returns how many attempts the commands took in all (conflicts are retried).
+///
+/// The tasks share two repositories, even tasks one and odd tasks the other, as two
+/// processes would: within a repository commands on one aggregate take turns, between the
+/// two they race, so the store's expected-version check decides.
 pub async fn hammer_one_stream<S: EventStore>(
     store: S,
     tasks: u64,
     commands: u64,
     cache: usize,
 ) -> u64 {
-    let accounts = Arc::new(
-        Repository::<Account, _>::new(store.clone())
-            .with_max_attempts(100_000)
-            .with_cache(cache),
-    );
+    let repository = || {
+        Arc::new(
+            Repository::<Account, _>::new(store.clone())
+                .with_max_attempts(100_000)
+                .with_cache(cache),
+        )
+    };
+    let repositories = [repository(), repository()];
+    let accounts = Arc::clone(&repositories[0]);
     let _ = accounts
         .execute("hot", Open("Ann".into()))
         .await
         .expect("open");
     let handles: Vec<_> = (0..tasks)
         .map(|t| {
-            let accounts = Arc::clone(&accounts);
+            let accounts = Arc::clone(&repositories[usize::from(t % 2 == 1)]);
             tokio::spawn(async move {
                 let mut attempts = 0u64;
                 for i in 0..commands {

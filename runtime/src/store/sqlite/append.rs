@@ -7,11 +7,17 @@ use chrono::Utc;
 use sqlx::{Sqlite, Transaction};
 
 use super::SqliteStore;
+use super::dialect::busy;
 use super::statements::{INSERT_CHUNK, STREAM_VERSION, insert, stored_ids};
 use crate::event::NewEvent;
 use crate::store::group::{Batch, Outcome, Request, Writer};
 use crate::store::sql::{Dialect, UniqueKey, settle_conflict, storable, stored, stream_version};
 use crate::store::{AppendResult, ExpectedVersion, StoreError, validate_append};
+
+/// Every write transaction takes the write lock as it begins: one that read first and then
+/// asked for it could not wait for another process's writer to finish (SQLite answers
+/// "database is locked" at once), where this one waits up to the busy timeout.
+const BEGIN: &str = "BEGIN IMMEDIATE";
 
 /// Events one group commit takes at most; a larger append commits alone.
 pub(super) const GROUP_MAX_EVENTS: usize = 1000;
@@ -70,6 +76,12 @@ impl SqliteStore {
             }
             Ok(Attempt::WrongVersion(actual)) => wrong(actual),
             Err(Failed::Store(error)) => return Err(error),
+            Err(Failed::Sql(error)) if busy(&error) => {
+                return Err(StoreError::Busy {
+                    stream: stream.to_owned(),
+                    source: Box::new(error),
+                });
+            }
             // Another process appended between our read and write.
             Err(Failed::Sql(error)) => match Sqlite::violated(&error) {
                 Some(UniqueKey::StreamVersion) => wrong(
@@ -92,7 +104,7 @@ impl SqliteStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<Attempt, Failed> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(BEGIN).await?;
         let actual = stream_version(&mut *tx, STREAM_VERSION, stream).await??;
         if !expected.accepts(actual) {
             return Ok(Attempt::WrongVersion(actual));
@@ -229,7 +241,7 @@ impl Writer<GroupRequest> for SqliteStore {
     /// request when the transaction fails.
     async fn write(&self, batch: &Batch<GroupRequest>) -> Vec<Outcome> {
         let written = async {
-            let mut tx = self.writer.begin().await?;
+            let mut tx = self.writer.begin_with(BEGIN).await?;
             let recorded_at = now();
             let mut outcomes = Vec::with_capacity(batch.requests().len());
             for request in batch.requests() {

@@ -53,3 +53,15 @@ impl Dialect for Sqlite {
 pub(super) fn micros(time: DateTime<Utc>) -> i64 {
     time.timestamp_micros()
 }
+
+/// Whether `error` says the database was locked by another writer past the busy timeout
+/// (`SQLITE_BUSY`, `SQLITE_LOCKED` and their extended codes).
+pub(super) fn busy(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+        _ => false,
+    }
+}

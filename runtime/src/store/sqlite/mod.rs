@@ -11,6 +11,7 @@ mod statements;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -53,20 +54,19 @@ impl SqliteStore {
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // The log is the source of truth: a commit must survive a power cut.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true);
-        Self::with_options(options, false).await
+            .create_if_missing(true);
+        Self::with_options(durable(options), false).await
     }
 
-    /// Connects with a SQLite URL such as `sqlite://bank.db` or `sqlite::memory:`.
+    /// Connects with a SQLite URL such as `sqlite://bank.db` or `sqlite::memory:`. A file
+    /// gets the same settings as with [`open`](Self::open): the store behaves the same
+    /// whichever way it is opened.
     pub async fn connect(url: &str) -> Result<Self, OpenError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| file_error(url, e))?
             .create_if_missing(true);
         let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = if memory { options } else { durable(options) };
         Self::with_options(options, memory).await
     }
 
@@ -82,26 +82,31 @@ impl SqliteStore {
         memory: bool,
     ) -> Result<Self, OpenError> {
         let path = options.get_filename().display().to_string();
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(if memory { 1 } else { 0 })
-            // A memory database dies with its connection: never let the pool retire it.
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .test_before_acquire(false)
-            .connect_with(options.clone())
-            .await
-            .map_err(|e| file_error(&path, e))?;
+        let writer = patiently(|| {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(if memory { 1 } else { 0 })
+                // A memory database dies with its connection: never let the pool retire it.
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .test_before_acquire(false)
+                .connect_with(options.clone())
+        })
+        .await
+        .map_err(|e| file_error(&path, e))?;
         migrate::migrate(&writer).await?;
         let reader = if memory {
             writer.clone()
         } else {
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .test_before_acquire(false)
-                .connect_with(options.read_only(true))
-                .await
-                .map_err(|e| file_error(&path, e))?
+            let options = options.read_only(true);
+            patiently(|| {
+                SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .test_before_acquire(false)
+                    .connect_with(options.clone())
+            })
+            .await
+            .map_err(|e| file_error(&path, e))?
         };
         Ok(Self {
             reader,
@@ -122,6 +127,39 @@ impl SqliteStore {
     /// Wakes this process's subscribers after an append.
     fn announce(&self) {
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// The settings of a database file: WAL, so readers never wait for the writer; a commit
+/// synced to disk (the log is the source of truth: a commit must survive a power cut);
+/// foreign keys. Writers of other processes are waited for up to the busy timeout (sqlx's
+/// default, 5 s) before an append fails with `StoreError::Busy`.
+fn durable(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+}
+
+/// How long opening a file keeps trying while another process holds it.
+const OPEN_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Connects, again after a short pause while another process holds the file: opening a new
+/// file sets WAL mode, which needs the file to itself for a moment, and SQLite answers
+/// "locked" at once rather than waiting for another process that is opening it too.
+async fn patiently<T, F, Fut>(mut connect: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + OPEN_PATIENCE;
+    loop {
+        match connect().await {
+            Err(error) if dialect::busy(&error) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(5..=50))).await;
+            }
+            other => return other,
+        }
     }
 }
 
