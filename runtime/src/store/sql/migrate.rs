@@ -1,7 +1,7 @@
 //! The migration runner: a backend's numbered schema files, applied in order, each once,
 //! and recorded in its `annals_schema` table.
 
-use super::Dialect;
+use futures_core::future::BoxFuture;
 
 /// One numbered schema change of a backend.
 pub(crate) struct Migration {
@@ -53,30 +53,38 @@ impl From<sqlx::Error> for Refused {
     }
 }
 
+/// A connection a migration runs on. Implemented for each backend's connection with
+/// boxed futures: a runner generic over sqlx's executors would make every future that
+/// opens a store impossible to spawn ("implementation of `Executor` is not general
+/// enough").
+pub(crate) trait MigrationConnection: Send {
+    /// Runs `sql`, which may hold several statements.
+    fn run<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+    /// The one integer `sql` returns.
+    fn integer<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<i64, sqlx::Error>>;
+    /// Runs `sql` with a version and a description bound.
+    fn record<'a>(
+        &'a mut self,
+        sql: &'a str,
+        version: i64,
+        description: &'static str,
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+}
+
 /// Applies every migration above the highest one recorded, in order, on `conn`. The caller
 /// holds `conn` in a transaction that keeps concurrent runners out (a write lock, an
 /// advisory lock), so each migration applies exactly once. A schema recorded at a version
 /// above every migration here was written by a newer release, whose tables this code may
 /// misread: it is refused, and nothing is changed.
-pub(crate) async fn migrate<D>(
-    conn: &mut D::Connection,
+pub(crate) async fn migrate(
+    conn: &mut impl MigrationConnection,
     backend: &'static str,
     table: &MigrationTable,
     migrations: &[Migration],
     prepare: impl Fn(&str) -> String,
-) -> Result<(), Refused>
-where
-    D: Dialect,
-    for<'c> &'c mut D::Connection: sqlx::Executor<'c, Database = D>,
-    for<'q> <D as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, D>,
-    usize: sqlx::ColumnIndex<D::Row>,
-    i64: for<'q> sqlx::Encode<'q, D> + for<'r> sqlx::Decode<'r, D> + sqlx::Type<D>,
-    for<'q> &'q str: sqlx::Encode<'q, D> + sqlx::Type<D>,
-{
-    sqlx::raw_sql(&table.create).execute(&mut *conn).await?;
-    let applied: i64 = sqlx::query_scalar(&table.applied)
-        .fetch_one(&mut *conn)
-        .await?;
+) -> Result<(), Refused> {
+    conn.run(&table.create).await?;
+    let applied = conn.integer(&table.applied).await?;
     let known = migrations.iter().map(|m| m.version).max().unwrap_or(0);
     if applied > known {
         return Err(Refused::TooNew {
@@ -91,13 +99,8 @@ where
             backend,
             "applying annals migration"
         );
-        sqlx::raw_sql(&prepare(migration.sql))
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(&table.record)
-            .bind(migration.version)
-            .bind(migration.description)
-            .execute(&mut *conn)
+        conn.run(&prepare(migration.sql)).await?;
+        conn.record(&table.record, migration.version, migration.description)
             .await?;
     }
     Ok(())
