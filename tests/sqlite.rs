@@ -329,3 +329,49 @@ fn check(path: &std::path::Path, shared: bool) {
         }
     });
 }
+
+/// `INSERT OR REPLACE` by another tool cannot rewrite a stored event: the replace would
+/// delete the stored row without firing the delete trigger, so the insert itself is refused.
+#[tokio::test]
+async fn insert_or_replace_cannot_rewrite_a_stored_event() {
+    use annals::prelude::*;
+
+    let dir = annals_tests::TempDir::new("annals-replace");
+    let path = dir.path().join("events.db");
+    let store = annals::SqliteStore::open(&path).await.expect("open");
+    let payload = serde_json::value::to_raw_value(&serde_json::json!({ "n": 1 })).expect("json");
+    let event = NewEvent::new("Noted", 1, payload).expect("a valid event name");
+    let id = event.event_id;
+    store
+        .append("notes-1", ExpectedVersion::NoStream, vec![event])
+        .await
+        .expect("append");
+    let url = format!("sqlite://{}", path.display());
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    let replaces = [
+        (Some(1_i64), annals::uuid::Uuid::now_v7(), 7_i64), // the same position
+        (None, id, 7),                                      // the same event id
+        (None, annals::uuid::Uuid::now_v7(), 1),            // the same stream version
+    ];
+    for (position, event_id, version) in replaces {
+        let replaced = sqlx::query(
+            "INSERT OR REPLACE INTO annals_events (position, stream_id, stream_version, event_id, \
+             event_name, event_version, payload, metadata, recorded_at) \
+             VALUES (?, 'notes-1', ?, ?, 'Noted', 1, '{\"n\":666}', '{}', 0)",
+        )
+        .bind(position)
+        .bind(version)
+        .bind(event_id.hyphenated().to_string())
+        .execute(&mut other)
+        .await;
+        let error = replaced
+            .expect_err("a stored row is never replaced")
+            .to_string();
+        assert!(error.contains("append-only"), "{error}");
+    }
+    let stored = store.read_stream("notes-1", ..).await.expect("read");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].payload.get(), r#"{"n":1}"#);
+}

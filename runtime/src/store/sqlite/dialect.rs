@@ -35,7 +35,11 @@ impl Dialect for Sqlite {
 
     fn violated(error: &sqlx::Error) -> Option<UniqueKey> {
         match error {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
+            // A unique key, or the triggers that refuse a row a key would (migration 3).
+            sqlx::Error::Database(db)
+                if db.is_unique_violation()
+                    || db.message().starts_with("annals_events is append-only") =>
+            {
                 if db.message().contains("stream_version") {
                     Some(UniqueKey::StreamVersion)
                 } else if db.message().contains("event_id") {

@@ -22,6 +22,7 @@ macro_rules! migration {
 const MIGRATIONS: &[Migration] = &[
     migration!(1, "events", "0001_events.sql"),
     migration!(2, "snapshots", "0002_snapshots.sql"),
+    migration!(3, "no replace", "0003_no_replace.sql"),
 ];
 
 /// Creates or upgrades the schema.
