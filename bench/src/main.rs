@@ -7,8 +7,9 @@
 //!
 //! Every system gets fresh tables in the database `annals_bench` (created when missing),
 //! runs the same Account domain, and is measured: command throughput with 1 and 8 tasks,
-//! a command on a long stream with and without snapshots, and the rebuild of a read model
-//! from stored events. The run makes `--reps` passes, each measuring every system once in
+//! a command on a long stream with and without snapshots, the rebuild of a read model from
+//! stored events, and sixteen tasks on one account (`hot_16`, for annals and the floor). The
+//! run makes `--reps` passes, each measuring every system once in
 //! turn, so that a slow minute on a shared machine falls on every system alike; the median
 //! of the passes is reported, and the table ends with ratios against the floors.
 
@@ -42,7 +43,11 @@ const MEASURES: &[(&str, &str)] = &[
     ("hot_ms", "ms"),
     ("hot_snap_ms", "ms"),
     ("catchup", "events/s"),
+    ("hot_16", "commands/s"),
 ];
+
+/// Tasks of the `hot_16` measure, all on one account.
+const HOT_TASKS: u64 = 16;
 
 /// How much work each measure does.
 #[derive(Clone, Debug)]
@@ -59,6 +64,8 @@ struct Sizes {
     catchup_events: usize,
     /// A second history length at which annals' `hot_snap_ms` is measured, to show it flat.
     flat_history: usize,
+    /// Deposits per task of `hot_16`.
+    hot_16_commands: u64,
 }
 
 impl Sizes {
@@ -70,6 +77,7 @@ impl Sizes {
             hot_samples: 50,
             catchup_events: 100_000,
             flat_history: 100_000,
+            hot_16_commands: 200,
         }
     }
 
@@ -81,6 +89,7 @@ impl Sizes {
             hot_samples: 20,
             catchup_events: 20_000,
             flat_history: 100_000,
+            hot_16_commands: 25,
         }
     }
 }
@@ -247,6 +256,35 @@ async fn hot<S: System>(sys: &S, id: &str, history: usize, samples: usize) -> Re
     Ok(median(times))
 }
 
+/// [`HOT_TASKS`] tasks each run `commands` deposits on one account at once; commands/s,
+/// and the conflicts retried meanwhile. Every deposit must succeed: a system that gives up
+/// under contention fails the measure.
+async fn hot_16<S: System>(sys: &Arc<S>, commands: u64) -> Result<(f64, u64)> {
+    sys.open("hot16", "owner").await?;
+    for _ in 0..3 {
+        sys.hot_deposit("hot16", 1).await?;
+    }
+    settle().await;
+    let retried = sys.retried();
+    let start = Instant::now();
+    let handles: Vec<_> = (0..HOT_TASKS)
+        .map(|_| {
+            let sys = Arc::clone(sys);
+            tokio::spawn(async move {
+                for _ in 0..commands {
+                    sys.hot_deposit("hot16", 1).await?;
+                }
+                Result::<()>::Ok(())
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await??;
+    }
+    let rate = (HOT_TASKS * commands) as f64 / start.elapsed().as_secs_f64();
+    Ok((rate, sys.retried() - retried))
+}
+
 /// Stores `events` events as accounts of 10 (1 open, 9 deposits of 1); returns the count
 /// of accounts. Untimed setup, so eight accounts are seeded at a time: the slowest
 /// systems' seeding was most of a quick run.
@@ -323,6 +361,18 @@ where
         results.put(name, measure, ms);
         eprintln!("   {measure}: {ms:.3} ms");
     }
+    if S::HOT_16 {
+        let sys = Arc::new(connect(Variant::Plain, Use::Commands).await?);
+        let (rate, retried) = hot_16(&sys, sizes.hot_16_commands).await?;
+        results.put(name, "hot_16", rate);
+        eprintln!("   hot_16: {rate:.0} commands/s, {retried} conflicts retried");
+        if pass == 0 && name.starts_with("annals") {
+            results.notes.push(format!(
+                "{name} hot_16: {} commands from {HOT_TASKS} tasks on one account, {retried} of them retried after a conflict.",
+                HOT_TASKS * sizes.hot_16_commands
+            ));
+        }
+    }
     let sys = connect(Variant::Plain, Use::Catchup).await?;
     let accounts = seed_accounts(&sys, sizes.catchup_events).await?;
     // Untimed first: the first read of new rows writes their commit hint bits, a cost
@@ -371,9 +421,9 @@ impl Results {
     fn print(&self, systems: &[&str]) {
         println!();
         println!(
-            "| system | cmd_1 (events/s) | cmd_8 (events/s) | hot_ms | hot_snap_ms | catchup (events/s) | statements/cmd |"
+            "| system | cmd_1 (events/s) | cmd_8 (events/s) | hot_ms | hot_snap_ms | catchup (events/s) | hot_16 (commands/s) | statements/cmd |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
         for system in systems {
             let cell = |m: &str, digits: usize| {
                 self.get(system, m)
@@ -383,8 +433,12 @@ impl Results {
                 .statements
                 .get(*system)
                 .map_or("-".to_owned(), |s| format!("{s:.1}"));
+            let hot_16 = match self.get(system, "hot_16") {
+                Some(v) => format!("{v:.0}"),
+                None => "-".to_owned(),
+            };
             println!(
-                "| {system} | {} | {} | {} | {} | {} | {statements} |",
+                "| {system} | {} | {} | {} | {} | {} | {hot_16} | {statements} |",
                 cell("cmd_1", 0),
                 cell("cmd_8", 0),
                 cell("hot_ms", 2),
@@ -394,13 +448,13 @@ impl Results {
         }
         println!();
         println!(
-            "Ratios (above 1 is better): cmd_* against sqlx-insert, hot_* against sqlx-floor (time ratio)."
+            "Ratios (above 1 is better): cmd_* against sqlx-insert, hot_* against sqlx-floor (time ratio), hot_16 against sqlx-floor."
         );
         println!();
         println!(
-            "| system | cmd_1 / insert | cmd_8 / insert | sqlx-floor hot_ms / hot_ms | sqlx-floor hot_ms / hot_snap_ms |"
+            "| system | cmd_1 / insert | cmd_8 / insert | sqlx-floor hot_ms / hot_ms | sqlx-floor hot_ms / hot_snap_ms | hot_16 / floor |"
         );
-        println!("|---|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|");
         for system in systems {
             let r = |m: &str, base: &str, up: bool| {
                 self.ratio(system, m, base, up)
@@ -414,10 +468,11 @@ impl Results {
                 _ => "-".to_owned(),
             };
             println!(
-                "| {system} | {} | {} | {} | {snap} |",
+                "| {system} | {} | {} | {} | {snap} | {} |",
                 r("cmd_1", "sqlx-insert", true),
                 r("cmd_8", "sqlx-insert", true),
                 r("hot_ms", "sqlx-floor", false),
+                r("hot_16", "sqlx-floor", true),
             );
         }
         for note in &self.notes {

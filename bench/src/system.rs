@@ -60,4 +60,18 @@ pub trait System: Send + Sync + 'static {
     /// Rebuilds the balance of every account from all stored events through the system's
     /// own replay, rebuild or subscription path, into memory.
     fn catchup(&self) -> impl Future<Output = Result<Catchup>> + Send;
+
+    /// Whether the system takes part in `hot_16`: many tasks' deposits on one account.
+    const HOT_16: bool = false;
+
+    /// The Deposit command as many concurrent tasks run it on one account: what the system
+    /// needs to stay correct there (a lock, or its own retries). The default is `deposit`.
+    fn hot_deposit(&self, id: &str, amount: u64) -> impl Future<Output = Result<()>> + Send {
+        self.deposit(id, amount)
+    }
+
+    /// Commands decided again after a conflict so far, where the system counts them.
+    fn retried(&self) -> u64 {
+        0
+    }
 }

@@ -156,6 +156,45 @@ impl System for Floor {
     async fn catchup(&self) -> Result<Catchup> {
         catchup_from(&self.pool, "floor_events").await
     }
+
+    const HOT_16: bool = true;
+
+    /// The careful floor for a contended account: the stream's first row locked with
+    /// `SELECT ... FOR UPDATE` before it is read, so concurrent deposits queue in the
+    /// database and each reads the stream as the previous one left it.
+    async fn hot_deposit(&self, id: &str, amount: u64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT 1 FROM floor_events WHERE stream_id = $1 AND version = 1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let events: Vec<Json<AccountEvent>> = sqlx::query_scalar(
+            "SELECT payload FROM floor_events WHERE stream_id = $1 ORDER BY version",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (mut open, mut balance) = (false, 0i64);
+        for Json(event) in &events {
+            match event {
+                AccountEvent::Opened { .. } => open = true,
+                AccountEvent::Deposited { amount } => balance += *amount as i64,
+                AccountEvent::Withdrawn { amount } => balance -= *amount as i64,
+            }
+        }
+        if !open {
+            return Err(format!("account {id} is not open").into());
+        }
+        std::hint::black_box(balance);
+        sqlx::query("INSERT INTO floor_events (stream_id, version, payload) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(events.len() as i64 + 1)
+            .bind(Json(AccountEvent::Deposited { amount }))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// `sqlx-insert`: one autocommitted insert per command, no read; stream versions come
