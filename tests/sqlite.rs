@@ -375,3 +375,120 @@ async fn insert_or_replace_cannot_rewrite_a_stored_event() {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].payload.get(), r#"{"n":1}"#);
 }
+
+/// A row no code can read (written by another tool) holds back nothing before it: readers
+/// of the global order get every event up to it, then an error naming its stream, version
+/// and checkpoint. A subscription passes it only when its consumer says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_row_holds_back_nothing_before_it() {
+    use annals::prelude::*;
+    use annals::{Checkpoint, StoreError};
+
+    let dir = annals_tests::TempDir::new("annals-unreadable");
+    let path = dir.path().join("events.db");
+    let store = annals::SqliteStore::open(&path).await.expect("open");
+    let ping = || {
+        NewEvent::new(
+            "Pinged",
+            1,
+            serde_json::value::to_raw_value(&1).expect("json"),
+        )
+        .expect("a valid event name")
+    };
+    store
+        .append(
+            "good-1",
+            ExpectedVersion::NoStream,
+            vec![ping(), ping(), ping()],
+        )
+        .await
+        .expect("append");
+    let url = format!("sqlite://{}", path.display());
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    // Metadata of another shape, then a payload that is not UTF-8.
+    for (version, payload, metadata) in [(1, "'{}'", "'[]'"), (2, "CAST(X'FF' AS TEXT)", "'{}'")] {
+        sqlx::query(&format!(
+            "INSERT INTO annals_events (stream_id, stream_version, event_id, event_name, \
+             event_version, payload, metadata, recorded_at) \
+             VALUES ('bad-1', {version}, '{}', 'Pinged', 1, {payload}, {metadata}, 0)",
+            annals::uuid::Uuid::now_v7()
+        ))
+        .execute(&mut other)
+        .await
+        .expect("insert");
+    }
+    store
+        .append("good-2", ExpectedVersion::NoStream, vec![ping(), ping()])
+        .await
+        .expect("append");
+
+    // `read_all`: the page ends before the bad row; the next one is its error.
+    let page = store
+        .read_all(Checkpoint::START, 100)
+        .await
+        .expect("the events before it");
+    assert_eq!(page.len(), 3);
+    let after = page[2].checkpoint();
+    let corrupt = |error: StoreError| match error {
+        StoreError::Corrupt {
+            stream,
+            stream_version,
+            checkpoint,
+            ..
+        } => (
+            stream,
+            stream_version,
+            checkpoint.expect("a checkpoint to skip"),
+        ),
+        other => panic!("expected a located error, got {other}"),
+    };
+    let (stream, version, first_bad) =
+        corrupt(store.read_all(after, 100).await.expect_err("the bad row"));
+    assert_eq!((stream.as_str(), version), ("bad-1", Some(1)));
+    assert_eq!(first_bad.position, page[2].position + 1);
+
+    // `catch_up` hands out the events before the bad row, then its error.
+    let mut seen = 0;
+    let caught_up = store
+        .catch_up(Checkpoint::START, |_, _| {
+            seen += 1;
+            Ok::<_, StoreError>(())
+        })
+        .await;
+    // The lean read carries no metadata, so it stops at the payload that is not UTF-8.
+    let (stream, version, _) = corrupt(caught_up.expect_err("the bad payload"));
+    assert_eq!((stream.as_str(), version, seen), ("bad-1", Some(2), 4));
+
+    // A subscription delivers the three, then the error, again at each poll, until its
+    // consumer skips past each bad row; then the rest.
+    let mut feed = annals::Subscription::start(
+        store.clone(),
+        Checkpoint::START,
+        annals::SubscriptionOptions::default().poll_interval(std::time::Duration::from_millis(10)),
+    );
+    let mut streams = Vec::new();
+    let mut unreadable = std::collections::BTreeSet::new();
+    while streams.len() < 5 {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
+            .await
+            .expect("the feed goes on")
+            .expect("open")
+        {
+            Ok(event) => streams.push(event.stream_id),
+            Err(error) => {
+                let (stream, _, at) = corrupt(error);
+                assert_eq!(stream, "bad-1");
+                unreadable.insert(at);
+                feed.skip_past(at);
+            }
+        }
+    }
+    assert_eq!(streams, ["good-1", "good-1", "good-1", "good-2", "good-2"]);
+    assert_eq!(
+        unreadable.len(),
+        2,
+        "each bad row reported, and passed on purpose"
+    );
+}

@@ -68,13 +68,23 @@ pub enum StoreError {
         /// The stream appended to.
         stream: String,
     },
-    /// A stored row that cannot be read back (invalid JSON, out-of-range number).
-    #[error("corrupt record at global position {position} of stream `{stream}`: {reason}")]
+    /// A stored row that cannot be read back (invalid JSON, an unreadable column, an
+    /// out-of-range number). It is never skipped silently: a reader of the global order
+    /// gets the events before it, then this error, whose checkpoint lets a consumer skip
+    /// past the row on purpose (see [`Subscription::skip_past`](super::Subscription::skip_past)).
+    #[error(
+        "corrupt record at global position {position} of stream `{stream}`{}: {reason}",
+        version_note(*stream_version)
+    )]
     Corrupt {
         /// The stream holding the record.
         stream: String,
-        /// The record's global position.
+        /// The record's global position (0 when even that cannot be read).
         position: u64,
+        /// The record's version in its stream, when it can be read.
+        stream_version: Option<u64>,
+        /// Where the record sits in the global order, when it can be read.
+        checkpoint: Option<crate::event::Checkpoint>,
         /// What is wrong with it.
         reason: String,
     },
@@ -119,6 +129,11 @@ pub enum StoreError {
     /// The database failed (connection, I/O, constraint).
     #[error("storage backend error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// ", version N" for a message, when the version is known.
+fn version_note(version: Option<u64>) -> String {
+    version.map_or_else(String::new, |v| format!(" (stream version {v})"))
 }
 
 impl StoreError {

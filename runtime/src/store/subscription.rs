@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{EventStore, StoreError};
 use crate::event::{Checkpoint, RecordedEvent};
@@ -49,8 +49,11 @@ impl SubscriptionOptions {
 ///
 /// Reading happens in a background task that pauses while the consumer is behind, so
 /// memory stays bounded by one page. A read error is delivered as an item and the
-/// subscription retries from the same checkpoint. Dropping it stops the task. Must be
-/// created inside a Tokio runtime.
+/// subscription retries from the same checkpoint at its next poll. A stored row that
+/// cannot be read comes after every event before it, as a `StoreError::Corrupt` naming
+/// its checkpoint: the consumer stops, or passes the row on purpose with
+/// [`skip_past`](Self::skip_past); nothing is skipped otherwise. Dropping the
+/// subscription stops the task. Must be created inside a Tokio runtime.
 ///
 /// ```
 /// use annals::prelude::*;
@@ -68,6 +71,7 @@ impl SubscriptionOptions {
 #[derive(Debug)]
 pub struct Subscription {
     events: mpsc::Receiver<Result<RecordedEvent, StoreError>>,
+    skip: watch::Sender<Option<Checkpoint>>,
     task: tokio::task::AbortHandle,
 }
 
@@ -75,8 +79,32 @@ impl Subscription {
     /// Starts reading `store` after `from`.
     pub fn start<S: EventStore>(store: S, from: Checkpoint, options: SubscriptionOptions) -> Self {
         let (sender, events) = mpsc::channel(options.page_size.max(1));
-        let task = tokio::spawn(feed(store, from, options, sender)).abort_handle();
-        Self { events, task }
+        let (skip, skips) = watch::channel(None);
+        let task = tokio::spawn(feed(store, from, options, sender, skips)).abort_handle();
+        Self { events, skip, task }
+    }
+
+    /// Goes on after `checkpoint`, the checkpoint of a row that cannot be read (from its
+    /// `StoreError::Corrupt`), instead of reading that row again: the consumer's decision,
+    /// logged as a warning. A checkpoint the subscription has passed already changes
+    /// nothing.
+    ///
+    /// ```
+    /// use annals::{StoreError, Subscription};
+    ///
+    /// async fn consume(mut feed: Subscription) {
+    ///     while let Some(item) = feed.next().await {
+    ///         match item {
+    ///             Ok(event) => { /* apply it */ }
+    ///             // This consumer decides that an unreadable row is not worth stopping for.
+    ///             Err(StoreError::Corrupt { checkpoint: Some(at), .. }) => feed.skip_past(at),
+    ///             Err(error) => { /* stop, or wait for the store to come back */ }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn skip_past(&mut self, checkpoint: Checkpoint) {
+        self.skip.send_replace(Some(checkpoint));
     }
 
     /// The next event, waiting for one to be appended if needed.
@@ -104,6 +132,7 @@ async fn feed<S: EventStore>(
     mut cursor: Checkpoint,
     options: SubscriptionOptions,
     sender: mpsc::Sender<Result<RecordedEvent, StoreError>>,
+    mut skips: watch::Receiver<Option<Checkpoint>>,
 ) {
     let mut signal = store.append_signal();
     let page_size = options.page_size.max(1);
@@ -111,6 +140,12 @@ async fn feed<S: EventStore>(
         // Mark the signal seen before reading: an append during the read wakes us again.
         if let Some(signal) = &mut signal {
             signal.borrow_and_update();
+        }
+        if let Some(skip) = *skips.borrow_and_update() {
+            if skip > cursor {
+                tracing::warn!(%cursor, %skip, "subscription skips past an unreadable event, as its consumer asked");
+                cursor = skip;
+            }
         }
         match store.read_all(cursor, page_size).await {
             Ok(events) => {
@@ -132,15 +167,21 @@ async fn feed<S: EventStore>(
                 }
             }
         }
-        match &mut signal {
-            Some(receiver) => {
-                if let Ok(Err(_closed)) =
-                    tokio::time::timeout(options.poll_interval, receiver.changed()).await
-                {
+        // Until an append, the poll interval, or the consumer's decision to skip.
+        let appended = async {
+            match &mut signal {
+                Some(receiver) => receiver.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            open = appended => {
+                if !open {
                     signal = None;
                 }
             }
-            None => tokio::time::sleep(options.poll_interval).await,
+            _ = skips.changed() => {}
+            () = tokio::time::sleep(options.poll_interval) => {}
         }
     }
 }

@@ -7,7 +7,7 @@ use sqlx::postgres::{PgConnection, PgRow};
 
 use super::statements::Statements;
 use crate::event::{Checkpoint, RecordedEvent};
-use crate::store::sql::{self, bound, limit, record_from_row};
+use crate::store::sql::{self, bound, limit, records_until_unreadable};
 use crate::store::{StoreError, validate_stream_id};
 
 pub(super) async fn read_all(
@@ -23,7 +23,7 @@ pub(super) async fn read_all(
         .fetch_all(&mut *conn)
         .await
         .map_err(StoreError::backend)?;
-    rows.iter().map(record_from_row::<Postgres>).collect()
+    records_until_unreadable::<Postgres>(&rows)
 }
 
 /// The lean rows of the global order after `after`, at most `max`, as they arrive.

@@ -37,6 +37,8 @@ pub(crate) fn stored(
     u64::try_from(value).map_err(|_| StoreError::Corrupt {
         stream: stream.to_owned(),
         position: u64::try_from(position).unwrap_or(0),
+        stream_version: None,
+        checkpoint: None,
         reason: format!("negative {field} {value}"),
     })
 }

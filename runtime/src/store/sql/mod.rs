@@ -19,7 +19,8 @@ pub(crate) use convert::{bound, limit, storable, stored, to_fingerprint};
 pub(crate) use migrate::{Migration, MigrationConnection, MigrationTable, Refused, migrate};
 pub(crate) use read::{fold_global, fold_stream, read_stream, stream_version};
 pub(crate) use row::{
-    SnapshotRows, record_from_row, snapshot_from_row, split_snapshot_rows, without_snapshot,
+    SnapshotRows, records_until_unreadable, snapshot_from_row, split_snapshot_rows,
+    without_snapshot,
 };
 
 /// How one SQL backend's rows hold the values the shared code reads. Every read is an error

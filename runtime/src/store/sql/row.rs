@@ -15,28 +15,50 @@ use futures_core::stream::BoxStream;
 use serde_json::value::RawValue;
 
 use super::Dialect;
-use super::convert::{from_fingerprint, stored};
+use super::convert::from_fingerprint;
 use crate::event::{Checkpoint, RecordedEvent, StoredEvent};
 use crate::store::{SnapshotRead, SnapshotRecord, StoreError, StoreSession, VersionRange};
 
 /// Where a load from a snapshot finds the snapshot's columns.
 const SNAPSHOT_AT: usize = 10;
 
-/// A `Corrupt` error for the row at `position` of `stream`.
-fn corrupt(stream: &str, position: i64, reason: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        stream: stream.to_owned(),
-        position: u64::try_from(position).unwrap_or(0),
-        reason: reason.to_string(),
-    }
+/// Where a row is, as far as its columns could be read: what its `Corrupt` error names.
+#[derive(Clone, Copy, Default)]
+struct Place<'a> {
+    stream: &'a str,
+    position: Option<i64>,
+    stream_version: Option<i64>,
+    transaction: Option<i64>,
 }
 
-/// A `Corrupt` error for the row at `position` of `stream`, the position already checked.
-fn corrupt_at(stream: &str, position: u64, reason: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        stream: stream.to_owned(),
-        position,
-        reason: reason.to_string(),
+impl Place<'_> {
+    /// The error for this row: its location as far as known, and `reason`.
+    fn corrupt(&self, reason: impl ToString) -> StoreError {
+        let position = self.position.and_then(|p| u64::try_from(p).ok());
+        let transaction = self.transaction.and_then(|t| u64::try_from(t).ok());
+        StoreError::Corrupt {
+            stream: self.stream.to_owned(),
+            position: position.unwrap_or(0),
+            stream_version: self.stream_version.and_then(|v| u64::try_from(v).ok()),
+            checkpoint: transaction
+                .zip(position)
+                .map(|(transaction_id, position)| Checkpoint {
+                    transaction_id,
+                    position,
+                }),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A stored counter: a negative one is corruption.
+    fn counter(&self, field: &str, value: i64) -> Result<u64, StoreError> {
+        u64::try_from(value).map_err(|_| self.corrupt(format!("negative {field} {value}")))
+    }
+
+    /// A stored event version, which every store keeps within `u32`.
+    fn event_version(&self, value: i64) -> Result<u32, StoreError> {
+        u32::try_from(value)
+            .map_err(|_| self.corrupt(format!("event version {value} out of range")))
     }
 }
 
@@ -47,90 +69,103 @@ impl<'r> StoredEvent<'r> {
         stream: &'r str,
         row: &'r D::Row,
     ) -> Result<Self, StoreError> {
-        let position = D::int(row, 1).map_err(|e| corrupt(stream, 0, e))?;
-        let get = |e: sqlx::Error| corrupt(stream, position, e);
-        let version = D::int(row, 3).map_err(get)?;
-        Ok(Self::lean(
+        let mut place = Place {
             stream,
-            stored(
-                stream,
-                position,
-                "stream version",
-                D::int(row, 0).map_err(get)?,
-            )?,
-            stored(stream, position, "position", position)?,
-            D::text(row, 2).map_err(get)?,
-            u32::try_from(version).map_err(|_| {
-                corrupt(
-                    stream,
-                    position,
-                    format!("event version {version} out of range"),
-                )
-            })?,
-            D::text(row, 4).map_err(get)?,
-        ))
+            ..Place::default()
+        };
+        Self::lean_at::<D>(&mut place, row)
     }
 
     /// Reads a lean row of the global order, with its checkpoint.
     pub(crate) fn from_global_row<D: Dialect>(
         row: &'r D::Row,
     ) -> Result<(Checkpoint, Self), StoreError> {
-        // The position is read once, by `from_row`; only an unreadable stream id needs it
-        // here, for its error.
-        let stream = D::text(row, 5).map_err(|e| corrupt("", D::int(row, 1).unwrap_or(0), e))?;
-        let event = Self::from_row::<D>(stream, row)?;
-        let transaction = D::int(row, 6).map_err(|e| corrupt_at(stream, event.position, e))?;
+        let mut place = Place::default();
+        // The checkpoint first: an error later in the row names it, so it can be skipped.
+        let position = D::int(row, 1).map_err(|e| place.corrupt(e))?;
+        place.position = Some(position);
+        let transaction = D::int(row, 6).map_err(|e| place.corrupt(e))?;
+        place.transaction = Some(transaction);
+        place.stream = D::text(row, 5).map_err(|e| place.corrupt(e))?;
+        let event = Self::lean_at::<D>(&mut place, row)?;
         let checkpoint = Checkpoint {
-            transaction_id: u64::try_from(transaction).map_err(|_| {
-                corrupt_at(
-                    stream,
-                    event.position,
-                    format!("negative transaction id {transaction}"),
-                )
-            })?,
+            transaction_id: place.counter("transaction id", transaction)?,
             position: event.position,
         };
         Ok((checkpoint, event))
     }
+
+    /// The columns every lean row has, the position read already or not.
+    fn lean_at<D: Dialect>(place: &mut Place<'r>, row: &'r D::Row) -> Result<Self, StoreError> {
+        let position = match place.position {
+            Some(position) => position,
+            None => {
+                let position = D::int(row, 1).map_err(|e| place.corrupt(e))?;
+                place.position = Some(position);
+                position
+            }
+        };
+        let stream_version = D::int(row, 0).map_err(|e| place.corrupt(e))?;
+        place.stream_version = Some(stream_version);
+        let place = *place;
+        let get = |e: sqlx::Error| place.corrupt(e);
+        Ok(Self::lean(
+            place.stream,
+            place.counter("stream version", stream_version)?,
+            place.counter("position", position)?,
+            D::text(row, 2).map_err(get)?,
+            place.event_version(D::int(row, 3).map_err(get)?)?,
+            D::text(row, 4).map_err(get)?,
+        ))
+    }
 }
 
-/// Reads a record row; a missing or out-of-range value is a `Corrupt` error naming the row.
+/// Reads a record row; a missing or out-of-range value is a `Corrupt` error naming the row
+/// as far as its columns can be read.
 pub(crate) fn record_from_row<D: Dialect>(row: &D::Row) -> Result<RecordedEvent, StoreError> {
-    let position = D::int(row, 0).map_err(|e| corrupt("", 0, e))?;
-    let stream = D::text(row, 2).map_err(|e| corrupt("", position, e))?;
-    let get = |e: sqlx::Error| corrupt(stream, position, e);
-    let version = D::int(row, 6).map_err(get)?;
+    let mut place = Place::default();
+    place.position = Some(D::int(row, 0).map_err(|e| place.corrupt(e))?);
+    place.transaction = Some(D::int(row, 1).map_err(|e| place.corrupt(e))?);
+    place.stream = D::text(row, 2).map_err(|e| place.corrupt(e))?;
+    place.stream_version = Some(D::int(row, 3).map_err(|e| place.corrupt(e))?);
+    let get = |e: sqlx::Error| place.corrupt(e);
+    let (position, transaction, stream_version) = (
+        place.position.unwrap_or_default(),
+        place.transaction.unwrap_or_default(),
+        place.stream_version.unwrap_or_default(),
+    );
     Ok(RecordedEvent {
         event_id: D::uuid(row, 4).map_err(get)?,
-        stream_id: stream.to_owned(),
-        stream_version: stored(
-            stream,
-            position,
-            "stream version",
-            D::int(row, 3).map_err(get)?,
-        )?,
-        position: stored(stream, position, "position", position)?,
-        transaction_id: stored(
-            stream,
-            position,
-            "transaction id",
-            D::int(row, 1).map_err(get)?,
-        )?,
+        stream_id: place.stream.to_owned(),
+        stream_version: place.counter("stream version", stream_version)?,
+        position: place.counter("position", position)?,
+        transaction_id: place.counter("transaction id", transaction)?,
         recorded_at: D::time(row, 9)
-            .map_err(|reason| corrupt(stream, position, format!("recorded time: {reason}")))?,
+            .map_err(|reason| place.corrupt(format!("recorded time: {reason}")))?,
         name: D::text(row, 5).map_err(get)?.to_owned(),
-        version: u32::try_from(version).map_err(|_| {
-            corrupt(
-                stream,
-                position,
-                format!("event version {version} out of range"),
-            )
-        })?,
+        version: place.event_version(D::int(row, 6).map_err(get)?)?,
         payload: RawValue::from_string(D::text(row, 7).map_err(get)?.to_owned())
-            .map_err(|e| corrupt(stream, position, format!("payload is not JSON: {e}")))?,
+            .map_err(|e| place.corrupt(format!("payload is not JSON: {e}")))?,
         metadata: serde_json::from_str(D::text(row, 8).map_err(get)?)
-            .map_err(|e| corrupt(stream, position, format!("invalid metadata: {e}")))?,
+            .map_err(|e| place.corrupt(format!("invalid metadata: {e}")))?,
     })
+}
+
+/// The records of a page of the global order, up to the first row that cannot be read: the
+/// events before it are never held back by it. A page that starts with such a row is its
+/// error, which names the row and its checkpoint.
+pub(crate) fn records_until_unreadable<D: Dialect>(
+    rows: &[D::Row],
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut records = Vec::with_capacity(rows.len());
+    for row in rows {
+        match record_from_row::<D>(row) {
+            Ok(record) => records.push(record),
+            Err(error) if records.is_empty() => return Err(error),
+            Err(_) => break,
+        }
+    }
+    Ok(records)
 }
 
 /// Reads a snapshot whose columns start at `at`; an unreadable value is a

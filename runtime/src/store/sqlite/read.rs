@@ -8,7 +8,7 @@ use sqlx::{Sqlite, SqlitePool};
 use super::statements::{FOLD_ALL, READ_ALL};
 use crate::event::{Checkpoint, RecordedEvent};
 use crate::store::StoreError;
-use crate::store::sql::{bound, limit, record_from_row};
+use crate::store::sql::{bound, limit, records_until_unreadable};
 
 pub(super) async fn read_all(
     pool: &SqlitePool,
@@ -21,7 +21,7 @@ pub(super) async fn read_all(
         .fetch_all(pool)
         .await
         .map_err(StoreError::backend)?;
-    rows.iter().map(record_from_row::<Sqlite>).collect()
+    records_until_unreadable::<Sqlite>(&rows)
 }
 
 /// The lean rows of the global order after `after`, at most `max`, as they arrive.
