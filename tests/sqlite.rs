@@ -376,6 +376,117 @@ async fn insert_or_replace_cannot_rewrite_a_stored_event() {
     assert_eq!(stored[0].payload.get(), r#"{"n":1}"#);
 }
 
+/// A column of another type than the schema's (SQLite stores what it is given) is named
+/// exactly by the lean reads, which otherwise read many rows at once.
+#[tokio::test]
+async fn a_column_of_another_type_is_named_by_the_lean_reads() {
+    use annals::prelude::*;
+    use annals::{Checkpoint, StoreError, VersionRange};
+
+    let dir = annals_tests::TempDir::new("annals-odd-column");
+    let path = dir.path().join("events.db");
+    let store = annals::SqliteStore::open(&path).await.expect("open");
+    let ping = || {
+        NewEvent::new(
+            "Pinged",
+            1,
+            serde_json::value::to_raw_value(&1).expect("json"),
+        )
+        .expect("a valid event name")
+    };
+    store
+        .append("odd-1", ExpectedVersion::NoStream, vec![ping(), ping()])
+        .await
+        .expect("append");
+    let url = format!("sqlite://{}", path.display());
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query(&format!(
+        "INSERT INTO annals_events (stream_id, stream_version, event_id, event_name, \
+         event_version, payload, metadata, recorded_at) \
+         VALUES ('odd-1', 3, '{}', 'Pinged', 'one', '1', '{{}}', 0)",
+        annals::uuid::Uuid::now_v7()
+    ))
+    .execute(&mut other)
+    .await
+    .expect("insert");
+    // A payload too large to read with others, and not text.
+    sqlx::query(&format!(
+        "INSERT INTO annals_events (stream_id, stream_version, event_id, event_name, \
+         event_version, payload, metadata, recorded_at) \
+         VALUES ('odd-2', 1, '{}', 'Pinged', 1, randomblob(100000), '{{}}', 0)",
+        annals::uuid::Uuid::now_v7()
+    ))
+    .execute(&mut other)
+    .await
+    .expect("insert");
+    // A number that is not an integer: never rounded into one.
+    sqlx::query(&format!(
+        "INSERT INTO annals_events (stream_id, stream_version, event_id, event_name, \
+         event_version, payload, metadata, recorded_at) \
+         VALUES ('odd-3', 1, '{}', 'Pinged', 1.5, '1', '{{}}', 0)",
+        annals::uuid::Uuid::now_v7()
+    ))
+    .execute(&mut other)
+    .await
+    .expect("insert");
+
+    let named = |error: StoreError| match error {
+        StoreError::Corrupt {
+            stream,
+            stream_version,
+            checkpoint,
+            reason,
+            ..
+        } => (
+            stream,
+            stream_version,
+            checkpoint.map(|c| c.position),
+            reason,
+        ),
+        other => panic!("expected a located error, got {other}"),
+    };
+    let mut seen = 0;
+    let caught_up = store
+        .catch_up(Checkpoint::START, |_, _| {
+            seen += 1;
+            Ok::<_, StoreError>(())
+        })
+        .await;
+    let (stream, version, position, reason) = named(caught_up.expect_err("the odd row"));
+    assert_eq!(
+        (stream.as_str(), version, position, seen),
+        ("odd-1", Some(3), Some(3), 2)
+    );
+    assert!(reason.contains("event version"), "{reason}");
+
+    let mut versions = Vec::new();
+    let folded = store
+        .fold_stream("odd-1", VersionRange::new(..), |e| {
+            versions.push(e.stream_version);
+            Ok::<_, StoreError>(())
+        })
+        .await;
+    let (stream, version, _, _) = named(folded.expect_err("the odd row"));
+    assert_eq!(
+        (stream.as_str(), version, versions),
+        ("odd-1", Some(3), vec![1, 2])
+    );
+    let folded = store
+        .fold_stream("odd-2", VersionRange::new(..), |_| Ok::<_, StoreError>(()))
+        .await;
+    let (stream, version, _, reason) = named(folded.expect_err("the large odd row"));
+    assert_eq!((stream.as_str(), version), ("odd-2", Some(1)));
+    assert!(reason.contains("payload"), "{reason}");
+    let folded = store
+        .fold_stream("odd-3", VersionRange::new(..), |_| Ok::<_, StoreError>(()))
+        .await;
+    let (stream, version, _, reason) = named(folded.expect_err("the fractional version"));
+    assert_eq!((stream.as_str(), version), ("odd-3", Some(1)));
+    assert!(reason.contains("event version"), "{reason}");
+}
+
 /// A row no code can read (written by another tool) holds back nothing before it: readers
 /// of the global order get every event up to it, then an error naming its stream, version
 /// and checkpoint. A subscription passes it only when its consumer says so.

@@ -277,3 +277,106 @@ pub async fn fold_all_matches_read_all<S: EventStore>(store: S) {
     assert!(stopped.is_err());
     assert_eq!(seen, 3);
 }
+
+/// The lean reads page through a stream longer than any page, through events large enough
+/// to shrink a page and through events too large to share one, and lose or repeat nothing:
+/// from any version, under any limit.
+pub async fn lean_reads_cross_page_boundaries<S: EventStore>(store: S) {
+    const LONG: u64 = 9_000;
+    for batch in 0..LONG / 1_000 {
+        let expected = match batch {
+            0 => ExpectedVersion::NoStream,
+            n => ExpectedVersion::Exact(n * 1_000),
+        };
+        let events = (1..=1_000).map(|i| numbered(batch * 1_000 + i)).collect();
+        append_ok(&store, "long-1", expected, events).await;
+    }
+    let fill = "x".repeat(3 << 20);
+    let big = |i: u64| event("Big", serde_json::json!({ "n": i, "fill": fill }));
+    append_ok(
+        &store,
+        "big-1",
+        ExpectedVersion::NoStream,
+        (1..=4).map(big).collect(),
+    )
+    .await;
+    let middling = |i: u64| {
+        event(
+            "Mid",
+            serde_json::json!({ "n": i, "fill": fill[..10 << 10] }),
+        )
+    };
+    append_ok(
+        &store,
+        "mid-1",
+        ExpectedVersion::NoStream,
+        (1..=600).map(middling).collect(),
+    )
+    .await;
+    let number = |payload: &str| {
+        let value: serde_json::Value = serde_json::from_str(payload).expect("stored JSON");
+        value["n"].as_u64().expect("a numbered payload")
+    };
+
+    for (stream, range, want) in [
+        ("long-1", VersionRange::new(..), 1..=LONG),
+        ("long-1", VersionRange::new(4_000..=8_200), 4_000..=8_200),
+        ("long-1", VersionRange::new(8_999..), 8_999..=LONG),
+        ("big-1", VersionRange::new(..), 1..=4),
+        ("big-1", VersionRange::new(2..=3), 2..=3),
+        ("mid-1", VersionRange::new(..), 1..=600),
+    ] {
+        let mut seen = Vec::new();
+        store
+            .fold_stream(stream, range, |e| {
+                seen.push((e.stream_version, number(e.payload)));
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .expect("fold_stream");
+        let want: Vec<_> = want.map(|v| (v, v)).collect();
+        assert_eq!(seen, want, "{stream} {range:?}");
+    }
+
+    let mut first = store.read_stream("long-1", ..=1).await.expect("read");
+    let after = first.pop().expect("the first event").checkpoint();
+    let streams = |events: &[(String, u64)], name: &str| {
+        events
+            .iter()
+            .filter(|(stream, _)| stream == name)
+            .map(|(_, version)| *version)
+            .collect::<Vec<_>>()
+    };
+    let caught = settled(
+        "the appends are not visible to catch_up",
+        || async {
+            let mut caught = Vec::new();
+            store
+                .catch_up(after, |_, e| {
+                    caught.push((e.stream_id.to_owned(), e.stream_version));
+                    Ok::<_, StoreError>(())
+                })
+                .await
+                .expect("catch_up");
+            caught
+        },
+        |caught| streams(caught, "mid-1").len() == 600,
+    )
+    .await;
+    assert_eq!(streams(&caught, "long-1"), (2..=LONG).collect::<Vec<_>>());
+    assert_eq!(streams(&caught, "big-1"), [1, 2, 3, 4]);
+    assert_eq!(streams(&caught, "mid-1"), (1..=600).collect::<Vec<_>>());
+
+    for limit in [4_095, 4_096, 4_097, 5_000] {
+        let mut folded = Vec::new();
+        let seen = store
+            .fold_all(after, limit, |_, e| {
+                folded.push((e.stream_id.to_owned(), e.stream_version));
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .expect("fold_all");
+        assert_eq!(seen, limit);
+        assert_eq!(folded, caught[..limit], "limit {limit}");
+    }
+}

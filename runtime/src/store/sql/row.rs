@@ -50,6 +50,11 @@ impl Place<'_> {
         }
     }
 
+    /// The error for a column `field` that does not read as its type.
+    fn unreadable(&self, field: &'static str) -> impl Fn(sqlx::Error) -> StoreError + use<'_> {
+        move |e| self.corrupt(format!("unreadable {field}: {e}"))
+    }
+
     /// A stored counter: a negative one is corruption.
     fn counter(&self, field: &str, value: i64) -> Result<u64, StoreError> {
         u64::try_from(value).map_err(|_| self.corrupt(format!("negative {field} {value}")))
@@ -82,11 +87,11 @@ impl<'r> StoredEvent<'r> {
     ) -> Result<(Checkpoint, Self), StoreError> {
         let mut place = Place::default();
         // The checkpoint first: an error later in the row names it, so it can be skipped.
-        let position = D::int(row, 1).map_err(|e| place.corrupt(e))?;
+        let position = D::int(row, 1).map_err(place.unreadable("position"))?;
         place.position = Some(position);
-        let transaction = D::int(row, 6).map_err(|e| place.corrupt(e))?;
+        let transaction = D::int(row, 6).map_err(place.unreadable("transaction id"))?;
         place.transaction = Some(transaction);
-        place.stream = D::text(row, 5).map_err(|e| place.corrupt(e))?;
+        place.stream = D::text(row, 5).map_err(place.unreadable("stream id"))?;
         let event = Self::lean_at::<D>(&mut place, row)?;
         let checkpoint = Checkpoint {
             transaction_id: place.counter("transaction id", transaction)?,
@@ -100,22 +105,21 @@ impl<'r> StoredEvent<'r> {
         let position = match place.position {
             Some(position) => position,
             None => {
-                let position = D::int(row, 1).map_err(|e| place.corrupt(e))?;
+                let position = D::int(row, 1).map_err(place.unreadable("position"))?;
                 place.position = Some(position);
                 position
             }
         };
-        let stream_version = D::int(row, 0).map_err(|e| place.corrupt(e))?;
+        let stream_version = D::int(row, 0).map_err(place.unreadable("stream version"))?;
         place.stream_version = Some(stream_version);
         let place = *place;
-        let get = |e: sqlx::Error| place.corrupt(e);
         Ok(Self::lean(
             place.stream,
             place.counter("stream version", stream_version)?,
             place.counter("position", position)?,
-            D::text(row, 2).map_err(get)?,
-            place.event_version(D::int(row, 3).map_err(get)?)?,
-            D::text(row, 4).map_err(get)?,
+            D::text(row, 2).map_err(place.unreadable("event name"))?,
+            place.event_version(D::int(row, 3).map_err(place.unreadable("event version"))?)?,
+            D::text(row, 4).map_err(place.unreadable("payload"))?,
         ))
     }
 }
@@ -124,29 +128,34 @@ impl<'r> StoredEvent<'r> {
 /// as far as its columns can be read.
 pub(crate) fn record_from_row<D: Dialect>(row: &D::Row) -> Result<RecordedEvent, StoreError> {
     let mut place = Place::default();
-    place.position = Some(D::int(row, 0).map_err(|e| place.corrupt(e))?);
-    place.transaction = Some(D::int(row, 1).map_err(|e| place.corrupt(e))?);
-    place.stream = D::text(row, 2).map_err(|e| place.corrupt(e))?;
-    place.stream_version = Some(D::int(row, 3).map_err(|e| place.corrupt(e))?);
-    let get = |e: sqlx::Error| place.corrupt(e);
+    place.position = Some(D::int(row, 0).map_err(place.unreadable("position"))?);
+    place.transaction = Some(D::int(row, 1).map_err(place.unreadable("transaction id"))?);
+    place.stream = D::text(row, 2).map_err(place.unreadable("stream id"))?;
+    place.stream_version = Some(D::int(row, 3).map_err(place.unreadable("stream version"))?);
     let (position, transaction, stream_version) = (
         place.position.unwrap_or_default(),
         place.transaction.unwrap_or_default(),
         place.stream_version.unwrap_or_default(),
     );
     Ok(RecordedEvent {
-        event_id: D::uuid(row, 4).map_err(get)?,
+        event_id: D::uuid(row, 4).map_err(place.unreadable("event id"))?,
         stream_id: place.stream.to_owned(),
         stream_version: place.counter("stream version", stream_version)?,
         position: place.counter("position", position)?,
         transaction_id: place.counter("transaction id", transaction)?,
         recorded_at: D::time(row, 9)
             .map_err(|reason| place.corrupt(format!("recorded time: {reason}")))?,
-        name: D::text(row, 5).map_err(get)?.to_owned(),
-        version: place.event_version(D::int(row, 6).map_err(get)?)?,
-        payload: RawValue::from_string(D::text(row, 7).map_err(get)?.to_owned())
-            .map_err(|e| place.corrupt(format!("payload is not JSON: {e}")))?,
-        metadata: serde_json::from_str(D::text(row, 8).map_err(get)?)
+        name: D::text(row, 5)
+            .map_err(place.unreadable("event name"))?
+            .to_owned(),
+        version: place.event_version(D::int(row, 6).map_err(place.unreadable("event version"))?)?,
+        payload: RawValue::from_string(
+            D::text(row, 7)
+                .map_err(place.unreadable("payload"))?
+                .to_owned(),
+        )
+        .map_err(|e| place.corrupt(format!("payload is not JSON: {e}")))?,
+        metadata: serde_json::from_str(D::text(row, 8).map_err(place.unreadable("metadata"))?)
             .map_err(|e| place.corrupt(format!("invalid metadata: {e}")))?,
     })
 }

@@ -3,6 +3,7 @@
 mod append;
 mod dialect;
 mod migrate;
+mod packed;
 mod read;
 mod session;
 mod snapshot;

@@ -1,9 +1,7 @@
 //! The SQLite session: the store's operations, each on the connection it needs (one
 //! writer, a pool of readers).
 
-use super::statements::{FOLD_STREAM, READ_STREAM, STREAM_VERSION};
-use sqlx::Sqlite;
-
+use super::statements::{READ_STREAM, STREAM_VERSION};
 use super::{SqliteStore, read};
 use crate::event::{Checkpoint, NewEvent, RecordedEvent, StoredEvent};
 use crate::store::sql::{self, SnapshotRows, without_snapshot};
@@ -40,7 +38,7 @@ impl StoreSession for SqliteSession<'_> {
         F: FnMut(StoredEvent<'_>) -> Result<(), E> + Send,
         E: From<StoreError> + Send,
     {
-        sql::fold_stream(&self.0.reader, FOLD_STREAM, stream, range, f).await
+        read::fold_stream(&self.0.reader, stream, range, f).await
     }
 
     async fn read_all(
@@ -56,8 +54,7 @@ impl StoreSession for SqliteSession<'_> {
         F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
         E: From<StoreError> + Send,
     {
-        let rows = read::fold_rows(&self.0.reader, after, limit);
-        sql::fold_global::<Sqlite, _, _>(rows, f).await
+        read::fold_all(&self.0.reader, after, limit, f).await
     }
 
     async fn stream_version(&mut self, stream: &str) -> Result<u64, StoreError> {

@@ -19,14 +19,6 @@ pub(super) const READ_STREAM: &str = select_records!(
 
 pub(super) const READ_ALL: &str = select_records!("WHERE position > ? ORDER BY position LIMIT ?");
 
-/// A lean row: what decoding needs, no metadata.
-pub(super) const FOLD_STREAM: &str = "SELECT stream_version, position, event_name, event_version, payload \
-     FROM annals_events WHERE stream_id = ? AND stream_version BETWEEN ? AND ? ORDER BY stream_version";
-
-/// A lean row of the global order; the position is the transaction id too.
-pub(super) const FOLD_ALL: &str = "SELECT stream_version, position, event_name, event_version, payload, \
-     stream_id, position FROM annals_events WHERE position > ? ORDER BY position LIMIT ?";
-
 pub(super) const STREAM_VERSION: &str =
     "SELECT COALESCE(MAX(stream_version), 0) FROM annals_events WHERE stream_id = ?";
 
