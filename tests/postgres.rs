@@ -536,3 +536,113 @@ async fn a_stream_with_a_version_gap_does_not_load() {
         other => panic!("expected a broken stream, got {other:?}"),
     }
 }
+
+/// A schema restored into another cluster whose transaction ids are behind the stored
+/// events' does not open: events appended there would sort before the stored ones, and
+/// subscribers past those would never see them. Advanced as the error says, the cluster
+/// opens it, and a new event sorts after every stored one.
+#[tokio::test]
+async fn a_schema_restored_into_a_cluster_behind_it_opens_only_once_advanced() {
+    let fixture = annals_tests::postgres().await;
+    let schema = fixture.store.schema().to_owned();
+    fixture
+        .store
+        .append(
+            "restored-1",
+            ExpectedVersion::NoStream,
+            (1..=3).map(numbered).collect(),
+        )
+        .await
+        .expect("append");
+    let stored = fixture
+        .store
+        .read_stream("restored-1", ..)
+        .await
+        .expect("read");
+    let last = stored.last().expect("three events").checkpoint();
+    let (home,): (i64,) = sqlx::query_as("SELECT system_identifier FROM pg_control_system()")
+        .fetch_one(fixture.store.pool())
+        .await
+        .expect("system identifier");
+
+    let cluster = annals_tests::Cluster::start();
+    let dump = cluster.dir().join("schema.sql");
+    let dump = dump.to_string_lossy();
+    let url = annals_tests::database_url();
+    cluster.client_tool(
+        "pg_dump",
+        &["-d", &url, "-n", &schema, "--no-owner", "-f", &dump],
+    );
+    cluster.client_tool(
+        "psql",
+        &[
+            "-d",
+            &cluster.url(),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-f",
+            &dump,
+        ],
+    );
+    let options = annals::PostgresOptions::new(cluster.url()).schema(schema.clone());
+
+    let refused = PostgresStore::connect_with(options.clone()).await;
+    let message = refused.as_ref().err().map(ToString::to_string);
+    let advance = match refused {
+        Err(annals::OpenError::TransactionIdsBehind {
+            schema: named,
+            stored,
+            next,
+            cluster: id,
+            recorded,
+            advance,
+        }) => {
+            assert_eq!(named, schema);
+            assert_eq!(stored, last.transaction_id);
+            assert!(next <= stored, "next {next}, stored {stored}");
+            assert_eq!(recorded, Some(home as u64));
+            assert_ne!(id, home as u64);
+            assert!(advance > stored && advance % 0x10_0000 == 0, "{advance}");
+            advance
+        }
+        Err(other) => panic!("expected the restored schema to be refused, got {other}"),
+        Ok(_) => panic!("a schema behind nothing: the restored schema opened"),
+    };
+
+    let (epoch, xid) = (
+        (advance >> 32).to_string(),
+        (advance & 0xffff_ffff).to_string(),
+    );
+    let message = message.unwrap_or_default();
+    assert!(
+        message.contains(&format!("pg_resetwal -e {epoch} -x {xid} <data directory>")),
+        "{message}"
+    );
+    cluster.stop();
+    cluster.server_tool(
+        "pg_resetwal",
+        &["-e", &epoch, "-x", &xid, "-D"],
+        &cluster.data(),
+    );
+    cluster.start_again();
+    let store = PostgresStore::connect_with(options)
+        .await
+        .expect("the advanced cluster opens the schema");
+    store
+        .append("restored-1", ExpectedVersion::Exact(3), vec![numbered(4)])
+        .await
+        .expect("append after the restore");
+    let mut after = Vec::new();
+    store
+        .catch_up(last, |checkpoint, event| {
+            after.push((checkpoint, event.stream_version));
+            Ok::<_, annals::StoreError>(())
+        })
+        .await
+        .expect("catch up");
+    assert_eq!(after.len(), 1, "the new event, after every stored one");
+    assert!(after[0].0 > last && after[0].0.transaction_id >= advance);
+    assert_eq!(after[0].1, 4);
+    drop(store);
+}

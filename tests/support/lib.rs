@@ -1,7 +1,10 @@
 //! Shared helpers for the integration tests: the conformance suite and its fixtures.
 
+mod cluster;
 pub mod conformance;
 pub mod domain;
+
+pub use cluster::Cluster;
 
 use std::path::{Path, PathBuf};
 

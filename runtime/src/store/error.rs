@@ -194,6 +194,37 @@ pub enum OpenError {
         /// The highest schema version this code knows.
         known: i64,
     },
+    /// The schema's events were written by another PostgreSQL cluster (it was restored from a
+    /// dump or a copy) whose transaction ids are ahead of this cluster's. Events sort by the
+    /// transaction id that wrote them, so events appended now would sort before the stored
+    /// ones, and subscribers and read models past those would never see them. Nothing was
+    /// changed. Advance this cluster's transaction ids past the stored ones with
+    /// `pg_resetwal`, then open the store again.
+    #[error(
+        "the events in schema {schema} were written by transactions up to {stored}, but this \
+         PostgreSQL cluster (system identifier {cluster}) is at transaction {next}: the schema \
+         was restored from another cluster{}, and events appended now would sort before the \
+         stored ones, unseen by subscribers past them. Stop the server, run \
+         `pg_resetwal -e {} -x {} <data directory>`, start it and open the store again",
+        recorded.map(|from| format!(" (system identifier {from})")).unwrap_or_default(),
+        advance >> 32,
+        advance & 0xffff_ffff
+    )]
+    TransactionIdsBehind {
+        /// The schema.
+        schema: String,
+        /// The highest transaction id among the stored events.
+        stored: u64,
+        /// This cluster's next transaction id.
+        next: u64,
+        /// This cluster's system identifier.
+        cluster: u64,
+        /// The system identifier of the cluster the schema was last opened on, when recorded.
+        recorded: Option<u64>,
+        /// A transaction id past `stored` that `pg_resetwal` can start from: its epoch is
+        /// `advance >> 32` (`-e`) and its id within the epoch `advance & 0xffff_ffff` (`-x`).
+        advance: u64,
+    },
     /// A schema name that is not a plain lowercase identifier.
     #[error(
         "invalid schema name {schema:?}: use lowercase letters, digits and `_`, at most 48 characters"

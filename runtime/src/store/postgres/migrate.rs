@@ -28,6 +28,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(3, "notify after commit", "0003_notify_after_commit.sql"),
     migration!(4, "json columns", "0004_json_columns.sql"),
     migration!(5, "global order key", "0005_global_order_key.sql"),
+    migration!(6, "cluster", "0006_cluster.sql"),
 ];
 
 /// Creates or upgrades the schema `schema` (a validated identifier). Concurrent first

@@ -1,6 +1,7 @@
 //! The PostgreSQL store: production storage with a hole-free global order.
 
 mod append;
+mod cluster;
 mod columns;
 mod dialect;
 mod group;
@@ -159,6 +160,7 @@ impl PostgresStore {
         let own = pool_options(pool.options().get_max_connections())
             .connect_lazy_with(own_options.clone());
         migrate::migrate(&own, schema).await?;
+        cluster::check(&own, schema).await?;
         // Writers run the group append only, whose custom plans cost more to make than to
         // run: a generic plan is made once per connection.
         let writer_options = own_options.options([("plan_cache_mode", "force_generic_plan")]);
