@@ -646,3 +646,82 @@ async fn a_schema_restored_into_a_cluster_behind_it_opens_only_once_advanced() {
     assert_eq!(after[0].1, 4);
     drop(store);
 }
+
+/// A store already open checks every connection it makes: when the schema's stored
+/// transaction ids get ahead of the cluster's (rows copied in from another cluster, or the
+/// address now leading to a restored copy), its next new connection refuses, and no append
+/// goes through.
+#[tokio::test]
+async fn an_open_store_refuses_once_a_new_connection_finds_the_cluster_behind() {
+    let schema = format!("annals_t_{}", annals::uuid::Uuid::now_v7().simple());
+    let _guard = annals_tests::SchemaGuard::new(schema.clone());
+    // A name of its own, so that the test ends only this store's connections.
+    let application = format!("annals_moved_{}", annals::uuid::Uuid::now_v7().simple());
+    let base = annals_tests::database_url();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}application_name={application}");
+    let options = annals::PostgresOptions::new(url)
+        .schema(schema.clone())
+        .max_connections(2);
+    let store = PostgresStore::connect_with(options.clone())
+        .await
+        .expect("open");
+    store
+        .append("moved-1", ExpectedVersion::NoStream, vec![numbered(1)])
+        .await
+        .expect("append");
+
+    // A row from a cluster far ahead, as a copy from elsewhere would bring.
+    sqlx::query(&format!(
+        "INSERT INTO \"{schema}\".annals_events (transaction_id, stream_id, stream_version, \
+         event_id, event_name, event_version, payload, metadata) VALUES \
+         ((pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 1000000000)::text::xid8, \
+          'moved-2', 1, $1, 'Numbered', 1, '1'::json, '{{}}'::json)"
+    ))
+    .bind(annals::uuid::Uuid::now_v7())
+    .execute(store.pool())
+    .await
+    .expect("insert");
+    match PostgresStore::connect_with(options).await {
+        Err(annals::OpenError::TransactionIdsBehind { stored, next, .. }) => {
+            assert!(stored > next, "stored {stored}, next {next}")
+        }
+        Err(other) => panic!("expected a refusal, got {other}"),
+        Ok(_) => panic!("a schema ahead of its cluster opened"),
+    }
+
+    let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(&application)
+    .execute(&mut admin)
+    .await
+    .expect("end the store's connections");
+    // The first append may meet a connection that just ended; a new one refuses.
+    let mut refused = None;
+    for _ in 0..5 {
+        match store
+            .append("moved-1", ExpectedVersion::Exact(1), vec![numbered(2)])
+            .await
+        {
+            Err(annals::StoreError::Open(annals::OpenError::TransactionIdsBehind {
+                schema: named,
+                ..
+            })) => {
+                refused = Some(named);
+                break;
+            }
+            Err(_) => continue,
+            Ok(done) => panic!("appended to a schema ahead of its cluster: {done:?}"),
+        }
+    }
+    assert_eq!(refused.as_deref(), Some(schema.as_str()));
+    let (count,): (i64,) = sqlx::query_as(&format!(
+        "SELECT count(*) FROM \"{schema}\".annals_events WHERE stream_id = 'moved-1'"
+    ))
+    .fetch_one(&mut admin)
+    .await
+    .expect("count");
+    assert_eq!(count, 1, "nothing appended after the refusal");
+}

@@ -1,12 +1,13 @@
 //! Group commit on PostgreSQL: appends waiting together leave in one statement and one
 //! commit, written by a leader on a connection of its own (see `store::group`).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use uuid::Uuid;
 
 use super::PostgresStore;
+use super::cluster::Guard;
 use super::columns::encode_metadata;
 use super::statements::Statements;
 use crate::event::NewEvent;
@@ -24,24 +25,33 @@ pub(super) const GROUP_MAX_EVENTS: usize = 1000;
 pub(super) struct Writers {
     options: PgConnectOptions,
     idle: Mutex<Vec<PgConnection>>,
+    guard: Arc<Guard>,
 }
 
 impl Writers {
-    /// No connection yet: each is opened with `options` on first use.
-    pub(super) fn new(options: PgConnectOptions, writers: usize) -> Self {
+    /// No connection yet: each is opened with `options` on first use, and checked by
+    /// `guard`.
+    pub(super) fn new(options: PgConnectOptions, writers: usize, guard: Arc<Guard>) -> Self {
         Self {
             options,
             idle: Mutex::new(Vec::with_capacity(writers)),
+            guard,
         }
     }
 
     /// An idle writer connection, or a new one. The caller holds a writer slot, so at
-    /// most one connection per slot exists.
+    /// most one connection per slot exists. A new one that finds the cluster behind the
+    /// stored events is refused: the group's appends then go alone, and meet the refusal.
     async fn take(&self) -> Result<PgConnection, sqlx::Error> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        match idle {
-            Some(conn) => Ok(conn),
-            None => <PgConnection as sqlx::Connection>::connect_with(&self.options).await,
+        if let Some(conn) = idle {
+            return Ok(conn);
+        }
+        let mut conn = <PgConnection as sqlx::Connection>::connect_with(&self.options).await?;
+        self.guard.on_connect(&mut conn).await?;
+        match self.guard.refusal() {
+            Some(refused) => Err(sqlx::Error::Configuration(refused.into())),
+            None => Ok(conn),
         }
     }
 

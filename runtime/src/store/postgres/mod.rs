@@ -86,6 +86,8 @@ pub struct PostgresStore {
     /// Asks the notifier task to tell other processes; full means one is already due.
     notify: mpsc::Sender<()>,
     listening: Arc<AtomicBool>,
+    /// The check of each new connection's cluster (see `cluster::Guard`).
+    cluster: Arc<cluster::Guard>,
 }
 
 /// `url` with its password replaced, fit for messages and logs.
@@ -157,10 +159,17 @@ impl PostgresStore {
         let own_options = (*pool.connect_options())
             .clone()
             .options(OWN_PLANNER_SETTINGS);
+        let guard = Arc::new(cluster::Guard::new(schema));
+        let on_connect = Arc::clone(&guard);
         let own = pool_options(pool.options().get_max_connections())
+            .after_connect(move |conn, _| {
+                let guard = Arc::clone(&on_connect);
+                Box::pin(async move { guard.on_connect(conn).await })
+            })
             .connect_lazy_with(own_options.clone());
         migrate::migrate(&own, schema).await?;
         cluster::check(&own, schema).await?;
+        guard.arm();
         // Writers run the group append only, whose custom plans cost more to make than to
         // run: a generic plan is made once per connection.
         let writer_options = own_options.options([("plan_cache_mode", "force_generic_plan")]);
@@ -175,7 +184,8 @@ impl PostgresStore {
             own,
             sql: Arc::new(sql),
             group: Arc::new(Coalescer::new(writers, GROUP_MAX_EVENTS)),
-            writers: Arc::new(Writers::new(writer_options, writers)),
+            writers: Arc::new(Writers::new(writer_options, writers, Arc::clone(&guard))),
+            cluster: guard,
             appended: Arc::new(watch::channel(0).0),
             notify,
             listening: Arc::new(AtomicBool::new(false)),
@@ -200,7 +210,7 @@ impl EventStore for PostgresStore {
 
     async fn session(&self) -> Result<PostgresSession<'_>, StoreError> {
         Ok(PostgresSession {
-            conn: Lazy::new(&self.own),
+            conn: Lazy::new(&self.own, &self.cluster),
             store: self,
         })
     }

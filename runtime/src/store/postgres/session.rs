@@ -5,6 +5,7 @@ use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool};
 
+use super::cluster::Guard;
 use super::{PostgresStore, read, snapshot};
 use crate::event::{Checkpoint, NewEvent, RecordedEvent, StoredEvent};
 use crate::store::sql::{self, SnapshotRows, without_snapshot};
@@ -108,18 +109,31 @@ impl StoreSession for PostgresSession<'_> {
 /// append another command's group commit writes, never checks one out.
 pub(super) struct Lazy<'a> {
     pool: &'a PgPool,
+    guard: &'a Guard,
     conn: Option<PoolConnection<Postgres>>,
 }
 
 impl<'a> Lazy<'a> {
-    pub(super) fn new(pool: &'a PgPool) -> Self {
-        Self { pool, conn: None }
+    pub(super) fn new(pool: &'a PgPool, guard: &'a Guard) -> Self {
+        Self {
+            pool,
+            guard,
+            conn: None,
+        }
     }
 
+    /// The session's connection, taken from the pool on first use; refused while the pool's
+    /// latest new connection found a cluster behind the stored events.
     pub(super) async fn get(&mut self) -> Result<&mut PgConnection, StoreError> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
-            None => self.pool.acquire().await.map_err(StoreError::backend)?,
+            None => {
+                let conn = self.pool.acquire().await.map_err(StoreError::backend)?;
+                if let Some(refused) = self.guard.refusal() {
+                    return Err(refused.into());
+                }
+                conn
+            }
         };
         Ok(&mut **self.conn.insert(conn))
     }
