@@ -272,7 +272,21 @@ async fn connect_errors_name_the_url_without_the_password() {
 
 thread_local! {
     static STATEMENTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static CONNECTION_CHECKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     static IN_COMMAND: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether a statement is the check a new connection makes of its cluster: part of making
+/// a connection, like the handshake, not of the command that needed the connection.
+struct IsConnectionCheck(bool);
+
+impl tracing::field::Visit for IsConnectionCheck {
+    fn record_debug(&mut self, _: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0 |= format!("{value:?}").contains("pg_control_system()");
+    }
+    fn record_str(&mut self, _: &tracing::field::Field, value: &str) {
+        self.0 |= value.contains("pg_control_system()");
+    }
 }
 
 /// Counts the statements sqlx sends from inside a command (an `annals.execute` span), per
@@ -308,7 +322,14 @@ impl tracing::Subscriber for StatementCounter {
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
     fn event(&self, event: &tracing::Event<'_>) {
         if event.metadata().target() == "sqlx::query" && IN_COMMAND.with(std::cell::Cell::get) > 0 {
-            STATEMENTS.with(|n| n.set(n.get() + 1));
+            let mut check = IsConnectionCheck(false);
+            event.record(&mut check);
+            let counter = if check.0 {
+                &CONNECTION_CHECKS
+            } else {
+                &STATEMENTS
+            };
+            counter.with(|n| n.set(n.get() + 1));
         }
     }
     fn enter(&self, _: &tracing::span::Id) {
@@ -350,6 +371,8 @@ async fn round_trips_per_command() {
         [1.0, 1.0, 2.0, 1.0],
         "statements per command: open plain, open cached, deposit plain, deposit cached"
     );
+    // The commands opened connections, and each new one checked its cluster once.
+    assert!(CONNECTION_CHECKS.with(std::cell::Cell::get) >= 1);
     // A lost bet: the one-event append inserts nothing, the append alone reports the
     // conflict, having looked for the event ids of a retried append, then the read, and
     // the loaded state rejects.
