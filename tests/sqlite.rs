@@ -376,61 +376,87 @@ async fn insert_or_replace_cannot_rewrite_a_stored_event() {
     assert_eq!(stored[0].payload.get(), r#"{"n":1}"#);
 }
 
+/// A `Pinged` event.
+fn ping() -> annals::NewEvent {
+    annals::NewEvent::new(
+        "Pinged",
+        1,
+        serde_json::value::to_raw_value(&1).expect("json"),
+    )
+    .expect("a valid event name")
+}
+
+/// A store on a new file, and a connection to the file as another tool would have.
+async fn beside_another_tool(
+    prefix: &str,
+) -> (
+    annals_tests::TempDir,
+    annals::SqliteStore,
+    sqlx::SqliteConnection,
+) {
+    let dir = annals_tests::TempDir::new(prefix);
+    let path = dir.path().join("events.db");
+    let store = annals::SqliteStore::open(&path).await.expect("open");
+    let url = format!("sqlite://{}", path.display());
+    let other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    (dir, store, other)
+}
+
+/// Writes a `Pinged` row around the store: `event_version`, `payload` and `metadata` are SQL
+/// expressions, of any type SQLite takes.
+async fn insert_raw(
+    conn: &mut sqlx::SqliteConnection,
+    stream: &str,
+    version: u64,
+    event_version: &str,
+    payload: &str,
+    metadata: &str,
+) {
+    sqlx::query(&format!(
+        "INSERT INTO annals_events (stream_id, stream_version, event_id, event_name, \
+         event_version, payload, metadata, recorded_at) \
+         VALUES ('{stream}', {version}, '{}', 'Pinged', {event_version}, {payload}, {metadata}, 0)",
+        annals::uuid::Uuid::now_v7()
+    ))
+    .execute(conn)
+    .await
+    .expect("insert");
+}
+
+/// A catch-up from the start: how many events it handed out, and how it ended.
+async fn count_catch_up(
+    store: &annals::SqliteStore,
+) -> (usize, Result<annals::Checkpoint, annals::StoreError>) {
+    use annals::EventStore;
+    let mut seen = 0;
+    let ended = store
+        .catch_up(annals::Checkpoint::START, |_, _| {
+            seen += 1;
+            Ok::<_, annals::StoreError>(())
+        })
+        .await;
+    (seen, ended)
+}
+
 /// A column of another type than the schema's (SQLite stores what it is given) is named
 /// exactly by the lean reads, which otherwise read many rows at once.
 #[tokio::test]
 async fn a_column_of_another_type_is_named_by_the_lean_reads() {
     use annals::prelude::*;
-    use annals::{Checkpoint, StoreError, VersionRange};
+    use annals::{StoreError, VersionRange};
 
-    let dir = annals_tests::TempDir::new("annals-odd-column");
-    let path = dir.path().join("events.db");
-    let store = annals::SqliteStore::open(&path).await.expect("open");
-    let ping = || {
-        NewEvent::new(
-            "Pinged",
-            1,
-            serde_json::value::to_raw_value(&1).expect("json"),
-        )
-        .expect("a valid event name")
-    };
+    let (_dir, store, mut other) = beside_another_tool("annals-odd-column").await;
     store
         .append("odd-1", ExpectedVersion::NoStream, vec![ping(), ping()])
         .await
         .expect("append");
-    let url = format!("sqlite://{}", path.display());
-    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-        .await
-        .expect("connect");
-    sqlx::query(&format!(
-        "INSERT INTO annals_events (stream_id, stream_version, event_id, event_name, \
-         event_version, payload, metadata, recorded_at) \
-         VALUES ('odd-1', 3, '{}', 'Pinged', 'one', '1', '{{}}', 0)",
-        annals::uuid::Uuid::now_v7()
-    ))
-    .execute(&mut other)
-    .await
-    .expect("insert");
+    insert_raw(&mut other, "odd-1", 3, "'one'", "'1'", "'{}'").await;
     // A payload too large to read with others, and not text.
-    sqlx::query(&format!(
-        "INSERT INTO annals_events (stream_id, stream_version, event_id, event_name, \
-         event_version, payload, metadata, recorded_at) \
-         VALUES ('odd-2', 1, '{}', 'Pinged', 1, randomblob(100000), '{{}}', 0)",
-        annals::uuid::Uuid::now_v7()
-    ))
-    .execute(&mut other)
-    .await
-    .expect("insert");
+    insert_raw(&mut other, "odd-2", 1, "1", "randomblob(100000)", "'{}'").await;
     // A number that is not an integer: never rounded into one.
-    sqlx::query(&format!(
-        "INSERT INTO annals_events (stream_id, stream_version, event_id, event_name, \
-         event_version, payload, metadata, recorded_at) \
-         VALUES ('odd-3', 1, '{}', 'Pinged', 1.5, '1', '{{}}', 0)",
-        annals::uuid::Uuid::now_v7()
-    ))
-    .execute(&mut other)
-    .await
-    .expect("insert");
+    insert_raw(&mut other, "odd-3", 1, "1.5", "'1'", "'{}'").await;
 
     let named = |error: StoreError| match error {
         StoreError::Corrupt {
@@ -447,13 +473,7 @@ async fn a_column_of_another_type_is_named_by_the_lean_reads() {
         ),
         other => panic!("expected a located error, got {other}"),
     };
-    let mut seen = 0;
-    let caught_up = store
-        .catch_up(Checkpoint::START, |_, _| {
-            seen += 1;
-            Ok::<_, StoreError>(())
-        })
-        .await;
+    let (seen, caught_up) = count_catch_up(&store).await;
     let (stream, version, position, reason) = named(caught_up.expect_err("the odd row"));
     assert_eq!(
         (stream.as_str(), version, position, seen),
@@ -495,17 +515,7 @@ async fn an_unreadable_row_holds_back_nothing_before_it() {
     use annals::prelude::*;
     use annals::{Checkpoint, StoreError};
 
-    let dir = annals_tests::TempDir::new("annals-unreadable");
-    let path = dir.path().join("events.db");
-    let store = annals::SqliteStore::open(&path).await.expect("open");
-    let ping = || {
-        NewEvent::new(
-            "Pinged",
-            1,
-            serde_json::value::to_raw_value(&1).expect("json"),
-        )
-        .expect("a valid event name")
-    };
+    let (_dir, store, mut other) = beside_another_tool("annals-unreadable").await;
     store
         .append(
             "good-1",
@@ -514,22 +524,9 @@ async fn an_unreadable_row_holds_back_nothing_before_it() {
         )
         .await
         .expect("append");
-    let url = format!("sqlite://{}", path.display());
-    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-        .await
-        .expect("connect");
     // Metadata of another shape, then a payload that is not UTF-8.
-    for (version, payload, metadata) in [(1, "'{}'", "'[]'"), (2, "CAST(X'FF' AS TEXT)", "'{}'")] {
-        sqlx::query(&format!(
-            "INSERT INTO annals_events (stream_id, stream_version, event_id, event_name, \
-             event_version, payload, metadata, recorded_at) \
-             VALUES ('bad-1', {version}, '{}', 'Pinged', 1, {payload}, {metadata}, 0)",
-            annals::uuid::Uuid::now_v7()
-        ))
-        .execute(&mut other)
-        .await
-        .expect("insert");
-    }
+    insert_raw(&mut other, "bad-1", 1, "1", "'{}'", "'[]'").await;
+    insert_raw(&mut other, "bad-1", 2, "1", "CAST(X'FF' AS TEXT)", "'{}'").await;
     store
         .append("good-2", ExpectedVersion::NoStream, vec![ping(), ping()])
         .await
@@ -561,13 +558,7 @@ async fn an_unreadable_row_holds_back_nothing_before_it() {
     assert_eq!(first_bad.position, page[2].position + 1);
 
     // `catch_up` hands out the events before the bad row, then its error.
-    let mut seen = 0;
-    let caught_up = store
-        .catch_up(Checkpoint::START, |_, _| {
-            seen += 1;
-            Ok::<_, StoreError>(())
-        })
-        .await;
+    let (seen, caught_up) = count_catch_up(&store).await;
     // The lean read carries no metadata, so it stops at the payload that is not UTF-8.
     let (stream, version, _) = corrupt(caught_up.expect_err("the bad payload"));
     assert_eq!((stream.as_str(), version, seen), ("bad-1", Some(2), 4));

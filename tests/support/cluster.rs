@@ -103,15 +103,19 @@ impl Cluster {
 
     /// Runs the server program `tool` with `args`, then the data directory, as its owner.
     pub fn server_tool(&self, tool: &str, args: &[&str], data: &Path) -> String {
+        output(self.as_owner(tool).args(args).arg(data))
+    }
+
+    /// The server program `tool`, to run as the owner of the data directory.
+    fn as_owner(&self, tool: &str) -> Command {
         let program = self.bin.join(tool);
-        let mut command = if self.as_postgres {
+        if self.as_postgres {
             let mut command = Command::new("runuser");
             command.args(["-u", "postgres", "--"]).arg(program);
             command
         } else {
             Command::new(program)
-        };
-        output(command.args(args).arg(data))
+        }
     }
 
     /// Runs the client program `tool` (`pg_dump`, `psql`) of the same release with `args`.
@@ -123,15 +127,8 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         // Immediate: nothing of a throwaway cluster needs to reach its disk.
-        let program = self.bin.join("pg_ctl");
-        let mut command = if self.as_postgres {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(program);
-            command
-        } else {
-            Command::new(program)
-        };
-        let _ = command
+        let _ = self
+            .as_owner("pg_ctl")
             .args(["-m", "immediate", "-w", "stop", "-D"])
             .arg(self.data())
             .output();
