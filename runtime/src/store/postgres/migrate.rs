@@ -2,12 +2,11 @@
 //! advisory lock. Not sqlx's migrator, whose `_sqlx_migrations` table would be shared
 //! with, and rejected by, the application's own sqlx migrations.
 
-use futures_core::future::BoxFuture;
 use sqlx::PgPool;
 
 use super::statements::channel;
 use crate::store::OpenError;
-use crate::store::sql::{Migration, MigrationConnection, MigrationTable, Refused, migrate as run};
+use crate::store::sql::{Migration, MigrationTable, Refused, migrate as run};
 
 /// Migration `$version`, from its file in `runtime/migrations/postgres/`.
 macro_rules! migration {
@@ -76,34 +75,4 @@ pub(super) async fn migrate(pool: &PgPool, schema: &str) -> Result<(), OpenError
     ended.map_err(|refused| OpenError::refused("PostgreSQL", refused))
 }
 
-impl MigrationConnection for sqlx::PgConnection {
-    fn run<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        // Through `Executor::execute`, whose future is a concrete box: `RawSql::execute`'s
-        // generic one would not prove `Send` for every lifetime.
-        Box::pin(async move {
-            sqlx::Executor::execute(self, sqlx::raw_sql(sql))
-                .await
-                .map(drop)
-        })
-    }
-
-    fn integer<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<i64, sqlx::Error>> {
-        Box::pin(async move { sqlx::query_scalar(sql).fetch_one(self).await })
-    }
-
-    fn record<'a>(
-        &'a mut self,
-        sql: &'a str,
-        version: i64,
-        description: &'static str,
-    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        Box::pin(async move {
-            sqlx::query(sql)
-                .bind(version)
-                .bind(description)
-                .execute(self)
-                .await
-                .map(drop)
-        })
-    }
-}
+crate::store::sql::migration_connection!(sqlx::PgConnection);

@@ -71,6 +71,51 @@ pub(crate) trait MigrationConnection: Send {
     ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
 }
 
+/// Implements [`MigrationConnection`] for a backend's connection type: the same calls on
+/// each, each in a future boxed per backend.
+macro_rules! migration_connection {
+    ($conn:ty) => {
+        impl $crate::store::sql::MigrationConnection for $conn {
+            fn run<'a>(
+                &'a mut self,
+                sql: &'a str,
+            ) -> ::futures_core::future::BoxFuture<'a, Result<(), sqlx::Error>> {
+                // Through `Executor::execute`, whose future is a concrete box:
+                // `RawSql::execute`'s generic one would not prove `Send` for every lifetime.
+                Box::pin(async move {
+                    sqlx::Executor::execute(self, sqlx::raw_sql(sql))
+                        .await
+                        .map(drop)
+                })
+            }
+
+            fn integer<'a>(
+                &'a mut self,
+                sql: &'a str,
+            ) -> ::futures_core::future::BoxFuture<'a, Result<i64, sqlx::Error>> {
+                Box::pin(async move { sqlx::query_scalar(sql).fetch_one(self).await })
+            }
+
+            fn record<'a>(
+                &'a mut self,
+                sql: &'a str,
+                version: i64,
+                description: &'static str,
+            ) -> ::futures_core::future::BoxFuture<'a, Result<(), sqlx::Error>> {
+                Box::pin(async move {
+                    sqlx::query(sql)
+                        .bind(version)
+                        .bind(description)
+                        .execute(self)
+                        .await
+                        .map(drop)
+                })
+            }
+        }
+    };
+}
+pub(crate) use migration_connection;
+
 /// Applies every migration above the highest one recorded, in order, on `conn`. The caller
 /// holds `conn` in a transaction that keeps concurrent runners out (a write lock, an
 /// advisory lock), so each migration applies exactly once. A schema recorded at a version

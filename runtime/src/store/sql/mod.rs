@@ -16,7 +16,9 @@ use uuid::Uuid;
 
 pub(crate) use conflict::settle_conflict;
 pub(crate) use convert::{bound, limit, storable, stored, to_fingerprint};
-pub(crate) use migrate::{Migration, MigrationConnection, MigrationTable, Refused, migrate};
+pub(crate) use migrate::{
+    Migration, MigrationConnection, MigrationTable, Refused, migrate, migration_connection,
+};
 pub(crate) use read::{fold_global, fold_stream, read_stream, stream_version};
 pub(crate) use row::{
     SnapshotRows, records_until_unreadable, snapshot_from_row, split_snapshot_rows,

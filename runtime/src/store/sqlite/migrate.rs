@@ -1,11 +1,10 @@
 //! The SQLite schema: its migrations, applied on open under the database's write lock.
 
-use futures_core::future::BoxFuture;
 use sqlx::SqlitePool;
 use sqlx::pool::PoolConnection;
 
 use crate::store::OpenError;
-use crate::store::sql::{Migration, MigrationConnection, MigrationTable, Refused, migrate as run};
+use crate::store::sql::{Migration, MigrationTable, Refused, migrate as run};
 
 /// Migration `$version`, from its file in `runtime/migrations/sqlite/`.
 macro_rules! migration {
@@ -57,34 +56,4 @@ async fn apply(conn: &mut PoolConnection<sqlx::Sqlite>) -> Result<(), Refused> {
     run(&mut **conn, "SQLite", &table, MIGRATIONS, str::to_owned).await
 }
 
-impl MigrationConnection for sqlx::SqliteConnection {
-    fn run<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        // Through `Executor::execute`, whose future is a concrete box: `RawSql::execute`'s
-        // generic one would not prove `Send` for every lifetime.
-        Box::pin(async move {
-            sqlx::Executor::execute(self, sqlx::raw_sql(sql))
-                .await
-                .map(drop)
-        })
-    }
-
-    fn integer<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<i64, sqlx::Error>> {
-        Box::pin(async move { sqlx::query_scalar(sql).fetch_one(self).await })
-    }
-
-    fn record<'a>(
-        &'a mut self,
-        sql: &'a str,
-        version: i64,
-        description: &'static str,
-    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        Box::pin(async move {
-            sqlx::query(sql)
-                .bind(version)
-                .bind(description)
-                .execute(self)
-                .await
-                .map(drop)
-        })
-    }
-}
+crate::store::sql::migration_connection!(sqlx::SqliteConnection);
