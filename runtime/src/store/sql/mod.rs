@@ -21,7 +21,7 @@ pub(crate) use migrate::{
 };
 pub(crate) use read::{fold_global, fold_stream, read_stream, stream_version};
 pub(crate) use row::{
-    SnapshotRows, records_until_unreadable, snapshot_from_row, split_snapshot_rows,
+    LeanRow, SnapshotRows, records_until_unreadable, snapshot_from_row, split_snapshot_rows,
     without_snapshot,
 };
 

@@ -5,7 +5,7 @@ use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 
 use super::Dialect;
 use super::convert::{bound, stored};
-use super::row::{for_each_row, record_from_row};
+use super::row::{DriverRow, for_each_row, record_from_row};
 use futures_core::stream::BoxStream;
 
 use crate::event::{Checkpoint, RecordedEvent, StoredEvent};
@@ -60,7 +60,10 @@ where
         .bind(bound(range.from))
         .bind(bound(range.to))
         .fetch(executor);
-    for_each_row(rows, |row| f(StoredEvent::from_row::<D>(stream, row)?)).await?;
+    for_each_row(rows, |row| {
+        f(StoredEvent::from_row(stream, &DriverRow::<D>(row))?)
+    })
+    .await?;
     Ok(())
 }
 
@@ -97,7 +100,7 @@ where
     E: From<StoreError>,
 {
     for_each_row(rows, |row| {
-        let (checkpoint, event) = StoredEvent::from_global_row::<D>(row)?;
+        let (checkpoint, event) = StoredEvent::from_global_row(&DriverRow::<D>(row))?;
         f(checkpoint, event)
     })
     .await

@@ -51,7 +51,10 @@ impl Place<'_> {
     }
 
     /// The error for a column `field` that does not read as its type.
-    fn unreadable(&self, field: &'static str) -> impl Fn(sqlx::Error) -> StoreError + use<'_> {
+    fn unreadable<E: std::fmt::Display>(
+        &self,
+        field: &'static str,
+    ) -> impl Fn(E) -> StoreError + use<'_, E> {
         move |e| self.corrupt(format!("unreadable {field}: {e}"))
     }
 
@@ -67,32 +70,52 @@ impl Place<'_> {
     }
 }
 
+/// The columns of a lean row, however a backend reads them: from the driver's rows (any
+/// [`Dialect`]), or stepped by the store itself (SQLite's lean reads). Each read is an
+/// error, saying why, when the value is missing or of another type.
+pub(crate) trait LeanRow<'r> {
+    /// An integer column.
+    fn int(&self, index: usize) -> Result<i64, String>;
+    /// A text column, borrowed from the row.
+    fn text(&self, index: usize) -> Result<&'r str, String>;
+}
+
+/// A driver's row of dialect `D`, read as a lean row.
+pub(crate) struct DriverRow<'r, D: Dialect>(pub(crate) &'r D::Row);
+
+impl<'r, D: Dialect> LeanRow<'r> for DriverRow<'r, D> {
+    fn int(&self, index: usize) -> Result<i64, String> {
+        D::int(self.0, index).map_err(|e| e.to_string())
+    }
+
+    fn text(&self, index: usize) -> Result<&'r str, String> {
+        D::text(self.0, index).map_err(|e| e.to_string())
+    }
+}
+
 impl<'r> StoredEvent<'r> {
     /// Reads a lean row of `stream`; a missing or out-of-range value is a `Corrupt` error
     /// naming the row.
-    pub(crate) fn from_row<D: Dialect>(
-        stream: &'r str,
-        row: &'r D::Row,
-    ) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(stream: &'r str, row: &impl LeanRow<'r>) -> Result<Self, StoreError> {
         let mut place = Place {
             stream,
             ..Place::default()
         };
-        Self::lean_at::<D>(&mut place, row)
+        Self::lean_at(&mut place, row)
     }
 
     /// Reads a lean row of the global order, with its checkpoint.
-    pub(crate) fn from_global_row<D: Dialect>(
-        row: &'r D::Row,
+    pub(crate) fn from_global_row(
+        row: &impl LeanRow<'r>,
     ) -> Result<(Checkpoint, Self), StoreError> {
         let mut place = Place::default();
         // The checkpoint first: an error later in the row names it, so it can be skipped.
-        let position = D::int(row, 1).map_err(place.unreadable("position"))?;
+        let position = row.int(1).map_err(place.unreadable("position"))?;
         place.position = Some(position);
-        let transaction = D::int(row, 6).map_err(place.unreadable("transaction id"))?;
+        let transaction = row.int(6).map_err(place.unreadable("transaction id"))?;
         place.transaction = Some(transaction);
-        place.stream = D::text(row, 5).map_err(place.unreadable("stream id"))?;
-        let event = Self::lean_at::<D>(&mut place, row)?;
+        place.stream = row.text(5).map_err(place.unreadable("stream id"))?;
+        let event = Self::lean_at(&mut place, row)?;
         let checkpoint = Checkpoint {
             transaction_id: place.counter("transaction id", transaction)?,
             position: event.position,
@@ -101,25 +124,25 @@ impl<'r> StoredEvent<'r> {
     }
 
     /// The columns every lean row has, the position read already or not.
-    fn lean_at<D: Dialect>(place: &mut Place<'r>, row: &'r D::Row) -> Result<Self, StoreError> {
+    fn lean_at(place: &mut Place<'r>, row: &impl LeanRow<'r>) -> Result<Self, StoreError> {
         let position = match place.position {
             Some(position) => position,
             None => {
-                let position = D::int(row, 1).map_err(place.unreadable("position"))?;
+                let position = row.int(1).map_err(place.unreadable("position"))?;
                 place.position = Some(position);
                 position
             }
         };
-        let stream_version = D::int(row, 0).map_err(place.unreadable("stream version"))?;
+        let stream_version = row.int(0).map_err(place.unreadable("stream version"))?;
         place.stream_version = Some(stream_version);
         let place = *place;
         Ok(Self::lean(
             place.stream,
             place.counter("stream version", stream_version)?,
             place.counter("position", position)?,
-            D::text(row, 2).map_err(place.unreadable("event name"))?,
-            place.event_version(D::int(row, 3).map_err(place.unreadable("event version"))?)?,
-            D::text(row, 4).map_err(place.unreadable("payload"))?,
+            row.text(2).map_err(place.unreadable("event name"))?,
+            place.event_version(row.int(3).map_err(place.unreadable("event version"))?)?,
+            row.text(4).map_err(place.unreadable("payload"))?,
         ))
     }
 }

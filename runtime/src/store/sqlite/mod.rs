@@ -3,7 +3,7 @@
 mod append;
 mod dialect;
 mod migrate;
-mod packed;
+mod raw;
 mod read;
 mod session;
 mod snapshot;

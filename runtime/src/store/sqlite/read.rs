@@ -1,9 +1,12 @@
-//! Reads of the global order from the SQLite store, on the pool of read connections
-//! (a stream's reads are shared with PostgreSQL: `store::sql`).
+//! Reads from the SQLite store's pool of read connections: the global order's records, and
+//! the lean folds of a stream or of the global order, stepped by the store itself (`raw`).
+//! A stream's records are read as on PostgreSQL (`store::sql`).
 
 use sqlx::{Sqlite, SqlitePool};
 
-use super::packed::{self, Order, Page};
+use std::ffi::CStr;
+
+use super::raw::Statement;
 use super::statements::READ_ALL;
 use crate::event::{Checkpoint, RecordedEvent, StoredEvent};
 use crate::store::sql::{bound, limit, records_until_unreadable};
@@ -23,7 +26,21 @@ pub(super) async fn read_all(
     records_until_unreadable::<Sqlite>(&rows)
 }
 
-/// Up to `max` events after `after` in global order, each handed to `f`; packed pages on
+/// Rows per page of a lean read: the runtime thread steps a page without a pause, so a page
+/// is a millisecond or so; large enough that preparing the statement again costs nothing.
+const PAGE: usize = 4096;
+
+/// A lean row of the global order (see `store::sql`'s row module): up to `?2` rows after
+/// position `?1`. Positions are commit order here, so the position is the transaction id.
+const LEAN_ALL: &CStr = c"SELECT stream_version, position, event_name, event_version, payload, \
+     stream_id, position FROM annals_events WHERE position > ?1 ORDER BY position LIMIT ?2";
+
+/// A lean row of stream `?1`: up to `?4` rows with versions above `?2` up to `?3`.
+const LEAN_STREAM: &CStr = c"SELECT stream_version, position, event_name, event_version, payload \
+     FROM annals_events WHERE stream_id = ?1 AND stream_version > ?2 AND stream_version <= ?3 \
+     ORDER BY stream_version LIMIT ?4";
+
+/// Up to `max` events after `after` in global order, each handed to `f`: pages stepped on
 /// one connection.
 pub(super) async fn fold_all<F, E>(
     pool: &SqlitePool,
@@ -36,20 +53,37 @@ where
     E: From<StoreError>,
 {
     let mut conn = pool.acquire().await.map_err(StoreError::backend)?;
-    let (mut seen, mut cursor, mut size) = (0, bound(after.position), Page::FIRST);
+    let (mut seen, mut cursor) = (0, bound(after.position));
     while seen < max {
-        let asked = size.min(limit(max - seen));
-        let page = packed::fold_page(&mut conn, &Order::Global, cursor, asked, &mut f).await?;
-        seen += usize::try_from(page.count()).unwrap_or(usize::MAX);
-        if !page.more(asked) {
+        let asked = PAGE.min(max - seen);
+        let mut handle = conn.lock_handle().await.map_err(StoreError::backend)?;
+        let (count, last) = {
+            // SAFETY: the handle stays locked until the statement is dropped, at the end
+            // of this block.
+            let mut stmt = unsafe { Statement::prepare(handle.as_raw_handle(), LEAN_ALL)? };
+            stmt.bind_int(1, cursor)?;
+            stmt.bind_int(2, limit(asked))?;
+            let (mut count, mut last) = (0, cursor);
+            while let Some(row) = stmt.step()? {
+                let (checkpoint, event) = StoredEvent::from_global_row(&row)?;
+                last = bound(event.position);
+                f(checkpoint, event)?;
+                count += 1;
+            }
+            (count, last)
+        };
+        drop(handle);
+        seen += count;
+        if count < asked {
             break;
         }
-        (cursor, size) = (page.cursor, page.next());
+        cursor = last;
+        tokio::task::yield_now().await;
     }
     Ok(seen)
 }
 
-/// The events of `stream` in `range`, in version order, each handed to `f`; packed pages
+/// The events of `stream` in `range`, in version order, each handed to `f`: pages stepped
 /// on one connection.
 pub(super) async fn fold_stream<F, E>(
     pool: &SqlitePool,
@@ -63,17 +97,31 @@ where
 {
     validate_stream_id(stream)?;
     let mut conn = pool.acquire().await.map_err(StoreError::backend)?;
-    let order = Order::Stream {
-        stream,
-        to: bound(range.to),
-    };
-    let (mut cursor, mut size) = (bound(range.from.saturating_sub(1)), Page::FIRST);
-    let mut f = |_: Checkpoint, event: StoredEvent<'_>| f(event);
+    let (to, mut cursor) = (bound(range.to), bound(range.from.saturating_sub(1)));
     loop {
-        let page = packed::fold_page(&mut conn, &order, cursor, size, &mut f).await?;
-        if !page.more(size) {
+        let mut handle = conn.lock_handle().await.map_err(StoreError::backend)?;
+        let (count, last) = {
+            // SAFETY: the handle stays locked until the statement is dropped, at the end
+            // of this block.
+            let mut stmt = unsafe { Statement::prepare(handle.as_raw_handle(), LEAN_STREAM)? };
+            stmt.bind_text(1, stream)?;
+            stmt.bind_int(2, cursor)?;
+            stmt.bind_int(3, to)?;
+            stmt.bind_int(4, limit(PAGE))?;
+            let (mut count, mut last) = (0, cursor);
+            while let Some(row) = stmt.step()? {
+                let event = StoredEvent::from_row(stream, &row)?;
+                last = bound(event.stream_version);
+                f(event)?;
+                count += 1;
+            }
+            (count, last)
+        };
+        drop(handle);
+        if count < PAGE {
             return Ok(());
         }
-        (cursor, size) = (page.cursor, page.next());
+        cursor = last;
+        tokio::task::yield_now().await;
     }
 }
