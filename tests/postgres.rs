@@ -564,9 +564,44 @@ async fn a_stream_with_a_version_gap_does_not_load() {
 /// events' does not open: events appended there would sort before the stored ones, and
 /// subscribers past those would never see them. Advanced as the error says, the cluster
 /// opens it, and a new event sorts after every stored one.
+/// Commits transactions on the shared server until its transaction ids are past `at_least`:
+/// on a fresh machine they start where a throwaway cluster's do, and a restore from it
+/// would not be behind.
+async fn advance_transaction_ids(pool: &sqlx::PgPool, at_least: i64) {
+    let (next,): (i64,) =
+        sqlx::query_as("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+            .fetch_one(pool)
+            .await
+            .expect("the server's next transaction id");
+    if next >= at_least {
+        return;
+    }
+    // One transaction id per COMMIT. A DO block may commit only when it is a statement of
+    // its own in the simple protocol; without a flush per commit it takes well under a second.
+    let mut connection = pool.acquire().await.expect("a connection");
+    sqlx::raw_sql("SET synchronous_commit = off")
+        .execute(&mut *connection)
+        .await
+        .expect("asynchronous commits");
+    sqlx::raw_sql(&format!(
+        "DO $$ BEGIN FOR i IN 1..{} LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$",
+        at_least - next
+    ))
+    .execute(&mut *connection)
+    .await
+    .expect("advance the transaction ids");
+    // The setting is the session's: this connection goes back to the pool without it.
+    sqlx::raw_sql("RESET synchronous_commit")
+        .execute(&mut *connection)
+        .await
+        .expect("reset");
+}
+
 #[tokio::test]
 async fn a_schema_restored_into_a_cluster_behind_it_opens_only_once_advanced() {
     let fixture = annals_tests::postgres().await;
+    // A new cluster starts near 750 and its restore takes a few dozen more.
+    advance_transaction_ids(fixture.store.pool(), 20_000).await;
     let schema = fixture.store.schema().to_owned();
     fixture
         .store
@@ -667,6 +702,20 @@ async fn a_schema_restored_into_a_cluster_behind_it_opens_only_once_advanced() {
     assert_eq!(after.len(), 1, "the new event, after every stored one");
     assert!(after[0].0 > last && after[0].0.transaction_id >= advance);
     assert_eq!(after[0].1, 4);
+    // From the start, every event: the restored ones, then the new one, each once, in order.
+    let mut all = Vec::new();
+    store
+        .catch_up(Checkpoint::START, |checkpoint, event| {
+            all.push((checkpoint, event.stream_version));
+            Ok::<_, annals::StoreError>(())
+        })
+        .await
+        .expect("catch up from the start");
+    assert_eq!(
+        all.iter().map(|(_, version)| *version).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert!(all.windows(2).all(|pair| pair[0].0 < pair[1].0));
     drop(store);
 }
 
