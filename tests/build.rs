@@ -2,7 +2,8 @@
 //! of checks is kept by hand.
 //!
 //! Every file there but `mod.rs` and `helpers.rs` is a topic, and every `pub async fn` in a
-//! topic is a check: `pub async fn NAME<S: EventStore>(store: S)`, maybe with a return type.
+//! topic is a check: `pub async fn NAME<S: EventStore>(store: S)` (or `S: ProjectionStore`), maybe with a
+//! return type.
 //! A `pub async fn` of another shape, a topic without checks or a topic `mod.rs` does not
 //! declare fails the build, so a check can never be silently left out. The macro goes to
 //! `$OUT_DIR/conformance_suite.rs`, which `support/lib.rs` includes.
@@ -155,7 +156,9 @@ fn check(signature: &str) -> Option<Check> {
         .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
         .unwrap_or(rest.len());
     let (name, rest) = rest.split_at(end);
-    let rest = rest.strip_prefix("<S:EventStore>(store:S")?;
+    let rest = rest
+        .strip_prefix("<S:EventStore>(store:S")
+        .or_else(|| rest.strip_prefix("<S:ProjectionStore>(store:S"))?;
     let rest = rest.strip_prefix(',').unwrap_or(rest).strip_prefix(')')?;
     let returns = !rest.is_empty();
     if name.is_empty() || (returns && !rest.starts_with("->")) {

@@ -7,6 +7,7 @@ mod event;
 mod marker;
 mod method;
 mod options;
+mod projection;
 mod snapshot;
 
 use proc_macro::TokenStream;
@@ -61,6 +62,31 @@ pub fn apply(_args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn command(_args: TokenStream, input: TokenStream) -> TokenStream {
     outside_aggregate("command", input.into()).into()
+}
+
+/// Turns an `impl` block with `#[handle]` methods into a projection: a read model with
+/// one document per key, which a `Runner` keeps up to date and `Documents` reads.
+///
+/// Options: `name = "..."` (default: the type's name in snake case; lowercase letters,
+/// digits and `_`), `version = N` (default 1; bump it to build a new read model), `of =
+/// Aggregate` or `of(A, B)` (every event of those aggregates must be handled or listed in
+/// `ignore(...)`, checked at compile time). Each `#[handle]` method takes `&mut self`, the
+/// event by reference and optionally `&EventMeta`; `#[handle(key = e.customer_id)]` names
+/// the document (default: the event's stream id).
+#[proc_macro_attribute]
+pub fn projection(args: TokenStream, input: TokenStream) -> TokenStream {
+    projection::expand(args.into(), input.into()).into()
+}
+
+/// Marks a method of a `#[projection]` impl block as the handler of an event type:
+/// `fn placed(&mut self, e: &OrderPlaced)`. `#[projection]` removes it; anywhere else it
+/// is an error.
+#[proc_macro_attribute]
+pub fn handle(_args: TokenStream, input: TokenStream) -> TokenStream {
+    let message = "`#[handle]` only works on methods inside a `#[projection]` impl block";
+    let mut out = syn::Error::new(proc_macro2::Span::call_site(), message).to_compile_error();
+    out.extend(proc_macro2::TokenStream::from(input));
+    out.into()
 }
 
 /// The error for `#[apply]` or `#[command]` that no `#[aggregate]` removed, pointing at the

@@ -16,6 +16,7 @@ extern crate self as annals;
 mod aggregate;
 mod command;
 mod event;
+pub mod projection;
 mod repository;
 pub mod schema;
 mod store;
@@ -26,7 +27,7 @@ pub mod testing;
 pub mod __private;
 
 pub use aggregate::{Aggregate, Handle, IntoEvents, Snapshot};
-pub use annals_macros::{Event, Snapshot, aggregate, apply, command};
+pub use annals_macros::{Event, Snapshot, aggregate, apply, command, handle, projection};
 pub use command::CommandContext;
 #[doc(hidden)]
 pub use event::PreviousEvent;
@@ -67,7 +68,8 @@ pub use {serde, serde_json, uuid};
 pub mod prelude {
     pub use crate::{
         Aggregate, CommandContext, Event, EventSet, EventStore, ExecuteError, ExpectedVersion,
-        NewEvent, RecordedEvent, Repository, Snapshot, aggregate, apply, command,
+        NewEvent, RecordedEvent, Repository, Snapshot, aggregate, apply, command, handle,
+        projection,
     };
     pub use serde::{Deserialize, Serialize};
 }

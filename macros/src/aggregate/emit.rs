@@ -105,6 +105,14 @@ pub(super) fn emit(model: &Model) -> TokenStream {
                 }
             )*
 
+            // A projection `of` this aggregate compiles only when it handles or ignores
+            // each of these event types.
+            #[automatically_derived]
+            impl<__P> ::annals::__private::CoveredBy<__P> for #ident
+            where
+                #( __P: ::annals::__private::Covers<#events>, )*
+            {}
+
             #[automatically_derived]
             impl ::annals::IntoEvents<#event_enum> for #event_enum {
                 fn into_events(self, __out: &mut ::annals::__private::Vec<#event_enum>) { __out.push(self) }

@@ -5,6 +5,8 @@ mod check;
 mod emit;
 mod parse;
 
+pub(crate) use parse::snake_case;
+
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
 use syn::{Ident, ItemImpl, Type, TypePath};

@@ -428,7 +428,7 @@ fn parse_command(cx: &mut Ctxt, sig: &Signature) -> Option<Command> {
 }
 
 /// `BankAccount` -> `bank_account`.
-pub(super) fn snake_case(name: &str) -> String {
+pub(crate) fn snake_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
     let chars: Vec<char> = name.chars().collect();
     for (i, &c) in chars.iter().enumerate() {

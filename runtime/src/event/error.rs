@@ -22,6 +22,10 @@ pub enum DecodeErrorKind {
         /// The type whose upcaster reads the record.
         upcast_to: &'static str,
     },
+    /// A projection handler takes the event's metadata, and the read that found the event
+    /// carries none (a lean read).
+    #[error("a handler takes the event's metadata: read full records to apply it")]
+    MetadataNeeded,
 }
 
 /// A stored event that could not be decoded, with where it was found.

@@ -349,6 +349,11 @@ impl<'a> StoredEvent<'a> {
         }
     }
 
+    /// The full record behind this view, when it was made of one.
+    pub(crate) fn record(&self) -> Option<&'a RecordedEvent> {
+        self.record
+    }
+
     /// The lean view of a full record.
     pub fn of(record: &'a RecordedEvent) -> Self {
         Self {

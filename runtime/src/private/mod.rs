@@ -1,6 +1,7 @@
 //! Support for the code the macros generate. Not public API: may change in any release.
 
 mod checks;
+mod projection;
 mod snapshot;
 
 pub use core::convert::Infallible;
@@ -12,6 +13,7 @@ pub use crate::event::{chain_of, decode_chain};
 pub use crate::schema::EventType;
 pub use checks::*;
 pub use inventory;
+pub use projection::*;
 pub use snapshot::{decode_snapshot, encode_snapshot, fingerprint};
 
 use serde_json::value::RawValue;

@@ -193,6 +193,7 @@ where
                     events,
                     stream_version,
                     last_position: None,
+                    last_checkpoint: None,
                     attempts: attempt,
                 }))
             }
@@ -252,6 +253,7 @@ where
             events,
             stream_version: done.stream_version,
             last_position: Some(done.last_position),
+            last_checkpoint: Some(done.last_checkpoint()),
             attempts: attempt,
         }))
     }

@@ -12,6 +12,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::aggregate::Aggregate;
+use crate::event::Checkpoint;
 use crate::store::EventStore;
 
 use cache::Cache;
@@ -58,6 +59,9 @@ pub struct Executed<E> {
     pub stream_version: u64,
     /// The global position of the last event recorded, if any.
     pub last_position: Option<u64>,
+    /// Where the last event recorded is in the global order, if any: pass it to a
+    /// projection runner's `wait_for` to read your writes.
+    pub last_checkpoint: Option<Checkpoint>,
     /// How many times the command was decided against the stored state: more than 1
     /// after concurrency conflicts. A [`Handle::CREATES`] command's bet that its stream
     /// is new does not count.

@@ -274,6 +274,7 @@ mod tests {
             stream_version: version,
             first_position: 0,
             last_position: 0,
+            transaction_id: 0,
             already_stored: false,
         })
     }

@@ -1,7 +1,7 @@
 //! The rules every backend applies the same way: valid stream ids and batches, and how
 //! an append whose event ids are already stored is told apart from a conflict.
 
-use crate::event::{MAX_EVENT_VERSION, NewEvent, validate_event_name};
+use crate::event::{Checkpoint, MAX_EVENT_VERSION, NewEvent, validate_event_name};
 
 use super::error::StoreError;
 use super::version::AppendResult;
@@ -67,7 +67,7 @@ pub(crate) fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), S
 /// in this order; `None` when none of it is; an error for anything in between.
 pub(crate) fn replayed_append(
     stream: &str,
-    stored: &[Option<(String, u64, u64)>],
+    stored: &[Option<(String, u64, Checkpoint)>],
     events: &[NewEvent],
 ) -> Result<Option<AppendResult>, StoreError> {
     if stored.iter().all(Option::is_none) {
@@ -98,19 +98,21 @@ pub(crate) fn replayed_append(
     let first = stored
         .iter()
         .flatten()
-        .map(|(_, _, p)| *p)
+        .map(|(_, _, c)| c.position)
         .min()
         .unwrap_or(0);
+    // The last event in the global order: one transaction wrote them all.
     let last = stored
         .iter()
         .flatten()
-        .map(|(_, _, p)| *p)
+        .map(|(_, _, c)| *c)
         .max()
-        .unwrap_or(0);
+        .unwrap_or(Checkpoint::START);
     Ok(Some(AppendResult {
         stream_version: previous.unwrap_or(0),
         first_position: first,
-        last_position: last,
+        last_position: last.position,
+        transaction_id: last.transaction_id,
         already_stored: true,
     }))
 }

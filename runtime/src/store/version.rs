@@ -3,6 +3,8 @@
 use std::fmt;
 use std::ops::{Bound, RangeBounds};
 
+use crate::event::Checkpoint;
+
 /// The stream version an append expects to find, checked atomically with the write.
 ///
 /// Stream versions start at 1 for the first event; version 0 means "no stream".
@@ -57,9 +59,23 @@ pub struct AppendResult {
     pub first_position: u64,
     /// The global position of the last appended event.
     pub last_position: u64,
+    /// The id of the transaction that appended the last event: with `last_position`, the
+    /// last event's place in the global order (see [`last_checkpoint`](Self::last_checkpoint)).
+    pub transaction_id: u64,
     /// True when every event id was already stored: nothing was written and the
     /// positions are those of the original append.
     pub already_stored: bool,
+}
+
+impl AppendResult {
+    /// Where the last appended event is in the global order: what a reader waits for to
+    /// see this append (read-your-writes).
+    pub fn last_checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            transaction_id: self.transaction_id,
+            position: self.last_position,
+        }
+    }
 }
 
 /// An inclusive range of stream versions to read.

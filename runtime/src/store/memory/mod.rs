@@ -1,5 +1,7 @@
 //! An in-memory store for tests and prototypes.
 
+mod projections;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -47,6 +49,8 @@ struct Log {
     ids: HashMap<Uuid, usize>,
     /// The newest snapshot of each stream.
     snapshots: HashMap<String, SnapshotRecord>,
+    /// The projections' checkpoints and documents.
+    projections: projections::Projections,
 }
 
 impl MemoryStore {
@@ -90,7 +94,7 @@ impl Log {
             .map(|e| {
                 self.ids.get(&e.event_id).map(|&i| {
                     let r = &self.events[i];
-                    (r.stream_id.clone(), r.stream_version, r.position)
+                    (r.stream_id.clone(), r.stream_version, r.checkpoint())
                 })
             })
             .collect();
@@ -134,6 +138,7 @@ impl Log {
             stream_version: actual + count,
             first_position,
             last_position: first_position + count - 1,
+            transaction_id: first_position + count - 1,
             already_stored: false,
         })
     }

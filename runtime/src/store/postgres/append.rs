@@ -94,7 +94,7 @@ async fn append(
         None => wrong(stream_version(conn, sql, stream).await?),
     };
     // Slow path only: a retried append carries a stale expected version or stored ids.
-    let rows: Vec<(Uuid, String, i64, i64)> = sqlx::query_as(&sql.stored_ids)
+    let rows: Vec<(Uuid, String, i64, i64, i64)> = sqlx::query_as(&sql.stored_ids)
         .bind(&columns.ids)
         .fetch_all(&mut *conn)
         .await
@@ -129,23 +129,28 @@ async fn insert(
     };
     let mut races = 0;
     loop {
-        let row = sqlx::query_as::<_, (i64, Option<i64>, Option<i64>, Option<i64>)>(&sql.append)
-            .bind(stream)
-            .bind(expected_param)
-            .bind(&columns.ids)
-            .bind(&columns.names)
-            .bind(&columns.versions)
-            .bind(&columns.payloads)
-            .bind(&columns.metadata)
-            .fetch_one(&mut *conn)
-            .await;
+        let row = sqlx::query_as::<_, (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>)>(
+            &sql.append,
+        )
+        .bind(stream)
+        .bind(expected_param)
+        .bind(&columns.ids)
+        .bind(&columns.names)
+        .bind(&columns.versions)
+        .bind(&columns.payloads)
+        .bind(&columns.metadata)
+        .fetch_one(&mut *conn)
+        .await;
         return match row {
-            Ok((_, Some(first), Some(last), Some(version))) => Ok(Ok(AppendResult {
-                stream_version: stored(stream, last, "stream version", version)?,
-                first_position: stored(stream, first, "position", first)?,
-                last_position: stored(stream, last, "position", last)?,
-                already_stored: false,
-            })),
+            Ok((_, Some(first), Some(last), Some(version), Some(transaction))) => {
+                Ok(Ok(AppendResult {
+                    stream_version: stored(stream, last, "stream version", version)?,
+                    first_position: stored(stream, first, "position", first)?,
+                    last_position: stored(stream, last, "position", last)?,
+                    transaction_id: stored(stream, last, "transaction id", transaction)?,
+                    already_stored: false,
+                }))
+            }
             Ok((actual, ..)) => Ok(Err(wrong(stored(stream, 0, "stream version", actual)?))),
             Err(e) => match Postgres::violated(&e) {
                 Some(UniqueKey::StreamVersion)

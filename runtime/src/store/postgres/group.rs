@@ -149,12 +149,12 @@ async fn append_group(
         .requests()
         .map(|request| {
             let mut mine = rows.iter().filter(|row| row.0 == request.stream);
-            let Some(&(_, version, position)) = mine.next() else {
+            let Some(&(_, version, position, transaction)) = mine.next() else {
                 return Outcome::Alone;
             };
             let (mut count, mut last_version) = (1, version);
             let (mut first, mut last) = (position, position);
-            for &(_, version, position) in mine {
+            for &(_, version, position, _) in mine {
                 count += 1;
                 last_version = last_version.max(version);
                 first = first.min(position);
@@ -171,6 +171,8 @@ async fn append_group(
                     stream_version: stored(stream, last, "stream version", last_version)?,
                     first_position: stored(stream, first, "position", first)?,
                     last_position: stored(stream, last, "position", last)?,
+                    // One statement, one transaction: every row has its id.
+                    transaction_id: stored(stream, last, "transaction id", transaction)?,
                     already_stored: false,
                 })
             };
@@ -186,7 +188,7 @@ async fn append_one(
     conn: &mut PgConnection,
     sql: &Statements,
     request: &GroupRequest,
-) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+) -> Result<Vec<(String, i64, i64, i64)>, sqlx::Error> {
     let ([id], [name], [version], [payload], [metadata]) = (
         &request.ids[..],
         &request.names[..],
@@ -215,7 +217,7 @@ async fn append_many(
     sql: &Statements,
     batch: &Batch<GroupRequest>,
     total: usize,
-) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+) -> Result<Vec<(String, i64, i64, i64)>, sqlx::Error> {
     let mut streams = Vec::with_capacity(total);
     let mut expected = Vec::with_capacity(total);
     let mut n = Vec::with_capacity(total);

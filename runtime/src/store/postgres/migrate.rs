@@ -28,6 +28,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(4, "json columns", "0004_json_columns.sql"),
     migration!(5, "global order key", "0005_global_order_key.sql"),
     migration!(6, "cluster", "0006_cluster.sql"),
+    migration!(7, "projections", "0007_projections.sql"),
 ];
 
 /// Creates or upgrades the schema `schema` (a validated identifier). Concurrent first

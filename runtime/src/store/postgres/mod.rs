@@ -8,6 +8,7 @@ mod group;
 mod migrate;
 mod notify;
 mod options;
+mod projections;
 mod read;
 mod session;
 mod snapshot;
@@ -88,6 +89,8 @@ pub struct PostgresStore {
     listening: Arc<AtomicBool>,
     /// The check of each new connection's cluster (see `cluster::Guard`).
     cluster: Arc<cluster::Guard>,
+    /// The projections' SQL.
+    projections: Arc<projections::Sql>,
 }
 
 /// `url` with its password replaced, fit for messages and logs.
@@ -182,6 +185,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             own,
+            projections: Arc::new(projections::Sql::new(schema)),
             sql: Arc::new(sql),
             group: Arc::new(Coalescer::new(writers, GROUP_MAX_EVENTS)),
             writers: Arc::new(Writers::new(writer_options, writers, Arc::clone(&guard))),

@@ -43,8 +43,9 @@ impl Statements {
                      WITH ORDINALITY AS e(id, name, version, payload, metadata, n) \
                    WHERE $2::int8 < 0 OR cur.v = $2::int8 \
                    ORDER BY e.n \
-                   RETURNING position, stream_version) \
-                 SELECT cur.v, MIN(ins.position), MAX(ins.position), MAX(ins.stream_version) \
+                   RETURNING position, stream_version, transaction_id) \
+                 SELECT cur.v, MIN(ins.position), MAX(ins.position), MAX(ins.stream_version), \
+                   MAX(ins.transaction_id::text::int8) \
                  FROM cur LEFT JOIN ins ON true GROUP BY cur.v"
             ),
             // One statement for many streams' appends (group commit), each with an exact
@@ -62,7 +63,7 @@ impl Statements {
                           AND c.stream_version BETWEEN e.expected AND e.expected + 1) \
                        = CASE WHEN e.expected = 0 THEN 0 ELSE 1 END \
                  ORDER BY e.o \
-                 RETURNING stream_id, stream_version, position"
+                 RETURNING stream_id, stream_version, position, transaction_id::text::int8"
             ),
             // `append_group` for a group of one event, on scalar parameters. Alone in its
             // statement, it may fail outright, so it leaves half the guard to the unique
@@ -76,7 +77,7 @@ impl Statements {
                  SELECT $1, $2 + 1, $3, $4, $5, $6::json, $7::json \
                  WHERE CASE WHEN $2 = 0 THEN NOT EXISTS (SELECT 1 FROM {t} c WHERE c.stream_id = $1) \
                    ELSE EXISTS (SELECT 1 FROM {t} c WHERE c.stream_id = $1 AND c.stream_version = $2) END \
-                 RETURNING stream_id, stream_version, position"
+                 RETURNING stream_id, stream_version, position, transaction_id::text::int8"
             ),
             read_stream: format!(
                 "SELECT {COLUMNS} FROM {t} WHERE stream_id = $1 AND stream_version BETWEEN $2 AND $3 \
@@ -110,7 +111,7 @@ impl Statements {
                 "SELECT COALESCE(MAX(stream_version), 0) FROM {t} WHERE stream_id = $1"
             ),
             stored_ids: format!(
-                "SELECT event_id, stream_id, stream_version, position FROM {t} WHERE event_id = ANY($1)"
+                "SELECT event_id, stream_id, stream_version, position, transaction_id::text::int8 FROM {t} WHERE event_id = ANY($1)"
             ),
             // One statement, one round trip: the snapshot when it has the fingerprint ($2), is
             // within the target ($3) and its event exists (not ahead of the stream), as a

@@ -4,15 +4,15 @@
 use uuid::Uuid;
 
 use super::convert::stored;
-use crate::event::NewEvent;
+use crate::event::{Checkpoint, NewEvent};
 use crate::store::{AppendResult, StoreError, replayed_append};
 
 /// Settles an append to `stream` that failed with `conflict`, given the rows (event id,
-/// stream, stream version, position) where any of its events' ids are already stored.
+/// stream, stream version, position, transaction id) where any of its events' ids are already stored.
 pub(crate) fn settle_conflict(
     stream: &str,
     events: &[NewEvent],
-    rows: &[(Uuid, String, i64, i64)],
+    rows: &[(Uuid, String, i64, i64, i64)],
     conflict: StoreError,
 ) -> Result<AppendResult, StoreError> {
     let stored_at = events
@@ -20,11 +20,14 @@ pub(crate) fn settle_conflict(
         .map(|event| {
             rows.iter()
                 .find(|row| row.0 == event.event_id)
-                .map(|(_, s, version, position)| {
+                .map(|(_, s, version, position, transaction)| {
                     Ok((
                         s.clone(),
                         stored(s, *position, "stream version", *version)?,
-                        stored(s, *position, "position", *position)?,
+                        Checkpoint {
+                            transaction_id: stored(s, *position, "transaction id", *transaction)?,
+                            position: stored(s, *position, "position", *position)?,
+                        },
                     ))
                 })
                 .transpose()

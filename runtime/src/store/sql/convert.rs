@@ -2,6 +2,7 @@
 //! A value to store that a column cannot hold is a typed error, a stored value that no
 //! counter can have is a corrupt record; nothing is clamped or reinterpreted silently.
 
+use crate::event::Checkpoint;
 use crate::store::StoreError;
 
 /// A bound of a range of versions or positions, or an "after" cursor, as the parameter it
@@ -53,6 +54,40 @@ pub(crate) fn to_fingerprint(fingerprint: u64) -> i64 {
 /// The fingerprint a signed column holds; see [`to_fingerprint`].
 pub(crate) fn from_fingerprint(column: i64) -> u64 {
     u64::from_be_bytes(column.to_be_bytes())
+}
+
+/// A checkpoint as two parameters. Checkpoints come from the store's own columns, so they
+/// fit; `bound` would only saturate one that did not, selecting the same rows.
+pub(crate) fn checkpoint_params(checkpoint: Checkpoint) -> (i64, i64) {
+    (bound(checkpoint.transaction_id), bound(checkpoint.position))
+}
+
+/// A projection's stored checkpoint: negative values are a corrupt row, named.
+pub(crate) fn stored_checkpoint(
+    projection: &str,
+    transaction_id: i64,
+    position: i64,
+) -> Result<Checkpoint, StoreError> {
+    match (u64::try_from(transaction_id), u64::try_from(position)) {
+        (Ok(transaction_id), Ok(position)) => Ok(Checkpoint {
+            transaction_id,
+            position,
+        }),
+        _ => Err(StoreError::backend(CorruptCheckpoint {
+            projection: projection.to_owned(),
+            transaction_id,
+            position,
+        })),
+    }
+}
+
+/// A projection row whose checkpoint no event can have.
+#[derive(Debug, thiserror::Error)]
+#[error("projection `{projection}` has a corrupt checkpoint {transaction_id}/{position}")]
+pub(crate) struct CorruptCheckpoint {
+    projection: String,
+    transaction_id: i64,
+    position: i64,
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! backend's [`Dialect`] says only how its rows hold each kind of value.
 
 mod conflict;
-mod convert;
+pub(crate) mod convert;
 mod migrate;
 mod read;
 mod row;

@@ -140,11 +140,12 @@ impl SqliteStore {
     async fn stored_ids(
         &self,
         events: &[NewEvent],
-    ) -> Result<Vec<(uuid::Uuid, String, i64, i64)>, StoreError> {
+    ) -> Result<Vec<(uuid::Uuid, String, i64, i64, i64)>, StoreError> {
         let mut rows = Vec::new();
         for chunk in events.chunks(INSERT_CHUNK) {
             let sql = stored_ids(chunk.len());
-            let mut query = sqlx::query_as::<_, (uuid::fmt::Hyphenated, String, i64, i64)>(&sql);
+            let mut query =
+                sqlx::query_as::<_, (uuid::fmt::Hyphenated, String, i64, i64, i64)>(&sql);
             for event in chunk {
                 query = query.bind(event.event_id.hyphenated());
             }
@@ -155,7 +156,7 @@ impl SqliteStore {
             rows.extend(
                 found
                     .into_iter()
-                    .map(|(id, s, v, p)| (id.into_uuid(), s, v, p)),
+                    .map(|(id, s, v, p, t)| (id.into_uuid(), s, v, p, t)),
             );
         }
         Ok(rows)
@@ -212,6 +213,8 @@ async fn insert_events(
         stream_version: stored(stream, last_position, "stream version", last)?,
         first_position: stored(stream, first, "position", first)?,
         last_position: stored(stream, last_position, "position", last_position)?,
+        // One writer at a time: positions are commit order, and stand for transaction ids.
+        transaction_id: stored(stream, last_position, "position", last_position)?,
         already_stored: false,
     })
 }

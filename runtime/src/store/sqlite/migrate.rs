@@ -22,6 +22,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(1, "events", "0001_events.sql"),
     migration!(2, "snapshots", "0002_snapshots.sql"),
     migration!(3, "no replace", "0003_no_replace.sql"),
+    migration!(4, "projections", "0004_projections.sql"),
 ];
 
 /// Creates or upgrades the schema.

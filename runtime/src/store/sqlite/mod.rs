@@ -3,6 +3,7 @@
 mod append;
 mod dialect;
 mod migrate;
+mod projections;
 mod raw;
 mod read;
 mod session;

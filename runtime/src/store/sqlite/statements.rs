@@ -23,8 +23,7 @@ pub(super) const STREAM_VERSION: &str =
     "SELECT COALESCE(MAX(stream_version), 0) FROM annals_events WHERE stream_id = ?";
 
 /// Where event ids are already stored: the ids are bound after it, joined with `, `.
-pub(super) const STORED_IDS: &str =
-    "SELECT event_id, stream_id, stream_version, position FROM annals_events WHERE event_id IN (";
+pub(super) const STORED_IDS: &str = "SELECT event_id, stream_id, stream_version, position, position FROM annals_events WHERE event_id IN (";
 
 /// One query for a load from a snapshot: the stream's snapshot when it has the fingerprint
 /// (`?2`), is within the target (`?3`) and its event exists (not ahead of the stream), as a

@@ -1,0 +1,345 @@
+//! Parsing a `#[projection]` impl block: its options, then each `#[handle]` method.
+
+use proc_macro2::TokenStream;
+use syn::punctuated::Punctuated;
+use syn::{
+    Attribute, Expr, ImplItem, ItemImpl, LitInt, LitStr, Pat, Signature, Token, Type, TypePath,
+};
+
+use super::{Handler, Model};
+use crate::aggregate::snake_case;
+use crate::ctxt::Ctxt;
+use crate::marker::{self, Marker};
+use crate::method::{ArgType, SelfParam, arg_type, arguments, self_param, type_key};
+use crate::options;
+
+const NAME: &str = "name";
+const VERSION: &str = "version";
+const OF: &str = "of";
+const IGNORE: &str = "ignore";
+const OPTIONS: &[&str] = &[NAME, VERSION, OF, IGNORE];
+const KEY: &str = "key";
+const HANDLE_OPTIONS: &[&str] = &[KEY];
+
+/// The most bytes of a projection name.
+const MAX_NAME: usize = 63;
+
+const SHAPE: &str = "a `#[handle]` method takes `&mut self`, the event by reference and, if it needs them, the event's metadata: `fn placed(&mut self, e: &OrderPlaced)` or `fn placed(&mut self, e: &OrderPlaced, meta: &EventMeta)`";
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct Handle;
+
+impl Marker for Handle {
+    const ALL: &'static [(&'static str, Self)] = &[("handle", Handle)];
+}
+
+#[derive(Default)]
+struct Options {
+    name: Option<LitStr>,
+    version: Option<LitInt>,
+    of: Option<Vec<TypePath>>,
+    ignore: Option<Vec<TypePath>>,
+}
+
+/// `= A` or `(A, B, ...)`.
+fn types(meta: &syn::meta::ParseNestedMeta, example: &str) -> syn::Result<Vec<TypePath>> {
+    if meta.input.peek(Token![=]) {
+        let value: TypePath = options::value(meta, example)?;
+        return Ok(vec![value]);
+    }
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let list = Punctuated::<TypePath, Token![,]>::parse_terminated(&content)?;
+    Ok(list.into_iter().collect())
+}
+
+fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Options {
+    let mut o = Options::default();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident(NAME) {
+            let value = options::value(&meta, "a string: `name = \"customer_stats\"`")?;
+            options::set(cx, "projection", &meta, &mut o.name, value);
+        } else if meta.path.is_ident(VERSION) {
+            let value = options::value(&meta, "a number: `version = 2`")?;
+            options::set(cx, "projection", &meta, &mut o.version, value);
+        } else if meta.path.is_ident(OF) {
+            let value = types(&meta, "aggregates: `of = Order` or `of(Order, Invoice)`")?;
+            options::set(cx, "projection", &meta, &mut o.of, value);
+        } else if meta.path.is_ident(IGNORE) {
+            let value = types(&meta, "event types: `ignore(OrderShipped, ItemRemoved)`")?;
+            options::set(cx, "projection", &meta, &mut o.ignore, value);
+        } else {
+            options::unknown(cx, "projection", &meta, OPTIONS)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = syn::parse::Parser::parse2(parser, args) {
+        cx.push(e);
+    }
+    o
+}
+
+/// Whether `name` can name a projection: what SQL would take as a plain identifier.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= MAX_NAME
+}
+
+pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Option<Model> {
+    let options = parse_options(cx, args);
+    if let Some((_, path, _)) = &item.trait_ {
+        cx.error_spanned_by(
+            path,
+            "`#[projection]` goes on an inherent `impl` block, not on a trait impl",
+        );
+    }
+    if !item.generics.params.is_empty() {
+        cx.error_spanned_by(
+            &item.generics,
+            "`#[projection]` does not support generic projections: implement it for a concrete type",
+        );
+    }
+    let ident = match &*item.self_ty {
+        Type::Path(TypePath { qself: None, path })
+            if path.segments.len() == 1 && path.segments[0].arguments.is_none() =>
+        {
+            Some(path.segments[0].ident.clone())
+        }
+        other => {
+            cx.error_spanned_by(
+                other,
+                "`#[projection]` needs a plain type name: `impl CustomerStats { ... }`",
+            );
+            None
+        }
+    };
+
+    let mut handlers: Vec<Handler> = Vec::new();
+    let mut marked = 0;
+    for impl_item in &mut item.items {
+        let ImplItem::Fn(method) = impl_item else {
+            marker::misplaced::<Handle>(cx, impl_item);
+            continue;
+        };
+        let markers = marker::take::<Handle>(&mut method.attrs);
+        if markers.is_empty() {
+            continue;
+        }
+        marked += 1;
+        for (_, extra) in &markers[1..] {
+            cx.error_spanned_by(extra, "duplicate `#[handle]`");
+        }
+        let key = handle_options(cx, &markers[0].1);
+        if key.is_some() {
+            // The event argument may serve the key alone: not an unused variable.
+            method
+                .attrs
+                .push(syn::parse_quote!(#[allow(unused_variables)]));
+        }
+        let Some(handler) = parse_handler(cx, &method.sig, key) else {
+            continue;
+        };
+        if let Some(first) = handlers
+            .iter()
+            .find(|h| type_key(&h.event) == type_key(&handler.event))
+        {
+            cx.error_spanned_by(
+                &handler.event,
+                format!(
+                    "`{}` already has a handler, `{}`: a projection handles each event type once",
+                    type_key(&handler.event),
+                    first.method
+                ),
+            );
+            continue;
+        }
+        handlers.push(handler);
+    }
+    if marked == 0 {
+        cx.error_spanned_by(
+            &item.self_ty,
+            "a projection needs at least one `#[handle]` method: `#[handle] fn placed(&mut self, e: &OrderPlaced) { ... }`",
+        );
+    }
+
+    let ignore = options.ignore.unwrap_or_default();
+    for ignored in &ignore {
+        if handlers
+            .iter()
+            .any(|h| type_key(&h.event) == type_key(ignored))
+        {
+            cx.error_spanned_by(
+                ignored,
+                format!(
+                    "`{}` is both handled and ignored: remove it from `ignore(...)`",
+                    type_key(ignored)
+                ),
+            );
+        }
+    }
+    let of = options.of.unwrap_or_default();
+    if of.is_empty() && !ignore.is_empty() {
+        cx.error_spanned_by(
+            &ignore[0],
+            "`ignore(...)` lists events of the aggregates named in `of`: add `of = Aggregate`",
+        );
+    }
+
+    let ident = ident?;
+    let name = match &options.name {
+        Some(lit) => {
+            let name = lit.value();
+            if !valid_name(&name) {
+                cx.error_spanned_by(
+                    lit,
+                    format!(
+                        "invalid projection name `{name}`: use lowercase ASCII letters, digits and `_`, starting with a letter, at most {MAX_NAME} bytes (`customer_stats`)"
+                    ),
+                );
+            }
+            name
+        }
+        None => snake_case(&ident.to_string()),
+    };
+    let version = match &options.version {
+        Some(lit) => match lit.base10_parse::<u32>() {
+            Ok(v) if (1..=i32::MAX as u32).contains(&v) => v,
+            _ => {
+                cx.error_spanned_by(
+                    lit,
+                    "a projection's version is a number from 1 to 2147483647",
+                );
+                1
+            }
+        },
+        None => 1,
+    };
+    Some(Model {
+        ident,
+        name,
+        version,
+        of,
+        ignore,
+        handlers,
+    })
+}
+
+/// `#[handle]` or `#[handle(key = expr)]`.
+fn handle_options(cx: &mut Ctxt, attr: &Attribute) -> Option<Expr> {
+    if matches!(attr.meta, syn::Meta::Path(_)) {
+        return None;
+    }
+    let mut key = None;
+    let parsed = attr.parse_nested_meta(|meta| {
+        if meta.path.is_ident(KEY) {
+            let value: Expr =
+                options::value(&meta, "an expression over the event: `key = e.customer_id`")?;
+            options::set(cx, "handle", &meta, &mut key, value);
+        } else {
+            options::unknown(cx, "handle", &meta, HANDLE_OPTIONS)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = parsed {
+        cx.push(e);
+    }
+    key
+}
+
+fn parse_handler(cx: &mut Ctxt, sig: &Signature, key: Option<Expr>) -> Option<Handler> {
+    let mut ok = true;
+    let mut wrong = |cx: &mut Ctxt, tokens: &dyn quote::ToTokens| {
+        cx.error_spanned_by(tokens, SHAPE);
+        ok = false;
+    };
+    match self_param(sig) {
+        SelfParam::Mut(_) => {}
+        SelfParam::Shared(r) | SelfParam::Other(r) => wrong(cx, r),
+        SelfParam::Missing => wrong(cx, &sig.ident),
+    }
+    if let Some(asyncness) = &sig.asyncness {
+        wrong(cx, asyncness);
+    }
+    if !sig.generics.params.is_empty() {
+        wrong(cx, &sig.generics);
+    }
+    let args = arguments(sig);
+    let (event_arg, meta_arg) = match args.as_slice() {
+        [event] => (Some(*event), None),
+        [event, meta] => (Some(*event), Some(*meta)),
+        [] => {
+            wrong(cx, &sig.ident);
+            (None, None)
+        }
+        [_, _, rest @ ..] => {
+            wrong(cx, &quote::quote!(#(#rest),*));
+            (None, None)
+        }
+    };
+    let event = event_arg.and_then(|arg| match arg_type(&arg.ty) {
+        ArgType::Ref(path) => Some(path.clone()),
+        _ => {
+            wrong(cx, &arg.ty);
+            None
+        }
+    });
+    if let Some(meta) = meta_arg {
+        let is_meta = matches!(arg_type(&meta.ty), ArgType::Ref(path)
+            if path.path.segments.last().is_some_and(|s| s.ident == "EventMeta"));
+        if !is_meta {
+            cx.error_spanned_by(
+                &meta.ty,
+                "the second argument of a `#[handle]` method is the event's metadata: `meta: &EventMeta`",
+            );
+            ok = false;
+        }
+    }
+    let pat = event_arg.map(|arg| (*arg.pat).clone());
+    if let (Some(key), Some(pat)) = (&key, &pat) {
+        if !matches!(pat, Pat::Ident(_)) {
+            cx.error_spanned_by(
+                pat,
+                format!(
+                    "name the event argument to use it in `key = {}`: `e: &Event`",
+                    quote::ToTokens::to_token_stream(key)
+                ),
+            );
+            ok = false;
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(Handler {
+        method: sig.ident.clone(),
+        event: event?,
+        pat: pat?,
+        key,
+        meta: meta_arg.is_some(),
+        sig: sig.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn projection_names_are_plain_identifiers() {
+        assert!(valid_name("customer_stats") && valid_name("v2_totals"));
+        for bad in [
+            "",
+            "Customer",
+            "2x",
+            "a-b",
+            "a b",
+            "_x",
+            "x;drop",
+            &"a".repeat(64),
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,31 @@
+-- The projections' progress: one row per read model, its generation and its checkpoint
+-- (the transaction id and position of the last event it applied or passed over). Readers
+-- see the generation marked `live`; a rebuild writes another beside it.
+CREATE TABLE {schema}.annals_projections (
+    name           text        NOT NULL,
+    version        integer     NOT NULL,
+    generation     integer     NOT NULL,
+    transaction_id bigint      NOT NULL DEFAULT 0,
+    position       bigint      NOT NULL DEFAULT 0,
+    live           boolean     NOT NULL DEFAULT true,
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (name, version, generation)
+);
+CREATE UNIQUE INDEX annals_projections_live ON {schema}.annals_projections (name, version) WHERE live;
+
+-- The documents of document projections, queryable with SQL as `jsonb`.
+CREATE TABLE {schema}.annals_documents (
+    name       text    NOT NULL,
+    version    integer NOT NULL,
+    generation integer NOT NULL,
+    key        text    COLLATE "C" NOT NULL, -- byte order, as on every store
+    body       jsonb   NOT NULL,
+    PRIMARY KEY (name, version, generation, key)
+);
+
+-- Each projection's live documents, for queries of your own.
+CREATE VIEW {schema}.annals_live_documents AS
+SELECT d.name, d.version, d.key, d.body
+FROM {schema}.annals_documents d
+JOIN {schema}.annals_projections p
+  ON p.name = d.name AND p.version = d.version AND p.generation = d.generation AND p.live;

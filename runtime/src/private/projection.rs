@@ -1,0 +1,55 @@
+//! What `#[projection]` generates code against.
+
+use crate::event::{DecodeError, DecodeErrorKind, Event, StoredEvent};
+pub use crate::projection::{
+    Change, DocumentKey, DocumentProjection, EventMeta, HandlerError, IntoChange, Projection,
+    Registration, Routed,
+};
+
+/// A handled event, decoded, waiting for its document.
+pub type Apply<P> = Box<dyn FnOnce(&mut P) -> Result<Change, HandlerError> + Send>;
+
+/// Decodes `event` as `T` when its stored (name, version) is in `T`'s chain.
+pub fn decode<T: Event>(event: &StoredEvent<'_>) -> Option<Result<T, DecodeError>> {
+    T::decode_with(event.name, event.version, event.payload, event.record())
+        .map(|decoded| decoded.map_err(|kind| DecodeError::stored(event, kind)))
+}
+
+/// The metadata of `event`, which a handler takes.
+pub fn meta(event: &StoredEvent<'_>) -> Result<EventMeta, DecodeError> {
+    event
+        .record()
+        .map(EventMeta::of)
+        .ok_or_else(|| DecodeError::stored(event, DecodeErrorKind::MetadataNeeded))
+}
+
+/// A handler's key expression, as stored.
+pub fn key<K: DocumentKey + ?Sized>(key: &K) -> String {
+    key.to_key()
+}
+
+/// The key of a handler without one: the event's stream.
+pub fn stream_key(event: &StoredEvent<'_>) -> String {
+    event.stream_id.to_owned()
+}
+
+/// What a handler returned, as a change.
+pub fn change<T: IntoChange>(returned: T) -> Result<Change, HandlerError> {
+    returned.into_change()
+}
+
+/// `P: Covers<E>`: projection `P` handles or ignores event type `E`. Generated for each
+/// type a `#[projection]` names.
+#[diagnostic::on_unimplemented(
+    message = "projection `{Self}` neither handles nor ignores `{E}`",
+    label = "`{E}` is an event of this aggregate",
+    note = "add a `#[handle]` method for `{E}`, or list it in the projection's `ignore(...)`"
+)]
+pub trait Covers<E> {}
+
+/// `A: CoveredBy<P>`: projection `P` covers every event type of aggregate `A`. Generated
+/// by `#[aggregate]`.
+pub trait CoveredBy<P> {}
+
+/// Compiles only when projection `P` covers every event of aggregate `A`.
+pub const fn covered<A: CoveredBy<P>, P>() {}

@@ -1,0 +1,104 @@
+//! A projection with its types erased, so one runner drives any mix of them, and the
+//! registry that lists every projection of the program.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::{Change, DocumentProjection, HandlerError};
+use crate::event::{DecodeError, StoredEvent};
+
+/// A document or a decoded event, of a type only the projection's own functions know.
+pub(crate) type Erased = Box<dyn Any + Send>;
+
+/// A routed event, type-erased.
+pub(crate) type ErasedRoute = Option<Result<(String, Erased), DecodeError>>;
+
+/// One projection's identity and its operations, as plain functions over erased values.
+#[derive(Clone, Copy)]
+pub(crate) struct Described {
+    pub name: &'static str,
+    pub version: u32,
+    pub reads_metadata: bool,
+    pub route: fn(&StoredEvent<'_>) -> ErasedRoute,
+    pub new_document: fn() -> Erased,
+    pub read_document: fn(&str) -> Result<Erased, serde_json::Error>,
+    pub write_document: fn(&Erased) -> Option<Result<String, serde_json::Error>>,
+    pub apply: fn(&mut Erased, Erased) -> Result<Change, HandlerError>,
+}
+
+impl std::fmt::Debug for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} v{}", self.name, self.version)
+    }
+}
+
+impl Described {
+    pub(crate) fn of<P: DocumentProjection>() -> Self {
+        Self {
+            name: P::NAME,
+            version: P::VERSION,
+            reads_metadata: P::READS_METADATA,
+            route: |event| {
+                P::route(event).map(|routed| {
+                    routed.map(|routed| (routed.key, Box::new(routed.event) as Erased))
+                })
+            },
+            new_document: || Box::new(P::default()),
+            read_document: |body| Ok(Box::new(serde_json::from_str::<P>(body)?)),
+            write_document: |document| document.downcast_ref::<P>().map(serde_json::to_string),
+            apply: |document, event| {
+                let (Some(document), Ok(event)) =
+                    (document.downcast_mut::<P>(), event.downcast::<P::Event>())
+                else {
+                    return Err(HandlerError::new(format!(
+                        "a document or event of another type reached projection `{}`",
+                        P::NAME
+                    )));
+                };
+                // A panicking handler fails its event like an error: the runner stops the
+                // projection before it and the batch's documents are thrown away.
+                catch_unwind(AssertUnwindSafe(|| document.apply(*event))).unwrap_or_else(|panic| {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic without a message".to_owned());
+                    Err(HandlerError::new(format!(
+                        "the handler panicked: {message}"
+                    )))
+                })
+            },
+        }
+    }
+}
+
+/// A projection registered by `#[projection]`, so that [`Runner::all`] finds it.
+///
+/// [`Runner::all`]: super::Runner::all
+#[doc(hidden)]
+pub struct Registration {
+    pub(crate) describe: fn() -> Described,
+}
+
+impl Registration {
+    /// The registration of `P`. Generated code only.
+    #[doc(hidden)]
+    pub const fn document<P: DocumentProjection>() -> Self {
+        Self {
+            describe: Described::of::<P>,
+        }
+    }
+}
+
+inventory::collect!(Registration);
+
+/// Every projection the program registered, by name and version.
+pub(crate) fn registered() -> Vec<Described> {
+    let mut all: Vec<_> = inventory::iter::<Registration>
+        .into_iter()
+        .map(|r| (r.describe)())
+        .collect();
+    all.sort_by(|a, b| (a.name, a.version).cmp(&(b.name, b.version)));
+    all.dedup_by(|a, b| (a.name, a.version) == (b.name, b.version));
+    all
+}

@@ -1,0 +1,117 @@
+//! The read side's errors.
+
+use std::time::Duration;
+
+use crate::event::{Checkpoint, DecodeError};
+use crate::store::StoreError;
+
+/// A handler's failure: its error's text, or its panic's message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    /// What the handler said.
+    pub message: String,
+}
+
+impl HandlerError {
+    /// A failure with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a projection could not go on. Every variant names the projection, and those about
+/// one event name its stream, version and global position.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectionError {
+    /// The store failed.
+    #[error("projection `{projection}`: {source}")]
+    Store {
+        /// The projection.
+        projection: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// A stored event the projection consumes does not decode. Never skipped: the
+    /// projection stops before it.
+    #[error("projection `{projection}`: {source}")]
+    Decode {
+        /// The projection.
+        projection: String,
+        /// Which event, where, and why.
+        #[source]
+        source: DecodeError,
+    },
+    /// A handler returned an error or panicked. The projection stops before the event:
+    /// everything before it is committed, nothing of it or after it.
+    #[error(
+        "projection `{projection}`: the handler of `{event}` failed at version {stream_version} \
+         of stream `{stream}` (global position {position}): {source}"
+    )]
+    Handler {
+        /// The projection.
+        projection: String,
+        /// The stream holding the event.
+        stream: String,
+        /// The event's version in its stream.
+        stream_version: u64,
+        /// The event's global position.
+        position: u64,
+        /// The stored event name.
+        event: String,
+        /// What the handler said.
+        #[source]
+        source: HandlerError,
+    },
+    /// A stored document does not read back as the projection's state, or the state does
+    /// not serialise.
+    #[error("projection `{projection}`: document `{key}`: {source}")]
+    Document {
+        /// The projection.
+        projection: String,
+        /// The document's key.
+        key: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The stored checkpoint moved while this runner worked on a batch: another runner
+    /// committed it. Nothing of the batch was written.
+    #[error(
+        "projection `{projection}`: its checkpoint is no longer {expected}; another runner \
+         has committed past it, and this batch was not written"
+    )]
+    Fenced {
+        /// The projection.
+        projection: String,
+        /// The checkpoint this runner started the batch from.
+        expected: Checkpoint,
+    },
+    /// A wait for the projection to reach a checkpoint ran out of time.
+    #[error(
+        "projection `{projection}` did not reach {checkpoint} within {waited:?} (it is at {reached})"
+    )]
+    Timeout {
+        /// The projection.
+        projection: String,
+        /// The checkpoint waited for.
+        checkpoint: Checkpoint,
+        /// Where the projection was when the wait ended.
+        reached: Checkpoint,
+        /// How long the wait lasted.
+        waited: Duration,
+    },
+}
+
+impl ProjectionError {
+    pub(crate) fn store(projection: &str, source: StoreError) -> Self {
+        Self::Store {
+            projection: projection.to_owned(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Where a projection is: its checkpoint against the log's head, and waiting for it to
+//! reach a position.
+
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::{ProjectionError, ProjectionStore};
+use crate::event::Checkpoint;
+
+/// One projection's progress, as stored: every process sees the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    /// The projection's name.
+    pub name: String,
+    /// The projection's version.
+    pub version: u32,
+    /// The generation readers see.
+    pub generation: u32,
+    /// The last event it applied (or passed over).
+    pub checkpoint: Checkpoint,
+    /// The last event readable in the log.
+    pub head: Checkpoint,
+    /// How many events it has still to read.
+    pub lag_events: u64,
+    /// How long the oldest event it has still to read has been stored; zero when none.
+    pub lag: Duration,
+    /// Why its last batch failed, while it is stuck (from a running [`Runner`]).
+    ///
+    /// [`Runner`]: super::Runner
+    pub failure: Option<String>,
+}
+
+pub(super) async fn status<S: ProjectionStore>(
+    store: &S,
+    name: &str,
+    version: u32,
+) -> Result<Status, ProjectionError> {
+    let error = |e| ProjectionError::store(name, e);
+    let (slot, checkpoint) = store.open_projection(name, version).await.map_err(error)?;
+    let after = store.log_after(checkpoint).await.map_err(error)?;
+    let lag = after
+        .first_recorded_at
+        .and_then(|at| (Utc::now() - at).to_std().ok())
+        .unwrap_or_default();
+    Ok(Status {
+        name: name.to_owned(),
+        version,
+        generation: slot.generation,
+        checkpoint,
+        head: after.head,
+        lag_events: after.events,
+        lag,
+        failure: None,
+    })
+}
+
+/// Waits until the projection's readers see the event at `target` applied.
+pub(super) async fn wait_for<S: ProjectionStore>(
+    store: &S,
+    name: &str,
+    version: u32,
+    target: Checkpoint,
+    timeout: Duration,
+) -> Result<(), ProjectionError> {
+    let error = |e| ProjectionError::store(name, e);
+    let start = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let (_, reached) = store.open_projection(name, version).await.map_err(error)?;
+        if reached >= target {
+            return Ok(());
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Err(ProjectionError::Timeout {
+                projection: name.to_owned(),
+                checkpoint: target,
+                reached,
+                waited,
+            });
+        }
+        // Progress may be another process's: read it again soon, then less often.
+        tokio::time::sleep(pause.min(timeout - waited)).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Waits until projection `P` has applied the event at `checkpoint`, whichever process
+/// runs it: read-your-writes after a command (`Executed::last_checkpoint`) or an append
+/// ([`AppendResult::last_checkpoint`](crate::AppendResult::last_checkpoint)).
+///
+/// ```
+/// use std::time::Duration;
+/// use annals::prelude::*;
+/// use annals::projection::{self, Runner};
+/// use annals::MemoryStore;
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone)]
+/// struct Pinged;
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Pings { count: u32 }
+///
+/// #[projection]
+/// impl Pings {
+///     #[handle]
+///     fn pinged(&mut self, _: &Pinged) { self.count += 1 }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new();
+/// let done = store.append("pinger-1", ExpectedVersion::Any, vec![NewEvent::from_event(&Pinged)?]).await?;
+/// // Nothing runs it: the wait ends with a typed error.
+/// let late = projection::wait_for_projection::<Pings, _>(&store, done.last_checkpoint(), Duration::from_millis(20)).await;
+/// assert!(matches!(late, Err(annals::projection::ProjectionError::Timeout { .. })));
+/// Runner::new(store.clone()).with::<Pings>().catch_up().await?;
+/// projection::wait_for_projection::<Pings, _>(&store, done.last_checkpoint(), Duration::from_secs(1)).await?;
+/// # Ok(()) }
+/// ```
+pub async fn wait_for_projection<P: super::Projection, S: ProjectionStore>(
+    store: &S,
+    checkpoint: Checkpoint,
+    timeout: Duration,
+) -> Result<(), ProjectionError> {
+    wait_for(store, P::NAME, P::VERSION, checkpoint, timeout).await
+}
+
+/// The stored progress of projection `P`.
+pub async fn status_of<P: super::Projection, S: ProjectionStore>(
+    store: &S,
+) -> Result<Status, ProjectionError> {
+    status(store, P::NAME, P::VERSION).await
+}

@@ -1,0 +1,97 @@
+//! What a store keeps for projections: checkpoints and documents, each batch's changes
+//! committed with its checkpoint in one transaction.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::event::Checkpoint;
+use crate::store::{EventStore, StoreError};
+
+/// One projection's storage: its name and version, and the generation of its read model
+/// (a rebuild writes a new generation beside the one readers see).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Slot {
+    /// The projection's name.
+    pub name: String,
+    /// The projection's version.
+    pub version: u32,
+    /// The read model's generation.
+    pub generation: u32,
+}
+
+/// A store that also keeps projections: their checkpoints and documents, next to the log.
+///
+/// Implemented by [`MemoryStore`](crate::MemoryStore), `SqliteStore` and `PostgresStore`.
+/// A third-party backend implements it to run projections; the conformance suite's
+/// projection checks then apply to it. Documents are JSON text here: the typed API is
+/// [`Documents`](super::Documents).
+pub trait ProjectionStore: EventStore {
+    /// The generation readers see and its checkpoint, starting the projection at
+    /// generation 1 from [`Checkpoint::START`] if it has never run.
+    fn open_projection(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<(Slot, Checkpoint), StoreError>> + Send;
+
+    /// A slot's checkpoint, `None` if it does not exist.
+    fn projection_checkpoint(
+        &self,
+        slot: &Slot,
+    ) -> impl Future<Output = Result<Option<Checkpoint>, StoreError>> + Send;
+
+    /// The slot's documents under `keys` (those that exist), as `(key, JSON)`.
+    fn load_documents(
+        &self,
+        slot: &Slot,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+
+    /// Writes one batch in one transaction: each `(key, Some(JSON))` stored, each `(key,
+    /// None)` deleted, and the checkpoint moved from `from` to `to`. Only if the stored
+    /// checkpoint is still `from`: otherwise nothing is written and the answer is `false`.
+    fn commit_documents(
+        &self,
+        slot: &Slot,
+        from: Checkpoint,
+        to: Checkpoint,
+        changes: Vec<(String, Option<String>)>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The documents under `keys` of the generation readers see, in key order.
+    fn read_documents(
+        &self,
+        name: &str,
+        version: u32,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+
+    /// Up to `limit` documents of the generation readers see, with keys after `after`, in
+    /// key order.
+    fn list_documents(
+        &self,
+        name: &str,
+        version: u32,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+
+    /// How far the log readable now goes past `after`: its last checkpoint, how many
+    /// events come after `after`, and when the first of them was stored.
+    fn log_after(
+        &self,
+        after: Checkpoint,
+    ) -> impl Future<Output = Result<LogAfter, StoreError>> + Send;
+}
+
+/// What [`ProjectionStore::log_after`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogAfter {
+    /// The checkpoint of the last event readable now ([`Checkpoint::START`] when none).
+    pub head: Checkpoint,
+    /// How many readable events come after the checkpoint asked about.
+    pub events: u64,
+    /// When the first of them was stored.
+    pub first_recorded_at: Option<DateTime<Utc>>,
+}

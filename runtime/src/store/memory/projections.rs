@@ -1,0 +1,176 @@
+//! The memory store's projections: checkpoints and documents under the log's lock.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use super::MemoryStore;
+use crate::event::Checkpoint;
+use crate::projection::{LogAfter, ProjectionStore, Slot};
+use crate::store::StoreError;
+
+/// Every projection's generations, by name and version.
+#[derive(Default)]
+pub(super) struct Projections {
+    by_name: HashMap<(String, u32), Generations>,
+}
+
+struct Generations {
+    /// The generation readers see.
+    live: u32,
+    slots: HashMap<u32, Stored>,
+}
+
+#[derive(Default)]
+struct Stored {
+    checkpoint: Checkpoint,
+    documents: BTreeMap<String, String>,
+}
+
+impl Projections {
+    fn slot(&self, slot: &Slot) -> Option<&Stored> {
+        self.by_name
+            .get(&(slot.name.clone(), slot.version))?
+            .slots
+            .get(&slot.generation)
+    }
+
+    fn live(&self, name: &str, version: u32) -> Option<&Stored> {
+        let generations = self.by_name.get(&(name.to_owned(), version))?;
+        generations.slots.get(&generations.live)
+    }
+}
+
+impl ProjectionStore for MemoryStore {
+    async fn open_projection(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<(Slot, Checkpoint), StoreError> {
+        let mut log = self.write();
+        let generations = log
+            .projections
+            .by_name
+            .entry((name.to_owned(), version))
+            .or_insert_with(|| Generations {
+                live: 1,
+                slots: HashMap::from([(1, Stored::default())]),
+            });
+        let live = generations.live;
+        let checkpoint = generations.slots.entry(live).or_default().checkpoint;
+        let slot = Slot {
+            name: name.to_owned(),
+            version,
+            generation: live,
+        };
+        Ok((slot, checkpoint))
+    }
+
+    async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(self.read().projections.slot(slot).map(|s| s.checkpoint))
+    }
+
+    async fn load_documents(
+        &self,
+        slot: &Slot,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let log = self.read();
+        Ok(log
+            .projections
+            .slot(slot)
+            .map(|stored| found(&stored.documents, keys))
+            .unwrap_or_default())
+    }
+
+    async fn commit_documents(
+        &self,
+        slot: &Slot,
+        from: Checkpoint,
+        to: Checkpoint,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<bool, StoreError> {
+        let mut log = self.write();
+        let Some(stored) = log
+            .projections
+            .by_name
+            .get_mut(&(slot.name.clone(), slot.version))
+            .and_then(|generations| generations.slots.get_mut(&slot.generation))
+        else {
+            return Ok(false);
+        };
+        if stored.checkpoint != from {
+            return Ok(false);
+        }
+        for (key, body) in changes {
+            match body {
+                Some(body) => stored.documents.insert(key, body),
+                None => stored.documents.remove(&key),
+            };
+        }
+        stored.checkpoint = to;
+        Ok(true)
+    }
+
+    async fn read_documents(
+        &self,
+        name: &str,
+        version: u32,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let log = self.read();
+        Ok(log
+            .projections
+            .live(name, version)
+            .map(|stored| found(&stored.documents, keys))
+            .unwrap_or_default())
+    }
+
+    async fn list_documents(
+        &self,
+        name: &str,
+        version: u32,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let log = self.read();
+        let Some(stored) = log.projections.live(name, version) else {
+            return Ok(Vec::new());
+        };
+        let range = match after {
+            Some(after) => stored
+                .documents
+                .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            None => stored.documents.range::<str, _>(..),
+        };
+        Ok(range
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn log_after(&self, after: Checkpoint) -> Result<LogAfter, StoreError> {
+        let log = self.read();
+        let start = log.events.partition_point(|e| e.checkpoint() <= after);
+        let first_recorded_at: Option<DateTime<Utc>> =
+            log.events.get(start).map(|event| event.recorded_at);
+        Ok(LogAfter {
+            head: log
+                .events
+                .last()
+                .map_or(Checkpoint::START, |event| event.checkpoint()),
+            events: (log.events.len() - start) as u64,
+            first_recorded_at,
+        })
+    }
+}
+
+/// The documents under `keys` that exist, in key order.
+fn found(documents: &BTreeMap<String, String>, keys: &[String]) -> Vec<(String, String)> {
+    let mut keys: Vec<&String> = keys.iter().collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|key| documents.get(key).map(|body| (key.clone(), body.clone())))
+        .collect()
+}

@@ -1,0 +1,284 @@
+//! The PostgreSQL store's projections: checkpoints and `jsonb` documents in the store's
+//! schema; a batch's documents and its checkpoint in one statement, so one round trip.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use super::PostgresStore;
+use crate::event::Checkpoint;
+use crate::projection::{LogAfter, ProjectionStore, Slot};
+use crate::store::StoreError;
+use crate::store::sql::convert::{checkpoint_params, limit, stored_checkpoint};
+
+/// The projection SQL of one store, its schema spliced in once (a validated identifier).
+#[derive(Debug)]
+pub(super) struct Sql {
+    live: String,
+    start: String,
+    checkpoint: String,
+    load: String,
+    commit: String,
+    read_live: String,
+    list_live: String,
+    log_after: String,
+}
+
+impl Sql {
+    pub(super) fn new(schema: &str) -> Self {
+        let p = format!("\"{schema}\".annals_projections");
+        let d = format!("\"{schema}\".annals_documents");
+        let e = format!("\"{schema}\".annals_events");
+        let live_join = format!(
+            "FROM {d} d JOIN {p} p ON p.name = d.name AND p.version = d.version \
+             AND p.generation = d.generation AND p.live"
+        );
+        Self {
+            live: format!(
+                "SELECT generation, transaction_id, position FROM {p} \
+                 WHERE name = $1 AND version = $2 AND live"
+            ),
+            start: format!(
+                "INSERT INTO {p} (name, version, generation) VALUES ($1, $2, 1) ON CONFLICT DO NOTHING"
+            ),
+            checkpoint: format!(
+                "SELECT transaction_id, position FROM {p} WHERE name = $1 AND version = $2 AND generation = $3"
+            ),
+            load: format!(
+                "SELECT key, body::text FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
+                 AND key = ANY($4) ORDER BY key"
+            ),
+            // The checkpoint moves only from where the batch started; the documents change
+            // only if it did. A second runner's update waits for the first to commit, then
+            // finds the checkpoint moved and changes nothing.
+            commit: format!(
+                "WITH moved AS (UPDATE {p} SET transaction_id = $4, position = $5, updated_at = now() \
+                   WHERE name = $1 AND version = $2 AND generation = $3 \
+                     AND transaction_id = $6 AND position = $7 RETURNING 1), \
+                 gone AS (DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
+                   AND key = ANY($8) AND EXISTS (SELECT 1 FROM moved)), \
+                 put AS (INSERT INTO {d} (name, version, generation, key, body) \
+                   SELECT $1, $2, $3, u.key, u.body::jsonb FROM UNNEST($9::text[], $10::text[]) AS u(key, body) \
+                   WHERE EXISTS (SELECT 1 FROM moved) \
+                   ON CONFLICT (name, version, generation, key) DO UPDATE SET body = excluded.body) \
+                 SELECT count(*) FROM moved"
+            ),
+            read_live: format!(
+                "SELECT d.key, d.body::text {live_join} WHERE d.name = $1 AND d.version = $2 \
+                 AND d.key = ANY($3) ORDER BY d.key"
+            ),
+            list_live: format!(
+                "SELECT d.key, d.body::text {live_join} WHERE d.name = $1 AND d.version = $2 \
+                 AND ($3::text IS NULL OR d.key > $3) ORDER BY d.key LIMIT $4"
+            ),
+            // Only what a reader can see: below the oldest running transaction.
+            log_after: format!(
+                "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) \
+                 SELECT \
+                   (SELECT transaction_id::text::int8 FROM {e}, h WHERE transaction_id < h.xmin \
+                      ORDER BY transaction_id DESC, position DESC LIMIT 1), \
+                   (SELECT position FROM {e}, h WHERE transaction_id < h.xmin \
+                      ORDER BY transaction_id DESC, position DESC LIMIT 1), \
+                   (SELECT count(*) FROM {e}, h WHERE transaction_id < h.xmin \
+                      AND (transaction_id, position) > ($1::int8::text::xid8, $2::int8)), \
+                   (SELECT recorded_at FROM {e}, h WHERE transaction_id < h.xmin \
+                      AND (transaction_id, position) > ($1::int8::text::xid8, $2::int8) \
+                      ORDER BY transaction_id, position LIMIT 1)"
+            ),
+        }
+    }
+}
+
+fn backend(error: sqlx::Error) -> StoreError {
+    StoreError::backend(error)
+}
+
+fn version_param(version: u32) -> Result<i32, StoreError> {
+    i32::try_from(version).map_err(|_| {
+        StoreError::backend(std::io::Error::other(format!(
+            "projection version {version} is beyond the column's {}",
+            i32::MAX
+        )))
+    })
+}
+
+fn generation_param(slot: &Slot) -> Result<i32, StoreError> {
+    version_param(slot.generation)
+}
+
+fn slot_of(name: &str, version: u32, row: &PgRow) -> Result<(Slot, Checkpoint), StoreError> {
+    let generation: i32 = row.try_get(0).map_err(backend)?;
+    let checkpoint = stored_checkpoint(
+        name,
+        row.try_get(1).map_err(backend)?,
+        row.try_get(2).map_err(backend)?,
+    )?;
+    let generation = u32::try_from(generation).map_err(|_| {
+        StoreError::backend(std::io::Error::other(format!(
+            "projection `{name}` has a negative generation {generation}"
+        )))
+    })?;
+    let slot = Slot {
+        name: name.to_owned(),
+        version,
+        generation,
+    };
+    Ok((slot, checkpoint))
+}
+
+impl ProjectionStore for PostgresStore {
+    async fn open_projection(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<(Slot, Checkpoint), StoreError> {
+        let sql = &self.projections;
+        let v = version_param(version)?;
+        let found = sqlx::query(&sql.live)
+            .bind(name)
+            .bind(v)
+            .fetch_optional(&self.own)
+            .await
+            .map_err(backend)?;
+        if let Some(row) = found {
+            return slot_of(name, version, &row);
+        }
+        sqlx::query(&sql.start)
+            .bind(name)
+            .bind(v)
+            .execute(&self.own)
+            .await
+            .map_err(backend)?;
+        let row = sqlx::query(&sql.live)
+            .bind(name)
+            .bind(v)
+            .fetch_one(&self.own)
+            .await
+            .map_err(backend)?;
+        slot_of(name, version, &row)
+    }
+
+    async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
+        let row = sqlx::query(&self.projections.checkpoint)
+            .bind(&slot.name)
+            .bind(version_param(slot.version)?)
+            .bind(generation_param(slot)?)
+            .fetch_optional(&self.own)
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            stored_checkpoint(
+                &slot.name,
+                row.try_get(0).map_err(backend)?,
+                row.try_get(1).map_err(backend)?,
+            )
+        })
+        .transpose()
+    }
+
+    async fn load_documents(
+        &self,
+        slot: &Slot,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query_as(&self.projections.load)
+            .bind(&slot.name)
+            .bind(version_param(slot.version)?)
+            .bind(generation_param(slot)?)
+            .bind(keys)
+            .fetch_all(&self.own)
+            .await
+            .map_err(backend)
+    }
+
+    async fn commit_documents(
+        &self,
+        slot: &Slot,
+        from: Checkpoint,
+        to: Checkpoint,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<bool, StoreError> {
+        let (mut keys, mut bodies, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, body) in changes {
+            match body {
+                Some(body) => {
+                    keys.push(key);
+                    bodies.push(body);
+                }
+                None => deleted.push(key),
+            }
+        }
+        let (from_tx, from_pos) = checkpoint_params(from);
+        let (to_tx, to_pos) = checkpoint_params(to);
+        let moved: i64 = sqlx::query_scalar(&self.projections.commit)
+            .bind(&slot.name)
+            .bind(version_param(slot.version)?)
+            .bind(generation_param(slot)?)
+            .bind(to_tx)
+            .bind(to_pos)
+            .bind(from_tx)
+            .bind(from_pos)
+            .bind(&deleted)
+            .bind(&keys)
+            .bind(&bodies)
+            .fetch_one(&self.own)
+            .await
+            .map_err(backend)?;
+        Ok(moved == 1)
+    }
+
+    async fn read_documents(
+        &self,
+        name: &str,
+        version: u32,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query_as(&self.projections.read_live)
+            .bind(name)
+            .bind(version_param(version)?)
+            .bind(keys)
+            .fetch_all(&self.own)
+            .await
+            .map_err(backend)
+    }
+
+    async fn list_documents(
+        &self,
+        name: &str,
+        version: u32,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query_as(&self.projections.list_live)
+            .bind(name)
+            .bind(version_param(version)?)
+            .bind(after)
+            .bind(limit(max))
+            .fetch_all(&self.own)
+            .await
+            .map_err(backend)
+    }
+
+    async fn log_after(&self, after: Checkpoint) -> Result<LogAfter, StoreError> {
+        let (tx, pos) = checkpoint_params(after);
+        let row = sqlx::query(&self.projections.log_after)
+            .bind(tx)
+            .bind(pos)
+            .fetch_one(&self.own)
+            .await
+            .map_err(backend)?;
+        let head_tx: Option<i64> = row.try_get(0).map_err(backend)?;
+        let head_pos: Option<i64> = row.try_get(1).map_err(backend)?;
+        let events: i64 = row.try_get(2).map_err(backend)?;
+        let first: Option<DateTime<Utc>> = row.try_get(3).map_err(backend)?;
+        let head = match (head_tx, head_pos) {
+            (Some(t), Some(p)) => stored_checkpoint("log", t, p)?,
+            _ => Checkpoint::START,
+        };
+        Ok(LogAfter {
+            head,
+            events: u64::try_from(events).unwrap_or(0),
+            first_recorded_at: first,
+        })
+    }
+}

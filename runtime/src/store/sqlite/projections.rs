@@ -1,0 +1,263 @@
+//! The SQLite store's projections: checkpoints and documents in the database file, each
+//! batch committed with its checkpoint in one write transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::SqliteStore;
+use super::dialect::micros;
+use crate::event::Checkpoint;
+use crate::projection::{LogAfter, ProjectionStore, Slot};
+use crate::store::StoreError;
+use crate::store::sql::convert::{bound, checkpoint_params, limit, stored_checkpoint};
+
+const LIVE: &str = "SELECT generation, transaction_id, position FROM annals_projections \
+     WHERE name = ?1 AND version = ?2 AND live = 1";
+const START: &str = "INSERT INTO annals_projections (name, version, generation, updated_at) \
+     VALUES (?1, ?2, 1, ?3) ON CONFLICT DO NOTHING";
+const CHECKPOINT: &str = "SELECT transaction_id, position FROM annals_projections \
+     WHERE name = ?1 AND version = ?2 AND generation = ?3";
+/// The keys come as one JSON array: one statement, whatever their number.
+const LOAD: &str = "SELECT key, body FROM annals_documents \
+     WHERE name = ?1 AND version = ?2 AND generation = ?3 \
+       AND key IN (SELECT value FROM json_each(?4)) ORDER BY key";
+const ADVANCE: &str = "UPDATE annals_projections SET transaction_id = ?4, position = ?5, updated_at = ?8 \
+     WHERE name = ?1 AND version = ?2 AND generation = ?3 AND transaction_id = ?6 AND position = ?7";
+/// The changed documents come as one JSON object of key to body (`WHERE true` tells the
+/// parser that `ON CONFLICT` belongs to the insert).
+const UPSERT: &str = "INSERT INTO annals_documents (name, version, generation, key, body) \
+     SELECT ?1, ?2, ?3, j.key, j.value FROM json_each(?4) j WHERE true \
+     ON CONFLICT (name, version, generation, key) DO UPDATE SET body = excluded.body";
+const DELETE: &str = "DELETE FROM annals_documents WHERE name = ?1 AND version = ?2 \
+     AND generation = ?3 AND key IN (SELECT value FROM json_each(?4))";
+const READ_LIVE: &str = "SELECT d.key, d.body FROM annals_documents d \
+     JOIN annals_projections p ON p.name = d.name AND p.version = d.version \
+       AND p.generation = d.generation AND p.live = 1 \
+     WHERE d.name = ?1 AND d.version = ?2 AND d.key IN (SELECT value FROM json_each(?3)) \
+     ORDER BY d.key";
+const LIST_LIVE: &str = "SELECT d.key, d.body FROM annals_documents d \
+     JOIN annals_projections p ON p.name = d.name AND p.version = d.version \
+       AND p.generation = d.generation AND p.live = 1 \
+     WHERE d.name = ?1 AND d.version = ?2 AND (?3 IS NULL OR d.key > ?3) \
+     ORDER BY d.key LIMIT ?4";
+const LOG_AFTER: &str = "SELECT (SELECT MAX(position) FROM annals_events), \
+     (SELECT COUNT(*) FROM annals_events WHERE position > ?1), \
+     (SELECT recorded_at FROM annals_events WHERE position > ?1 ORDER BY position LIMIT 1)";
+
+fn backend(error: sqlx::Error) -> StoreError {
+    StoreError::backend(error)
+}
+
+fn json(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(StoreError::backend)
+}
+
+fn now() -> i64 {
+    micros(Utc::now())
+}
+
+impl ProjectionStore for SqliteStore {
+    async fn open_projection(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<(Slot, Checkpoint), StoreError> {
+        let live = |row: sqlx::sqlite::SqliteRow| -> Result<(Slot, Checkpoint), StoreError> {
+            let generation: u32 = row.try_get(0).map_err(backend)?;
+            let checkpoint = stored_checkpoint(
+                name,
+                row.try_get(1).map_err(backend)?,
+                row.try_get(2).map_err(backend)?,
+            )?;
+            let slot = Slot {
+                name: name.to_owned(),
+                version,
+                generation,
+            };
+            Ok((slot, checkpoint))
+        };
+        let found = sqlx::query(LIVE)
+            .bind(name)
+            .bind(version)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
+        if let Some(row) = found {
+            return live(row);
+        }
+        sqlx::query(START)
+            .bind(name)
+            .bind(version)
+            .bind(now())
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        let row = sqlx::query(LIVE)
+            .bind(name)
+            .bind(version)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(backend)?;
+        live(row)
+    }
+
+    async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
+        let row = sqlx::query(CHECKPOINT)
+            .bind(&slot.name)
+            .bind(slot.version)
+            .bind(slot.generation)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            stored_checkpoint(
+                &slot.name,
+                row.try_get(0).map_err(backend)?,
+                row.try_get(1).map_err(backend)?,
+            )
+        })
+        .transpose()
+    }
+
+    async fn load_documents(
+        &self,
+        slot: &Slot,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(LOAD)
+            .bind(&slot.name)
+            .bind(slot.version)
+            .bind(slot.generation)
+            .bind(json(&keys)?)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(backend)?;
+        documents(rows)
+    }
+
+    async fn commit_documents(
+        &self,
+        slot: &Slot,
+        from: Checkpoint,
+        to: Checkpoint,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<bool, StoreError> {
+        let (mut stored, mut deleted) = (serde_json::Map::new(), Vec::new());
+        for (key, body) in changes {
+            match body {
+                Some(body) => {
+                    stored.insert(key, serde_json::Value::String(body));
+                }
+                None => deleted.push(key),
+            }
+        }
+        let (from_tx, from_pos) = checkpoint_params(from);
+        let (to_tx, to_pos) = checkpoint_params(to);
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        // The checkpoint first: a runner that lost the race writes nothing.
+        let advanced = sqlx::query(ADVANCE)
+            .bind(&slot.name)
+            .bind(slot.version)
+            .bind(slot.generation)
+            .bind(to_tx)
+            .bind(to_pos)
+            .bind(from_tx)
+            .bind(from_pos)
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if advanced.rows_affected() != 1 {
+            tx.rollback().await.map_err(backend)?;
+            return Ok(false);
+        }
+        if !deleted.is_empty() {
+            sqlx::query(DELETE)
+                .bind(&slot.name)
+                .bind(slot.version)
+                .bind(slot.generation)
+                .bind(json(&deleted)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        if !stored.is_empty() {
+            sqlx::query(UPSERT)
+                .bind(&slot.name)
+                .bind(slot.version)
+                .bind(slot.generation)
+                .bind(json(&stored)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn read_documents(
+        &self,
+        name: &str,
+        version: u32,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(READ_LIVE)
+            .bind(name)
+            .bind(version)
+            .bind(json(&keys)?)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(backend)?;
+        documents(rows)
+    }
+
+    async fn list_documents(
+        &self,
+        name: &str,
+        version: u32,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(LIST_LIVE)
+            .bind(name)
+            .bind(version)
+            .bind(after)
+            .bind(limit(max))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(backend)?;
+        documents(rows)
+    }
+
+    async fn log_after(&self, after: Checkpoint) -> Result<LogAfter, StoreError> {
+        let row = sqlx::query(LOG_AFTER)
+            .bind(bound(after.position))
+            .fetch_one(&self.reader)
+            .await
+            .map_err(backend)?;
+        let head: Option<i64> = row.try_get(0).map_err(backend)?;
+        let events: i64 = row.try_get(1).map_err(backend)?;
+        let first: Option<i64> = row.try_get(2).map_err(backend)?;
+        let head = stored_checkpoint("log", head.unwrap_or(0), head.unwrap_or(0))?;
+        Ok(LogAfter {
+            head,
+            events: u64::try_from(events).unwrap_or(0),
+            first_recorded_at: first.and_then(DateTime::from_timestamp_micros),
+        })
+    }
+}
+
+fn documents(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<(String, String)>, StoreError> {
+    rows.into_iter()
+        .map(|row| {
+            Ok((
+                row.try_get(0).map_err(backend)?,
+                row.try_get(1).map_err(backend)?,
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,380 @@
+//! Projections: documents built from the log, exactly once, by a runner or on demand.
+
+use std::time::Duration;
+
+use annals::Checkpoint;
+use annals::prelude::*;
+use annals::projection::{
+    Documents, ProjectionError, ProjectionStore, Runner, project_live, status_of,
+};
+
+use crate::domain::{Account, Deposit, Open};
+use crate::views::{Balance, Fragile, LastSeen, Owner};
+
+async fn open<S: EventStore>(store: &S, id: &str, owner: &str) {
+    Repository::<Account, _>::new(store.clone())
+        .execute(id, Open(owner.to_owned()))
+        .await
+        .expect("open");
+}
+
+/// Deposits and returns where the deposit is in the global order.
+async fn deposit<S: EventStore>(store: &S, id: &str, amount: u64) -> Option<Checkpoint> {
+    Repository::<Account, _>::new(store.clone())
+        .execute(id, Deposit(amount))
+        .await
+        .expect("deposit")
+        .last_checkpoint
+}
+
+/// A runner's documents match the log; a second catch-up goes on from the checkpoint
+/// without applying anything twice; documents read by key, by keys and in pages.
+pub async fn documents_follow_the_log<S: ProjectionStore>(store: S) {
+    for n in 0..5 {
+        open(&store, &format!("{n}"), "ann").await;
+        deposit(&store, &format!("{n}"), 10 + n).await;
+    }
+    let runner = Runner::new(store.clone()).with::<Balance>();
+    runner.catch_up().await.expect("catch up");
+    deposit(&store, "0", 5).await;
+    runner.catch_up().await.expect("catch up again");
+    runner.catch_up().await.expect("nothing new");
+
+    let balances = Documents::<Balance, _>::new(store.clone());
+    let zero = balances.get("account-0").await.expect("get");
+    assert_eq!(
+        zero,
+        Some(Balance {
+            owner: "ann".to_owned(),
+            balance: 15,
+            applied: 3
+        })
+    );
+    assert_eq!(balances.get("account-9").await.expect("get"), None);
+    let some = balances
+        .get_many(&[
+            "account-4".to_owned(),
+            "account-9".to_owned(),
+            "account-1".to_owned(),
+        ])
+        .await
+        .expect("get many");
+    let found: Vec<_> = some.iter().map(|(k, d)| (k.as_str(), d.balance)).collect();
+    assert_eq!(found, [("account-1", 11), ("account-4", 14)]);
+
+    let mut keys = Vec::new();
+    let mut after = None;
+    loop {
+        let page = balances.list(after.as_deref(), 2).await.expect("list");
+        assert!(page.items.len() <= 2);
+        keys.extend(page.items.into_iter().map(|(k, _)| k));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        keys,
+        [
+            "account-0",
+            "account-1",
+            "account-2",
+            "account-3",
+            "account-4"
+        ]
+    );
+
+    let status = status_of::<Balance, _>(&store).await.expect("status");
+    assert_eq!((status.name.as_str(), status.version), ("balances", 1));
+    assert_eq!((status.lag_events, status.checkpoint), (0, status.head));
+}
+
+/// A document keyed by a field of the event gathers the events of many streams.
+pub async fn one_document_gathers_many_streams<S: ProjectionStore>(store: S) {
+    open(&store, "a", "ann").await;
+    open(&store, "b", "bob").await;
+    open(&store, "c", "ann").await;
+    Runner::new(store.clone())
+        .with::<Owner>()
+        .catch_up()
+        .await
+        .expect("catch up");
+    let owners = Documents::<Owner, _>::new(store.clone());
+    assert_eq!(
+        owners.get("ann").await.expect("get").map(|o| o.accounts),
+        Some(2)
+    );
+    assert_eq!(
+        owners.get("bob").await.expect("get").map(|o| o.accounts),
+        Some(1)
+    );
+    assert_eq!(
+        project_live::<Owner, _>(&store, "ann").await.expect("live"),
+        Some(Owner { accounts: 2 })
+    );
+}
+
+/// Handlers that take the metadata get each event's position, version and correlation.
+pub async fn handlers_receive_the_metadata<S: ProjectionStore>(store: S) {
+    open(&store, "m", "ann").await;
+    let last = deposit(&store, "m", 3).await.expect("a position").position;
+    Runner::new(store.clone())
+        .with::<LastSeen>()
+        .catch_up()
+        .await
+        .expect("catch up");
+    let seen = Documents::<LastSeen, _>::new(store.clone())
+        .get("account-m")
+        .await
+        .expect("get")
+        .expect("a document");
+    let record = store.read_stream("account-m", 2..=2).await.expect("read");
+    assert_eq!((seen.position, seen.stream_version), (last, 2));
+    assert_eq!(
+        seen.correlation,
+        record[0].metadata.correlation_id.to_string()
+    );
+}
+
+/// A started runner applies new events as they come; `wait_for` returns once they are
+/// applied, and a wait for a position nothing reaches in time is a typed timeout.
+pub async fn a_live_runner_follows_appends<S: ProjectionStore>(store: S) {
+    open(&store, "live", "ann").await;
+    let running = Runner::new(store.clone()).with::<Balance>().start();
+    let balances = Documents::<Balance, _>::new(store.clone());
+    for n in 1..=20 {
+        let at = deposit(&store, "live", n).await;
+        running
+            .wait_for(at, Duration::from_secs(10))
+            .await
+            .expect("applied in time");
+        let balance = balances.get("account-live").await.expect("get");
+        assert_eq!(balance.map(|b| b.balance), Some(n * (n + 1) / 2));
+    }
+    let status = running.status().await.expect("status");
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].lag_events, 0);
+    assert_eq!(status[0].failure, None);
+    running.shutdown().await.expect("a clean stop");
+
+    // Nothing runs now: a new event is not applied, and a wait for it times out.
+    let at = deposit(&store, "live", 100).await.expect("a position");
+    let late = annals::projection::wait_for_projection::<Balance, _>(
+        &store,
+        at,
+        Duration::from_millis(30),
+    )
+    .await;
+    assert!(
+        matches!(late, Err(ProjectionError::Timeout { checkpoint, .. }) if checkpoint == at),
+        "{late:?}"
+    );
+}
+
+/// A handler that fails stops its projection before the event: everything before it is
+/// committed, nothing of it or after it, and the next run stops there again.
+pub async fn a_failing_handler_stops_before_its_event<S: ProjectionStore>(store: S) {
+    open(&store, "f", "ann").await;
+    open(&store, "g", "bob").await;
+    deposit(&store, "f", 1).await;
+    deposit(&store, "g", 2).await;
+    let poison = deposit(&store, "f", 13).await.expect("a position").position;
+    deposit(&store, "g", 4).await;
+    let runner = Runner::new(store.clone()).with::<Fragile>();
+    for _ in 0..2 {
+        match runner.catch_up().await {
+            Err(ProjectionError::Handler {
+                projection,
+                stream,
+                stream_version,
+                position,
+                event,
+                source,
+            }) => {
+                assert_eq!(projection, "fragile");
+                assert_eq!((stream.as_str(), stream_version), ("account-f", 3));
+                assert_eq!((position, event.as_str()), (poison, "Deposited"));
+                assert_eq!(source.message, "thirteen is unlucky");
+            }
+            other => panic!("expected the handler's error, got {other:?}"),
+        }
+    }
+    let fragile = Documents::<Fragile, _>::new(store.clone());
+    assert_eq!(
+        fragile
+            .get("account-f")
+            .await
+            .expect("get")
+            .map(|f| f.balance),
+        Some(1)
+    );
+    assert_eq!(
+        fragile
+            .get("account-g")
+            .await
+            .expect("get")
+            .map(|f| f.balance),
+        Some(2)
+    );
+    let status = status_of::<Fragile, _>(&store).await.expect("status");
+    assert_eq!(
+        status.lag_events, 2,
+        "the poison event and the one after it"
+    );
+}
+
+/// A handler that panics is reported like one that fails, with the panic's message.
+pub async fn a_panicking_handler_is_reported<S: ProjectionStore>(store: S) {
+    open(&store, "p", "ann").await;
+    deposit(&store, "p", 5).await;
+    deposit(&store, "p", 666).await;
+    match Runner::new(store.clone())
+        .with::<Fragile>()
+        .catch_up()
+        .await
+    {
+        Err(ProjectionError::Handler { source, stream, .. }) => {
+            assert_eq!(stream, "account-p");
+            assert!(source.message.contains("the beast"), "{}", source.message);
+        }
+        other => panic!("expected the panic as an error, got {other:?}"),
+    }
+    let fragile = Documents::<Fragile, _>::new(store.clone());
+    assert_eq!(
+        fragile
+            .get("account-p")
+            .await
+            .expect("get")
+            .map(|f| f.balance),
+        Some(5)
+    );
+}
+
+/// A handler can delete its document; a later event for its key starts a new one.
+pub async fn a_handler_deletes_its_document<S: ProjectionStore>(store: S) {
+    open(&store, "d", "ann").await;
+    deposit(&store, "d", 7).await;
+    let runner = Runner::new(store.clone()).with::<Fragile>();
+    runner.catch_up().await.expect("catch up");
+    let fragile = Documents::<Fragile, _>::new(store.clone());
+    assert_eq!(
+        fragile
+            .get("account-d")
+            .await
+            .expect("get")
+            .map(|f| f.balance),
+        Some(7)
+    );
+    deposit(&store, "d", 0).await;
+    runner.catch_up().await.expect("catch up");
+    assert_eq!(fragile.get("account-d").await.expect("get"), None);
+    // Deleted and created again within one batch.
+    deposit(&store, "d", 0).await;
+    deposit(&store, "d", 3).await;
+    runner.catch_up().await.expect("catch up");
+    assert_eq!(
+        fragile
+            .get("account-d")
+            .await
+            .expect("get")
+            .map(|f| f.balance),
+        Some(3)
+    );
+    assert_eq!(
+        project_live::<Fragile, _>(&store, "account-d")
+            .await
+            .expect("live"),
+        Some(Fragile { balance: 3 })
+    );
+}
+
+/// A stored event a projection consumes that does not decode stops it, with the event's
+/// location; it is never skipped.
+pub async fn an_undecodable_event_stops_the_projection<S: ProjectionStore>(store: S) {
+    open(&store, "u", "ann").await;
+    let bad = NewEvent::new(
+        "Deposited",
+        1,
+        serde_json::value::to_raw_value(&serde_json::json!({ "amount": "many" })).expect("json"),
+    )
+    .expect("a valid name");
+    let done = store
+        .append("account-u", ExpectedVersion::Exact(1), vec![bad])
+        .await
+        .expect("append");
+    match Runner::new(store.clone())
+        .with::<Balance>()
+        .catch_up()
+        .await
+    {
+        Err(ProjectionError::Decode { projection, source }) => {
+            assert_eq!(projection, "balances");
+            assert_eq!(
+                (source.stream.as_str(), source.stream_version),
+                ("account-u", 2)
+            );
+            assert_eq!(source.position, done.last_position);
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    let balance = Documents::<Balance, _>::new(store.clone())
+        .get("account-u")
+        .await
+        .expect("get");
+    assert_eq!(
+        balance.map(|b| b.applied),
+        Some(1),
+        "the event before it is applied"
+    );
+}
+
+/// The checkpoint is a compare-and-set: a batch committed from a checkpoint that moved
+/// writes nothing, and two runners racing on one projection never apply an event twice.
+pub async fn racing_runners_apply_each_event_once<S: ProjectionStore>(store: S) {
+    for n in 0..20 {
+        open(&store, &format!("r{n}"), "ann").await;
+        deposit(&store, &format!("r{n}"), n).await;
+    }
+    let (slot, from) = store.open_projection("balances", 1).await.expect("open");
+    assert_eq!(from, Checkpoint::START);
+    let runners: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let options = annals::projection::RunnerOptions::default().batch_size(3);
+                Runner::new(store)
+                    .with::<Balance>()
+                    .options(options)
+                    .catch_up()
+                    .await
+            })
+        })
+        .collect();
+    for runner in runners {
+        match runner.await.expect("no panic") {
+            Ok(()) | Err(ProjectionError::Fenced { .. }) => {}
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+    Runner::new(store.clone())
+        .with::<Balance>()
+        .catch_up()
+        .await
+        .expect("the rest");
+    let balances = Documents::<Balance, _>::new(store.clone());
+    for n in 0..20u64 {
+        let balance = balances
+            .get(format!("account-r{n}"))
+            .await
+            .expect("get")
+            .expect("a document");
+        assert_eq!((balance.balance, balance.applied), (n, 2), "account-r{n}");
+    }
+    // A stale commit is refused and changes nothing.
+    let stale = store
+        .commit_documents(&slot, from, from, vec![("account-r1".to_owned(), None)])
+        .await
+        .expect("answered");
+    assert!(!stale);
+    assert!(balances.get("account-r1").await.expect("get").is_some());
+}

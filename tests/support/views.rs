@@ -1,0 +1,104 @@
+//! Projections over the account domain that the projection checks run.
+
+use annals::prelude::*;
+use annals::projection::{Change, EventMeta};
+
+use crate::domain::{Account, Deposited, Opened};
+
+/// An account's owner and balance, one document per account stream; handles every event
+/// of [`Account`], which the compiler checks.
+#[derive(Default, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Balance {
+    /// Who owns it.
+    pub owner: String,
+    /// Sum of the deposits.
+    pub balance: u64,
+    /// How many events were applied: an event applied twice shows here.
+    pub applied: u32,
+}
+
+#[projection(name = "balances", of = Account)]
+impl Balance {
+    #[handle]
+    fn opened(&mut self, e: &Opened) {
+        self.owner = e.owner.clone();
+        self.applied += 1;
+    }
+
+    #[handle]
+    fn deposited(&mut self, e: &Deposited) {
+        self.balance += e.amount;
+        self.applied += 1;
+    }
+}
+
+/// How many accounts each owner has: one document gathers many streams.
+#[derive(Default, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Owner {
+    /// Accounts opened by the owner.
+    pub accounts: u32,
+}
+
+#[projection(of = Account, ignore(Deposited))]
+impl Owner {
+    #[handle(key = e.owner)]
+    fn opened(&mut self, e: &Opened) {
+        self.accounts += 1;
+    }
+}
+
+/// Where each account's last event was, from the handlers' metadata.
+#[derive(Default, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LastSeen {
+    /// The last event's global position.
+    pub position: u64,
+    /// Its version in its stream.
+    pub stream_version: u64,
+    /// Its correlation id.
+    pub correlation: String,
+}
+
+#[projection(name = "last_seen")]
+impl LastSeen {
+    #[handle]
+    fn opened(&mut self, _: &Opened, meta: &EventMeta) {
+        self.seen(meta);
+    }
+
+    #[handle]
+    fn deposited(&mut self, _: &Deposited, meta: &EventMeta) {
+        self.seen(meta);
+    }
+}
+
+impl LastSeen {
+    fn seen(&mut self, meta: &EventMeta) {
+        self.position = meta.position;
+        self.stream_version = meta.stream_version;
+        self.correlation = meta.metadata.correlation_id.to_string();
+    }
+}
+
+/// Balances whose handler fails on a deposit of 13 and panics on 666; a deposit of 0
+/// deletes the document.
+#[derive(Default, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Fragile {
+    /// Sum of the deposits.
+    pub balance: u64,
+}
+
+#[projection(name = "fragile")]
+impl Fragile {
+    #[handle]
+    fn deposited(&mut self, e: &Deposited) -> Result<Change, String> {
+        match e.amount {
+            0 => Ok(Change::Delete),
+            13 => Err("thirteen is unlucky".to_owned()),
+            666 => panic!("the beast"),
+            amount => {
+                self.balance += amount;
+                Ok(Change::Keep)
+            }
+        }
+    }
+}
