@@ -139,6 +139,30 @@ mod shadowed {
             self.balance += e.amount;
         }
     }
+
+    #[derive(::core::default::Default, Serialize, Deserialize)]
+    pub struct Owners {
+        pub accounts: u64,
+        pub deposited: u64,
+    }
+
+    #[projection(name = "hygienic_owners", of = Account)]
+    impl Owners {
+        #[handle(key = e.owner)]
+        fn opened(&mut self, e: &Opened) {
+            self.accounts += 1;
+        }
+
+        #[handle]
+        fn deposited(
+            &mut self,
+            e: &Deposited,
+            meta: &annals::projection::EventMeta,
+        ) -> ::core::result::Result<annals::projection::Change, Rejected> {
+            self.deposited += e.amount + meta.stream_version;
+            ::core::result::Result::Ok(annals::projection::Change::Keep)
+        }
+    }
 }
 
 /// Primitive type names, shadowed apart: serde's derives (used above) name `str` and `u32`

@@ -18,7 +18,7 @@ pub(super) fn emit(model: &Model) -> TokenStream {
     let reads_metadata = handlers.iter().any(|h| h.meta);
     let consumes = handlers.iter().map(|h| {
         let event = &h.event;
-        quote_spanned!(event.span()=> __all.extend(::annals::__private::chain_of::<#event>());)
+        quote_spanned!(event.span()=> __all.extend(<#event as ::annals::Event>::chain());)
     });
     let routes = handlers.iter().map(route);
     let covers = handlers.iter().map(|h| &h.event).chain(ignore).map(|event| {
@@ -109,10 +109,14 @@ fn route(handler: &Handler) -> TokenStream {
         ::annals::__private::change(Self::#method(__this, &__decoded #pass_meta))
     };
     quote_spanned! {event.span()=>
-        if let ::core::option::Option::Some(__decoded) = ::annals::__private::decode::<#event>(__stored) {
+        if let ::core::option::Option::Some(__decoded) = <#event as ::annals::Event>::decode_with(
+            __stored.name, __stored.version, __stored.payload, ::annals::__private::record(__stored),
+        ) {
             let __decoded: #event = match __decoded {
                 ::annals::__private::Result::Ok(__decoded) => __decoded,
-                ::annals::__private::Result::Err(__error) => return ::core::option::Option::Some(::annals::__private::Result::Err(__error)),
+                ::annals::__private::Result::Err(__kind) => return ::core::option::Option::Some(
+                    ::annals::__private::Result::Err(::annals::__private::located(__stored, __kind)),
+                ),
             };
             #take_meta
             let __key = #key;

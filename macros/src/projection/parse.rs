@@ -132,7 +132,7 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
             cx.error_spanned_by(extra, "duplicate `#[handle]`");
         }
         let key = handle_options(cx, &markers[0].1);
-        if key.is_some() {
+        if matches!(markers[0].1.meta, syn::Meta::List(_)) {
             // The event argument may serve the key alone: not an unused variable.
             method
                 .attrs

@@ -98,6 +98,13 @@ pub trait Event: Sized + Send + Sync + 'static {
     #[doc(hidden)]
     const IN_CYCLE: bool = false;
 
+    /// The (name, version) of this type and of every older version in its chain, newest
+    /// first: every stored pair that decodes as this type.
+    #[doc(hidden)]
+    fn chain() -> Vec<(&'static str, u32)> {
+        chain_of::<Self>()
+    }
+
     /// Decodes a stored (name, version, payload) as this type: directly when the pair is
     /// this type's own, through the upcasters when it is a previous version's; `None` when
     /// the pair is in no link of the chain. An upcaster that reads the stored record needs

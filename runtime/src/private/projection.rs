@@ -1,6 +1,6 @@
 //! What `#[projection]` generates code against.
 
-use crate::event::{DecodeError, DecodeErrorKind, Event, StoredEvent};
+use crate::event::{DecodeError, DecodeErrorKind, RecordedEvent, StoredEvent};
 pub use crate::projection::{
     Change, DocumentKey, DocumentProjection, EventMeta, HandlerError, IntoChange, Projection,
     Registration, Routed,
@@ -9,10 +9,14 @@ pub use crate::projection::{
 /// A handled event, decoded, waiting for its document.
 pub type Apply<P> = Box<dyn FnOnce(&mut P) -> Result<Change, HandlerError> + Send>;
 
-/// Decodes `event` as `T` when its stored (name, version) is in `T`'s chain.
-pub fn decode<T: Event>(event: &StoredEvent<'_>) -> Option<Result<T, DecodeError>> {
-    T::decode_with(event.name, event.version, event.payload, event.record())
-        .map(|decoded| decoded.map_err(|kind| DecodeError::stored(event, kind)))
+/// The stored record behind `event`, for upcasters that read it.
+pub fn record<'a>(event: &StoredEvent<'a>) -> Option<&'a RecordedEvent> {
+    event.record()
+}
+
+/// A decoding failure of `event`, with where it is.
+pub fn located(event: &StoredEvent<'_>, kind: DecodeErrorKind) -> DecodeError {
+    DecodeError::stored(event, kind)
 }
 
 /// The metadata of `event`, which a handler takes.

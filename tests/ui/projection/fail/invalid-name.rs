@@ -1,0 +1,23 @@
+use annals::prelude::*;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone)]
+struct Placed {
+    customer: String,
+    total: u64,
+}
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone)]
+struct Cancelled;
+
+#[derive(Default, Serialize, Deserialize)]
+struct Stats {
+    orders: u32,
+}
+
+#[projection(name = "customer stats; drop table x")]
+impl Stats {
+    #[handle]
+    fn placed(&mut self, _: &Placed) {}
+}
+
+fn main() {}
