@@ -12,6 +12,7 @@
 mod describe;
 mod document;
 mod error;
+pub(crate) mod inline;
 mod live;
 mod meta;
 mod progress;
@@ -21,11 +22,12 @@ mod storage;
 pub use describe::Registration;
 pub use document::{Change, DocumentKey, DocumentProjection, Documents, IntoChange, Page, Routed};
 pub use error::{HandlerError, ProjectionError};
+pub(crate) use inline::{InlineSet, InlineTx};
 pub use live::project_live;
 pub use meta::EventMeta;
 pub use progress::{Status, status_of, wait_for_projection};
 pub use runner::{Runner, RunnerHandle, RunnerOptions};
-pub use storage::{LogAfter, ProjectionStore, Slot};
+pub use storage::{Changes, LogAfter, ProjectionStore, Slot};
 
 /// What every projection declares: its identity and the stored events it consumes.
 ///

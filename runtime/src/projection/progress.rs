@@ -26,6 +26,8 @@ pub struct Status {
     pub lag_events: u64,
     /// How long the oldest event it has still to read has been stored; zero when none.
     pub lag: Duration,
+    /// Whether the store applies it inline, inside each append.
+    pub inline: bool,
     /// Why its last batch failed, while it is stuck (from a running [`Runner`]).
     ///
     /// [`Runner`]: super::Runner
@@ -39,6 +41,25 @@ pub(super) async fn status<S: ProjectionStore>(
 ) -> Result<Status, ProjectionError> {
     let error = |e| ProjectionError::store(name, e);
     let (slot, checkpoint) = store.open_projection(name, version).await.map_err(error)?;
+    if store.inline_projections().contains(&(name, version)) {
+        // Applied in every append's transaction: at the head, always.
+        let last = Checkpoint {
+            transaction_id: u64::MAX,
+            position: u64::MAX,
+        };
+        let head = store.log_after(last).await.map_err(error)?.head;
+        return Ok(Status {
+            name: name.to_owned(),
+            version,
+            generation: slot.generation,
+            checkpoint: head,
+            head,
+            lag_events: 0,
+            lag: Duration::ZERO,
+            inline: true,
+            failure: None,
+        });
+    }
     let after = store.log_after(checkpoint).await.map_err(error)?;
     let lag = after
         .first_recorded_at
@@ -52,6 +73,7 @@ pub(super) async fn status<S: ProjectionStore>(
         head: after.head,
         lag_events: after.events,
         lag,
+        inline: false,
         failure: None,
     })
 }
@@ -65,6 +87,9 @@ pub(super) async fn wait_for<S: ProjectionStore>(
     timeout: Duration,
 ) -> Result<(), ProjectionError> {
     let error = |e| ProjectionError::store(name, e);
+    if store.inline_projections().contains(&(name, version)) {
+        return Ok(());
+    }
     let start = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {

@@ -111,7 +111,7 @@ impl<S: ProjectionStore> Runner<S> {
         }
     }
 
-    /// Adds projection `P`.
+    /// Adds projection `P` (unless the store applies it inline).
     #[must_use]
     pub fn with<P: DocumentProjection>(mut self) -> Self {
         self.add(Described::of::<P>());
@@ -135,7 +135,15 @@ impl<S: ProjectionStore> Runner<S> {
     }
 
     fn add(&mut self, described: Described) {
-        let same = |d: &Described| (d.name, d.version) == (described.name, described.version);
+        let id = (described.name, described.version);
+        if self.store.inline_projections().contains(&id) {
+            tracing::debug!(
+                projection = described.name,
+                "applied inline by the store; the runner leaves it"
+            );
+            return;
+        }
+        let same = |d: &Described| (d.name, d.version) == id;
         if !self.projections.iter().any(same) {
             self.projections.push(described);
         }
@@ -149,6 +157,46 @@ impl<S: ProjectionStore> Runner<S> {
             while worker.step().await? == self.options.batch_size {}
         }
         Ok(())
+    }
+
+    /// Brings every projection up to `checkpoint`, then returns: a catch-up that waits for
+    /// events still hidden behind transactions that have not finished (on PostgreSQL, a
+    /// reader sees only what no running transaction can still precede). Returns the first
+    /// error a batch meets, or a timeout.
+    pub async fn catch_up_to(
+        &self,
+        checkpoint: Checkpoint,
+        timeout: Duration,
+    ) -> Result<(), ProjectionError> {
+        let start = tokio::time::Instant::now();
+        loop {
+            self.catch_up().await?;
+            let mut behind = None;
+            for described in &self.projections {
+                let (_, reached) = self
+                    .store
+                    .open_projection(described.name, described.version)
+                    .await
+                    .map_err(|e| ProjectionError::store(described.name, e))?;
+                if reached < checkpoint {
+                    behind = Some((described.name, reached));
+                    break;
+                }
+            }
+            let Some((name, reached)) = behind else {
+                return Ok(());
+            };
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(ProjectionError::Timeout {
+                    projection: name.to_owned(),
+                    checkpoint,
+                    reached,
+                    waited,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Where each projection is, against the log's head.

@@ -5,8 +5,12 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use super::DocumentProjection;
 use crate::event::Checkpoint;
 use crate::store::{EventStore, StoreError};
+
+/// A batch's document changes: `(key, Some(JSON))` to store, `(key, None)` to delete.
+pub type Changes = Vec<(String, Option<String>)>;
 
 /// One projection's storage: its name and version, and the generation of its read model
 /// (a rebuild writes a new generation beside the one readers see).
@@ -56,7 +60,7 @@ pub trait ProjectionStore: EventStore {
         slot: &Slot,
         from: Checkpoint,
         to: Checkpoint,
-        changes: Vec<(String, Option<String>)>,
+        changes: Changes,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The documents under `keys` of the generation readers see, in key order.
@@ -76,6 +80,45 @@ pub trait ProjectionStore: EventStore {
         after: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+
+    /// This store with projection `P` applied inline: inside every append's transaction
+    /// (group commit included where the store has it), so its documents are never behind
+    /// the log, and a handler that fails refuses the append
+    /// ([`StoreError::Inline`](crate::StoreError::Inline)), writing nothing. Handles cloned
+    /// from the returned one share it; a runner leaves the projection alone.
+    ///
+    /// ```
+    /// use annals::prelude::*;
+    /// use annals::projection::{Documents, ProjectionStore};
+    /// use annals::MemoryStore;
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone)]
+    /// struct Pinged;
+    ///
+    /// #[derive(Default, Serialize, Deserialize, Debug, PartialEq)]
+    /// struct Pings { count: u32 }
+    ///
+    /// #[projection]
+    /// impl Pings {
+    ///     #[handle]
+    ///     fn pinged(&mut self, _: &Pinged) { self.count += 1 }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new().inline::<Pings>().await?;
+    /// store.append("pinger-1", ExpectedVersion::Any, vec![NewEvent::from_event(&Pinged)?]).await?;
+    /// // No runner, no wait: the append wrote the document.
+    /// assert_eq!(Documents::<Pings, _>::new(store).get("pinger-1").await?, Some(Pings { count: 1 }));
+    /// # Ok(()) }
+    /// ```
+    fn inline<P: DocumentProjection>(self)
+    -> impl Future<Output = Result<Self, StoreError>> + Send;
+
+    /// The (name, version) of the projections this store applies inline, inside each
+    /// append: a runner leaves them alone, and they are never behind.
+    fn inline_projections(&self) -> Vec<(&'static str, u32)> {
+        Vec::new()
+    }
 
     /// How far the log readable now goes past `after`: its last checkpoint, how many
     /// events come after `after`, and when the first of them was stored.

@@ -123,6 +123,16 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An inline projection refused the append (its handler failed, or an event did not
+    /// decode): nothing was written, neither the events nor any read model.
+    #[error("the append to stream `{stream}` was refused by an inline projection: {source}")]
+    Inline {
+        /// The stream appended to.
+        stream: String,
+        /// What the projection reported, with the event.
+        #[source]
+        source: Box<crate::projection::ProjectionError>,
+    },
     /// The store could not be opened; see [`OpenError`].
     #[error(transparent)]
     Open(#[from] OpenError),

@@ -11,11 +11,23 @@ use annals::projection::{
 use crate::domain::{Account, Deposit, Open};
 use crate::views::{Balance, Fragile, LastSeen, Owner};
 
-async fn open<S: EventStore>(store: &S, id: &str, owner: &str) {
+/// Opens an account and returns where its event is in the global order.
+async fn open<S: EventStore>(store: &S, id: &str, owner: &str) -> Checkpoint {
     Repository::<Account, _>::new(store.clone())
         .execute(id, Open(owner.to_owned()))
         .await
-        .expect("open");
+        .expect("open")
+        .last_checkpoint
+        .expect("an event")
+}
+
+/// Catches `runner` up to `last`: on PostgreSQL, an event becomes readable once every
+/// transaction that could precede it has ended, which tests running beside this one delay.
+async fn up_to<S: ProjectionStore>(runner: &Runner<S>, last: Checkpoint) {
+    runner
+        .catch_up_to(last, Duration::from_secs(10))
+        .await
+        .expect("caught up");
 }
 
 /// Deposits and returns where the deposit is in the global order.
@@ -30,14 +42,17 @@ async fn deposit<S: EventStore>(store: &S, id: &str, amount: u64) -> Option<Chec
 /// A runner's documents match the log; a second catch-up goes on from the checkpoint
 /// without applying anything twice; documents read by key, by keys and in pages.
 pub async fn documents_follow_the_log<S: ProjectionStore>(store: S) {
+    let mut last = Checkpoint::START;
     for n in 0..5 {
         open(&store, &format!("{n}"), "ann").await;
-        deposit(&store, &format!("{n}"), 10 + n).await;
+        last = deposit(&store, &format!("{n}"), 10 + n)
+            .await
+            .expect("an event");
     }
     let runner = Runner::new(store.clone()).with::<Balance>();
-    runner.catch_up().await.expect("catch up");
-    deposit(&store, "0", 5).await;
-    runner.catch_up().await.expect("catch up again");
+    up_to(&runner, last).await;
+    let last = deposit(&store, "0", 5).await.expect("an event");
+    up_to(&runner, last).await;
     runner.catch_up().await.expect("nothing new");
 
     let balances = Documents::<Balance, _>::new(store.clone());
@@ -93,12 +108,8 @@ pub async fn documents_follow_the_log<S: ProjectionStore>(store: S) {
 pub async fn one_document_gathers_many_streams<S: ProjectionStore>(store: S) {
     open(&store, "a", "ann").await;
     open(&store, "b", "bob").await;
-    open(&store, "c", "ann").await;
-    Runner::new(store.clone())
-        .with::<Owner>()
-        .catch_up()
-        .await
-        .expect("catch up");
+    let last = open(&store, "c", "ann").await;
+    up_to(&Runner::new(store.clone()).with::<Owner>(), last).await;
     let owners = Documents::<Owner, _>::new(store.clone());
     assert_eq!(
         owners.get("ann").await.expect("get").map(|o| o.accounts),
@@ -117,12 +128,9 @@ pub async fn one_document_gathers_many_streams<S: ProjectionStore>(store: S) {
 /// Handlers that take the metadata get each event's position, version and correlation.
 pub async fn handlers_receive_the_metadata<S: ProjectionStore>(store: S) {
     open(&store, "m", "ann").await;
-    let last = deposit(&store, "m", 3).await.expect("a position").position;
-    Runner::new(store.clone())
-        .with::<LastSeen>()
-        .catch_up()
-        .await
-        .expect("catch up");
+    let at = deposit(&store, "m", 3).await.expect("a position");
+    let last = at.position;
+    up_to(&Runner::new(store.clone()).with::<LastSeen>(), at).await;
     let seen = Documents::<LastSeen, _>::new(store.clone())
         .get("account-m")
         .await
@@ -179,10 +187,10 @@ pub async fn a_failing_handler_stops_before_its_event<S: ProjectionStore>(store:
     deposit(&store, "f", 1).await;
     deposit(&store, "g", 2).await;
     let poison = deposit(&store, "f", 13).await.expect("a position").position;
-    deposit(&store, "g", 4).await;
+    let last = deposit(&store, "g", 4).await.expect("a position");
     let runner = Runner::new(store.clone()).with::<Fragile>();
     for _ in 0..2 {
-        match runner.catch_up().await {
+        match runner.catch_up_to(last, Duration::from_secs(10)).await {
             Err(ProjectionError::Handler {
                 projection,
                 stream,
@@ -227,10 +235,10 @@ pub async fn a_failing_handler_stops_before_its_event<S: ProjectionStore>(store:
 pub async fn a_panicking_handler_is_reported<S: ProjectionStore>(store: S) {
     open(&store, "p", "ann").await;
     deposit(&store, "p", 5).await;
-    deposit(&store, "p", 666).await;
+    let last = deposit(&store, "p", 666).await.expect("a position");
     match Runner::new(store.clone())
         .with::<Fragile>()
-        .catch_up()
+        .catch_up_to(last, Duration::from_secs(10))
         .await
     {
         Err(ProjectionError::Handler { source, stream, .. }) => {
@@ -253,9 +261,9 @@ pub async fn a_panicking_handler_is_reported<S: ProjectionStore>(store: S) {
 /// A handler can delete its document; a later event for its key starts a new one.
 pub async fn a_handler_deletes_its_document<S: ProjectionStore>(store: S) {
     open(&store, "d", "ann").await;
-    deposit(&store, "d", 7).await;
+    let last = deposit(&store, "d", 7).await.expect("an event");
     let runner = Runner::new(store.clone()).with::<Fragile>();
-    runner.catch_up().await.expect("catch up");
+    up_to(&runner, last).await;
     let fragile = Documents::<Fragile, _>::new(store.clone());
     assert_eq!(
         fragile
@@ -265,13 +273,13 @@ pub async fn a_handler_deletes_its_document<S: ProjectionStore>(store: S) {
             .map(|f| f.balance),
         Some(7)
     );
-    deposit(&store, "d", 0).await;
-    runner.catch_up().await.expect("catch up");
+    let last = deposit(&store, "d", 0).await.expect("an event");
+    up_to(&runner, last).await;
     assert_eq!(fragile.get("account-d").await.expect("get"), None);
     // Deleted and created again within one batch.
     deposit(&store, "d", 0).await;
-    deposit(&store, "d", 3).await;
-    runner.catch_up().await.expect("catch up");
+    let last = deposit(&store, "d", 3).await.expect("an event");
+    up_to(&runner, last).await;
     assert_eq!(
         fragile
             .get("account-d")
@@ -304,7 +312,7 @@ pub async fn an_undecodable_event_stops_the_projection<S: ProjectionStore>(store
         .expect("append");
     match Runner::new(store.clone())
         .with::<Balance>()
-        .catch_up()
+        .catch_up_to(done.last_checkpoint(), Duration::from_secs(10))
         .await
     {
         Err(ProjectionError::Decode { projection, source }) => {
@@ -331,9 +339,12 @@ pub async fn an_undecodable_event_stops_the_projection<S: ProjectionStore>(store
 /// The checkpoint is a compare-and-set: a batch committed from a checkpoint that moved
 /// writes nothing, and two runners racing on one projection never apply an event twice.
 pub async fn racing_runners_apply_each_event_once<S: ProjectionStore>(store: S) {
+    let mut last = Checkpoint::START;
     for n in 0..20 {
         open(&store, &format!("r{n}"), "ann").await;
-        deposit(&store, &format!("r{n}"), n).await;
+        last = deposit(&store, &format!("r{n}"), n)
+            .await
+            .expect("an event");
     }
     let (slot, from) = store.open_projection("balances", 1).await.expect("open");
     assert_eq!(from, Checkpoint::START);
@@ -356,11 +367,7 @@ pub async fn racing_runners_apply_each_event_once<S: ProjectionStore>(store: S) 
             Err(other) => panic!("unexpected: {other}"),
         }
     }
-    Runner::new(store.clone())
-        .with::<Balance>()
-        .catch_up()
-        .await
-        .expect("the rest");
+    up_to(&Runner::new(store.clone()).with::<Balance>(), last).await;
     let balances = Documents::<Balance, _>::new(store.clone());
     for n in 0..20u64 {
         let balance = balances
@@ -377,4 +384,145 @@ pub async fn racing_runners_apply_each_event_once<S: ProjectionStore>(store: S) 
         .expect("answered");
     assert!(!stale);
     assert!(balances.get("account-r1").await.expect("get").is_some());
+}
+
+/// An inline projection is applied inside each append: its documents are right as soon as
+/// the append returns, with no runner; a runner leaves it alone and waits return at once.
+pub async fn inline_documents_are_never_behind<S: ProjectionStore>(store: S) {
+    let store = store.inline::<Balance>().await.expect("inline");
+    assert_eq!(store.inline_projections(), [("balances", 1)]);
+    let balances = Documents::<Balance, _>::new(store.clone());
+    open(&store, "i", "ann").await;
+    for n in 1..=5u64 {
+        let at = deposit(&store, "i", n).await;
+        let balance = balances
+            .get("account-i")
+            .await
+            .expect("get")
+            .expect("a document");
+        assert_eq!(
+            (balance.balance, balance.applied),
+            (n * (n + 1) / 2, n as u32 + 1)
+        );
+        annals::projection::wait_for_projection::<Balance, _>(
+            &store,
+            at.expect("a checkpoint"),
+            Duration::from_millis(1),
+        )
+        .await
+        .expect("at once");
+    }
+    // Concurrent appends (grouped where the store groups them) each apply once.
+    let tasks: Vec<_> = (0..8)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                open(&store, &format!("c{n}"), "bob").await;
+                deposit(&store, &format!("c{n}"), 100).await;
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("no panic");
+    }
+    for n in 0..8 {
+        let balance = balances
+            .get(format!("account-c{n}"))
+            .await
+            .expect("get")
+            .expect("a document");
+        assert_eq!((balance.balance, balance.applied), (100, 2));
+    }
+    // A runner leaves it alone: nothing is applied twice.
+    Runner::new(store.clone())
+        .with::<Balance>()
+        .catch_up()
+        .await
+        .expect("nothing to do");
+    let balance = balances
+        .get("account-i")
+        .await
+        .expect("get")
+        .expect("a document");
+    assert_eq!(balance.applied, 6);
+    let status = status_of::<Balance, _>(&store).await.expect("status");
+    assert!(status.inline);
+    assert_eq!((status.lag_events, status.checkpoint), (0, status.head));
+}
+
+/// An inline handler that fails refuses the append with a typed error: neither the events
+/// nor any document are written, and appends beside it go through.
+pub async fn a_failing_inline_handler_writes_nothing<S: ProjectionStore>(store: S) {
+    let store = store.inline::<Fragile>().await.expect("inline");
+    let fragile = Documents::<Fragile, _>::new(store.clone());
+    open(&store, "x", "ann").await;
+    deposit(&store, "x", 5).await;
+    let refused = Repository::<Account, _>::new(store.clone())
+        .execute("x", Deposit(13))
+        .await;
+    match refused {
+        Err(ExecuteError::Failed(annals::RepositoryError::Store(annals::StoreError::Inline {
+            stream,
+            source,
+        }))) => {
+            assert_eq!(stream, "account-x");
+            match *source {
+                ProjectionError::Handler {
+                    projection,
+                    stream_version,
+                    source,
+                    ..
+                } => {
+                    assert_eq!((projection.as_str(), stream_version), ("fragile", 3));
+                    assert_eq!(source.message, "thirteen is unlucky");
+                }
+                other => panic!("expected the handler's error, got {other}"),
+            }
+        }
+        other => panic!("expected the inline refusal, got {other:?}"),
+    }
+    assert_eq!(store.stream_version("account-x").await.expect("version"), 2);
+    assert_eq!(
+        fragile
+            .get("account-x")
+            .await
+            .expect("get")
+            .map(|f| f.balance),
+        Some(5)
+    );
+
+    // Eight appends at once, one refused: the seven others land, with their documents.
+    let tasks: Vec<_> = (0..8u64)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                open(&store, &format!("g{n}"), "bob").await;
+                Repository::<Account, _>::new(store)
+                    .execute(&format!("g{n}"), Deposit(if n == 3 { 13 } else { n + 1 }))
+                    .await
+                    .is_ok()
+            })
+        })
+        .collect();
+    let mut landed = 0;
+    for task in tasks {
+        landed += usize::from(task.await.expect("no panic"));
+    }
+    assert_eq!(landed, 7);
+    for n in 0..8u64 {
+        let version = store
+            .stream_version(&format!("account-g{n}"))
+            .await
+            .expect("version");
+        let balance = fragile
+            .get(format!("account-g{n}"))
+            .await
+            .expect("get")
+            .map(|f| f.balance);
+        if n == 3 {
+            assert_eq!((version, balance), (1, None));
+        } else {
+            assert_eq!((version, balance), (2, Some(n + 1)));
+        }
+    }
 }

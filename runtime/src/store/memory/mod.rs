@@ -11,6 +11,7 @@ use uuid::Uuid;
 use tokio::sync::watch;
 
 use crate::event::{Checkpoint, NewEvent, RecordedEvent};
+use crate::projection::InlineSet;
 use crate::store::{
     AppendResult, EventStore, ExpectedVersion, SnapshotRead, SnapshotRecord, StoreError,
     StoreSession, VersionRange, replayed_append, validate_append, validate_stream_id,
@@ -28,6 +29,8 @@ use crate::store::{
 pub struct MemoryStore {
     inner: Arc<RwLock<Log>>,
     appended: Arc<watch::Sender<u64>>,
+    /// The projections applied inside each append.
+    inline: InlineSet,
 }
 
 impl Default for MemoryStore {
@@ -35,6 +38,7 @@ impl Default for MemoryStore {
         Self {
             inner: Arc::default(),
             appended: Arc::new(watch::channel(0).0),
+            inline: InlineSet::default(),
         }
     }
 }
@@ -88,6 +92,7 @@ impl Log {
         stream: &str,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
+        inline: &InlineSet,
     ) -> Result<AppendResult, StoreError> {
         let stored: Vec<_> = events
             .iter()
@@ -112,22 +117,36 @@ impl Log {
         let recorded_at = Utc::now();
         let first_position = self.events.len() as u64 + 1;
         let count = events.len() as u64;
-        let mut indexes = Vec::with_capacity(events.len());
-        for (i, event) in events.into_iter().enumerate() {
+        let records: Vec<RecordedEvent> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| {
+                let position = first_position + i as u64;
+                RecordedEvent {
+                    event_id: event.event_id,
+                    stream_id: stream.to_owned(),
+                    stream_version: actual + i as u64 + 1,
+                    position,
+                    transaction_id: position,
+                    recorded_at,
+                    name: event.name,
+                    version: event.version,
+                    payload: event.payload,
+                    metadata: event.metadata,
+                }
+            })
+            .collect();
+        // The inline projections first: a refusal leaves the log and every read model as
+        // they were.
+        if !inline.is_empty() {
+            let writes = self.projections.inline(inline, stream, &records)?;
+            self.projections.apply(writes);
+        }
+        let mut indexes = Vec::with_capacity(records.len());
+        for record in records {
             let index = self.events.len();
-            self.ids.insert(event.event_id, index);
-            self.events.push(RecordedEvent {
-                event_id: event.event_id,
-                stream_id: stream.to_owned(),
-                stream_version: actual + i as u64 + 1,
-                position: index as u64 + 1,
-                transaction_id: index as u64 + 1,
-                recorded_at,
-                name: event.name,
-                version: event.version,
-                payload: event.payload,
-                metadata: event.metadata,
-            });
+            self.ids.insert(record.event_id, index);
+            self.events.push(record);
             indexes.push(index);
         }
         self.streams
@@ -194,7 +213,10 @@ impl StoreSession for MemorySession<'_> {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream, &events)?;
-        let result = self.0.write().append(stream, expected, events)?;
+        let result = self
+            .0
+            .write()
+            .append(stream, expected, events, &self.0.inline)?;
         if !result.already_stored {
             self.0.appended.send_modify(|n| *n += 1);
         }

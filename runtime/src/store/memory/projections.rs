@@ -2,11 +2,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
 use chrono::{DateTime, Utc};
 
 use super::MemoryStore;
-use crate::event::Checkpoint;
-use crate::projection::{LogAfter, ProjectionStore, Slot};
+use crate::event::{Checkpoint, RecordedEvent};
+use crate::projection::{
+    Changes, DocumentProjection, InlineSet, InlineTx, LogAfter, ProjectionStore, Slot, inline,
+};
 use crate::store::StoreError;
 
 /// Every projection's generations, by name and version.
@@ -88,7 +93,7 @@ impl ProjectionStore for MemoryStore {
         slot: &Slot,
         from: Checkpoint,
         to: Checkpoint,
-        changes: Vec<(String, Option<String>)>,
+        changes: Changes,
     ) -> Result<bool, StoreError> {
         let mut log = self.write();
         let Some(stored) = log
@@ -149,6 +154,16 @@ impl ProjectionStore for MemoryStore {
             .collect())
     }
 
+    async fn inline<P: DocumentProjection>(mut self) -> Result<Self, StoreError> {
+        let (slot, _) = self.open_projection(P::NAME, P::VERSION).await?;
+        self.inline = self.inline.with::<P>(slot);
+        Ok(self)
+    }
+
+    fn inline_projections(&self) -> Vec<(&'static str, u32)> {
+        self.inline.names()
+    }
+
     async fn log_after(&self, after: Checkpoint) -> Result<LogAfter, StoreError> {
         let log = self.read();
         let start = log.events.partition_point(|e| e.checkpoint() <= after);
@@ -173,4 +188,78 @@ fn found(documents: &BTreeMap<String, String>, keys: &[String]) -> Vec<(String, 
     keys.into_iter()
         .filter_map(|key| documents.get(key).map(|body| (key.clone(), body.clone())))
         .collect()
+}
+
+/// Document writes an append's inline projections decided, applied once it goes in.
+pub(super) struct Writes(Vec<(Slot, Changes)>);
+
+impl Projections {
+    /// Runs `set` over `records` against the documents as they are, without changing
+    /// them: the writes come back to apply once the append is sure to go in.
+    pub(super) fn inline(
+        &self,
+        set: &InlineSet,
+        stream: &str,
+        records: &[RecordedEvent],
+    ) -> Result<Writes, StoreError> {
+        let mut tx = Staged {
+            projections: self,
+            writes: Vec::new(),
+        };
+        // Every step of the memory transaction is ready at once: no waker is ever needed.
+        let applied = {
+            let future = std::pin::pin!(inline::apply(&mut tx, set, stream, records));
+            match future.poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(applied) => applied,
+                Poll::Pending => Err(StoreError::backend(std::io::Error::other(
+                    "an inline projection of the memory store waited",
+                ))),
+            }
+        };
+        applied.map(|()| Writes(tx.writes))
+    }
+
+    pub(super) fn apply(&mut self, writes: Writes) {
+        for (slot, changes) in writes.0 {
+            let generations = self
+                .by_name
+                .entry((slot.name.clone(), slot.version))
+                .or_insert_with(|| Generations {
+                    live: slot.generation,
+                    slots: HashMap::new(),
+                });
+            let stored = generations.slots.entry(slot.generation).or_default();
+            for (key, body) in changes {
+                match body {
+                    Some(body) => stored.documents.insert(key, body),
+                    None => stored.documents.remove(&key),
+                };
+            }
+        }
+    }
+}
+
+/// The memory store's side of an inline transaction: reads the documents, keeps the writes.
+struct Staged<'a> {
+    projections: &'a Projections,
+    writes: Vec<(Slot, Changes)>,
+}
+
+impl InlineTx for Staged<'_> {
+    async fn load(
+        &mut self,
+        slot: &Slot,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .projections
+            .slot(slot)
+            .map(|stored| found(&stored.documents, keys))
+            .unwrap_or_default())
+    }
+
+    async fn write(&mut self, slot: &Slot, changes: Changes) -> Result<(), StoreError> {
+        self.writes.push((slot.clone(), changes));
+        Ok(())
+    }
 }

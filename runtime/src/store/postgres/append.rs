@@ -27,6 +27,15 @@ impl PostgresStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream, &events)?;
+        if !self.inline.is_empty() {
+            let result = self
+                .append_inline(conn.get().await?, stream, expected, events)
+                .await?;
+            if !result.already_stored {
+                self.announce();
+            }
+            return Ok(result);
+        }
         // A version no stream can reach goes alone, to its conflict.
         let at = expected
             .exact()
@@ -67,13 +76,7 @@ async fn append(
     events: Vec<NewEvent>,
     versions: Vec<i32>,
 ) -> Result<AppendResult, StoreError> {
-    let columns = Columns {
-        ids: events.iter().map(|e| e.event_id).collect(),
-        names: events.iter().map(|e| e.name.as_str()).collect(),
-        versions,
-        payloads: events.iter().map(|e| e.payload.get()).collect(),
-        metadata: encode_metadata(&events)?,
-    };
+    let columns = Columns::new(&events, versions)?;
     let wrong = |actual| StoreError::WrongExpectedVersion {
         stream: stream.to_owned(),
         expected,
@@ -103,13 +106,43 @@ async fn append(
 }
 
 /// An append's events as the statement's arrays.
-struct Columns<'a> {
-    ids: Vec<Uuid>,
+pub(super) struct Columns<'a> {
+    pub(super) ids: Vec<Uuid>,
     names: Vec<&'a str>,
     versions: Vec<i32>,
     payloads: Vec<&'a str>,
     metadata: Vec<String>,
 }
+
+impl<'a> Columns<'a> {
+    pub(super) fn new(events: &'a [NewEvent], versions: Vec<i32>) -> Result<Self, StoreError> {
+        Ok(Self {
+            ids: events.iter().map(|e| e.event_id).collect(),
+            names: events.iter().map(|e| e.name.as_str()).collect(),
+            versions,
+            payloads: events.iter().map(|e| e.payload.get()).collect(),
+            metadata: encode_metadata(events)?,
+        })
+    }
+
+    /// Binds the columns as the append statement's parameters 3 to 7.
+    pub(super) fn bind<'q>(
+        &'q self,
+        query: sqlx::query::QueryAs<'q, Postgres, AppendRow, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, Postgres, AppendRow, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.ids)
+            .bind(&self.names)
+            .bind(&self.versions)
+            .bind(&self.payloads)
+            .bind(&self.metadata)
+    }
+}
+
+/// The append statement's row: the stream's version before, the first and last
+/// positions, the last version and the transaction id (the last four NULL when nothing
+/// was inserted).
+pub(super) type AppendRow = (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
 
 /// Runs the append statement: the result, or the conflict to settle; other failures are
 /// errors. `Any` cannot conflict by definition, so a lost race on the version key is run
@@ -129,18 +162,10 @@ async fn insert(
     };
     let mut races = 0;
     loop {
-        let row = sqlx::query_as::<_, (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>)>(
-            &sql.append,
-        )
-        .bind(stream)
-        .bind(expected_param)
-        .bind(&columns.ids)
-        .bind(&columns.names)
-        .bind(&columns.versions)
-        .bind(&columns.payloads)
-        .bind(&columns.metadata)
-        .fetch_one(&mut *conn)
-        .await;
+        let query = sqlx::query_as::<_, AppendRow>(&sql.append)
+            .bind(stream)
+            .bind(expected_param);
+        let row = columns.bind(query).fetch_one(&mut *conn).await;
         return match row {
             Ok((_, Some(first), Some(last), Some(version), Some(transaction))) => {
                 Ok(Ok(AppendResult {

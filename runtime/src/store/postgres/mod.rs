@@ -5,6 +5,7 @@ mod cluster;
 mod columns;
 mod dialect;
 mod group;
+mod inline;
 mod migrate;
 mod notify;
 mod options;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use tokio::sync::{mpsc, watch};
 
+use crate::projection::InlineSet;
 use crate::store::group::Coalescer;
 use crate::store::{EventStore, OpenError, StoreError};
 use group::{GROUP_MAX_EVENTS, GroupRequest, Writers};
@@ -91,6 +93,8 @@ pub struct PostgresStore {
     cluster: Arc<cluster::Guard>,
     /// The projections' SQL.
     projections: Arc<projections::Sql>,
+    /// The projections applied inside each append.
+    inline: InlineSet,
 }
 
 /// `url` with its password replaced, fit for messages and logs.
@@ -186,6 +190,7 @@ impl PostgresStore {
             pool,
             own,
             projections: Arc::new(projections::Sql::new(schema)),
+            inline: InlineSet::default(),
             sql: Arc::new(sql),
             group: Arc::new(Coalescer::new(writers, GROUP_MAX_EVENTS)),
             writers: Arc::new(Writers::new(writer_options, writers, Arc::clone(&guard))),

@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 
 use super::PostgresStore;
 use crate::event::Checkpoint;
-use crate::projection::{LogAfter, ProjectionStore, Slot};
+use crate::projection::{Changes, DocumentProjection, LogAfter, ProjectionStore, Slot};
 use crate::store::StoreError;
 use crate::store::sql::convert::{checkpoint_params, limit, stored_checkpoint};
 
@@ -19,6 +19,7 @@ pub(super) struct Sql {
     checkpoint: String,
     load: String,
     commit: String,
+    write: String,
     read_live: String,
     list_live: String,
     log_after: String,
@@ -63,6 +64,14 @@ impl Sql {
                    ON CONFLICT (name, version, generation, key) DO UPDATE SET body = excluded.body) \
                  SELECT count(*) FROM moved"
             ),
+            // The documents alone, for inline projections inside an append's transaction.
+            write: format!(
+                "WITH gone AS (DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
+                   AND key = ANY($4)) \
+                 INSERT INTO {d} (name, version, generation, key, body) \
+                 SELECT $1, $2, $3, u.key, u.body::jsonb FROM UNNEST($5::text[], $6::text[]) AS u(key, body) \
+                 ON CONFLICT (name, version, generation, key) DO UPDATE SET body = excluded.body"
+            ),
             read_live: format!(
                 "SELECT d.key, d.body::text {live_join} WHERE d.name = $1 AND d.version = $2 \
                  AND d.key = ANY($3) ORDER BY d.key"
@@ -87,6 +96,61 @@ impl Sql {
             ),
         }
     }
+}
+
+impl Sql {
+    /// The slot's documents under `keys`, on `conn`.
+    pub(super) async fn load_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        slot: &Slot,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query_as(&self.load)
+            .bind(&slot.name)
+            .bind(version_param(slot.version)?)
+            .bind(generation_param(slot)?)
+            .bind(keys)
+            .fetch_all(conn)
+            .await
+            .map_err(backend)
+    }
+
+    /// Stores and deletes documents of the slot, on `conn`.
+    pub(super) async fn write_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        slot: &Slot,
+        changes: Changes,
+    ) -> Result<(), StoreError> {
+        let (keys, bodies, deleted) = split(changes);
+        sqlx::query(&self.write)
+            .bind(&slot.name)
+            .bind(version_param(slot.version)?)
+            .bind(generation_param(slot)?)
+            .bind(&deleted)
+            .bind(&keys)
+            .bind(&bodies)
+            .execute(conn)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// The keys and bodies to store, and the keys to delete.
+fn split(changes: Changes) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (mut keys, mut bodies, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, body) in changes {
+        match body {
+            Some(body) => {
+                keys.push(key);
+                bodies.push(body);
+            }
+            None => deleted.push(key),
+        }
+    }
+    (keys, bodies, deleted)
 }
 
 fn backend(error: sqlx::Error) -> StoreError {
@@ -181,14 +245,8 @@ impl ProjectionStore for PostgresStore {
         slot: &Slot,
         keys: &[String],
     ) -> Result<Vec<(String, String)>, StoreError> {
-        sqlx::query_as(&self.projections.load)
-            .bind(&slot.name)
-            .bind(version_param(slot.version)?)
-            .bind(generation_param(slot)?)
-            .bind(keys)
-            .fetch_all(&self.own)
-            .await
-            .map_err(backend)
+        let mut conn = self.own.acquire().await.map_err(backend)?;
+        self.projections.load_on(&mut conn, slot, keys).await
     }
 
     async fn commit_documents(
@@ -196,18 +254,9 @@ impl ProjectionStore for PostgresStore {
         slot: &Slot,
         from: Checkpoint,
         to: Checkpoint,
-        changes: Vec<(String, Option<String>)>,
+        changes: Changes,
     ) -> Result<bool, StoreError> {
-        let (mut keys, mut bodies, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
-        for (key, body) in changes {
-            match body {
-                Some(body) => {
-                    keys.push(key);
-                    bodies.push(body);
-                }
-                None => deleted.push(key),
-            }
-        }
+        let (keys, bodies, deleted) = split(changes);
         let (from_tx, from_pos) = checkpoint_params(from);
         let (to_tx, to_pos) = checkpoint_params(to);
         let moved: i64 = sqlx::query_scalar(&self.projections.commit)
@@ -257,6 +306,16 @@ impl ProjectionStore for PostgresStore {
             .fetch_all(&self.own)
             .await
             .map_err(backend)
+    }
+
+    async fn inline<P: DocumentProjection>(mut self) -> Result<Self, StoreError> {
+        let (slot, _) = self.open_projection(P::NAME, P::VERSION).await?;
+        self.inline = self.inline.with::<P>(slot);
+        Ok(self)
+    }
+
+    fn inline_projections(&self) -> Vec<(&'static str, u32)> {
+        self.inline.names()
     }
 
     async fn log_after(&self, after: Checkpoint) -> Result<LogAfter, StoreError> {

@@ -9,7 +9,8 @@ use sqlx::{Sqlite, Transaction};
 use super::SqliteStore;
 use super::dialect::busy;
 use super::statements::{INSERT_CHUNK, STREAM_VERSION, insert, stored_ids};
-use crate::event::NewEvent;
+use crate::event::{Checkpoint, NewEvent};
+use crate::projection::inline;
 use crate::store::group::{Batch, Outcome, Request, Writer};
 use crate::store::sql::{Dialect, UniqueKey, settle_conflict, storable, stored, stream_version};
 use crate::store::{AppendResult, ExpectedVersion, StoreError, validate_append};
@@ -109,7 +110,10 @@ impl SqliteStore {
         if !expected.accepts(actual) {
             return Ok(Attempt::WrongVersion(actual));
         }
-        let done = insert_events(&mut tx, stream, actual, events, now()).await?;
+        let recorded_at = now();
+        let done = insert_events(&mut tx, stream, actual, events, recorded_at).await?;
+        self.apply_inline(&mut tx, stream, actual, events, &done, recorded_at)
+            .await?;
         tx.commit().await?;
         Ok(Attempt::Done(done))
     }
@@ -160,6 +164,39 @@ impl SqliteStore {
             );
         }
         Ok(rows)
+    }
+}
+
+impl SqliteStore {
+    /// Applies the inline projections to the events just inserted, in the same
+    /// transaction. One writer at a time: their positions are contiguous, in order.
+    async fn apply_inline(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        stream: &str,
+        actual: u64,
+        events: &[NewEvent],
+        done: &AppendResult,
+        recorded_at: i64,
+    ) -> Result<(), Failed> {
+        if self.inline.is_empty() {
+            return Ok(());
+        }
+        let positions: Vec<Checkpoint> = (done.first_position..=done.last_position)
+            .map(|position| Checkpoint {
+                transaction_id: position,
+                position,
+            })
+            .collect();
+        let time = chrono::DateTime::from_timestamp_micros(recorded_at).ok_or_else(|| {
+            StoreError::backend(std::io::Error::other(format!(
+                "{recorded_at} µs since 1970 is out of range"
+            )))
+        })?;
+        let records = inline::records(stream, actual + 1, &positions, events, time);
+        let mut on = super::projections::InTransaction(tx);
+        inline::apply(&mut on, &self.inline, stream, &records).await?;
+        Ok(())
     }
 }
 
@@ -250,16 +287,24 @@ impl Writer<GroupRequest> for SqliteStore {
             for request in batch.requests() {
                 let actual = stream_version(&mut *tx, STREAM_VERSION, &request.stream).await??;
                 outcomes.push(if actual == request.expected {
-                    Outcome::Done(
-                        insert_events(
-                            &mut tx,
-                            &request.stream,
-                            actual,
-                            &request.events,
-                            recorded_at,
-                        )
-                        .await?,
+                    let done = insert_events(
+                        &mut tx,
+                        &request.stream,
+                        actual,
+                        &request.events,
+                        recorded_at,
                     )
+                    .await?;
+                    self.apply_inline(
+                        &mut tx,
+                        &request.stream,
+                        actual,
+                        &request.events,
+                        &done,
+                        recorded_at,
+                    )
+                    .await?;
+                    Outcome::Done(done)
                 } else {
                     Outcome::Alone
                 });

@@ -20,6 +20,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::watch;
 
+use crate::projection::InlineSet;
 use crate::store::group::Coalescer;
 use crate::store::{EventStore, OpenError, StoreError};
 
@@ -49,6 +50,8 @@ pub struct SqliteStore {
     appended: Arc<watch::Sender<u64>>,
     /// Group commit on the one writer connection.
     group: Arc<Coalescer<append::GroupRequest>>,
+    /// The projections applied inside each append.
+    inline: InlineSet,
 }
 
 impl SqliteStore {
@@ -115,6 +118,7 @@ impl SqliteStore {
             writer,
             appended: Arc::new(watch::channel(0).0),
             group: Arc::new(Coalescer::new(1, append::GROUP_MAX_EVENTS)),
+            inline: InlineSet::default(),
         })
     }
 

@@ -4,10 +4,12 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use sqlx::{Sqlite, Transaction};
+
 use super::SqliteStore;
 use super::dialect::micros;
 use crate::event::Checkpoint;
-use crate::projection::{LogAfter, ProjectionStore, Slot};
+use crate::projection::{Changes, DocumentProjection, InlineTx, LogAfter, ProjectionStore, Slot};
 use crate::store::StoreError;
 use crate::store::sql::convert::{bound, checkpoint_params, limit, stored_checkpoint};
 
@@ -140,17 +142,9 @@ impl ProjectionStore for SqliteStore {
         slot: &Slot,
         from: Checkpoint,
         to: Checkpoint,
-        changes: Vec<(String, Option<String>)>,
+        changes: Changes,
     ) -> Result<bool, StoreError> {
-        let (mut stored, mut deleted) = (serde_json::Map::new(), Vec::new());
-        for (key, body) in changes {
-            match body {
-                Some(body) => {
-                    stored.insert(key, serde_json::Value::String(body));
-                }
-                None => deleted.push(key),
-            }
-        }
+        let (stored, deleted) = split(changes);
         let (from_tx, from_pos) = checkpoint_params(from);
         let (to_tx, to_pos) = checkpoint_params(to);
         let mut tx = self
@@ -175,26 +169,7 @@ impl ProjectionStore for SqliteStore {
             tx.rollback().await.map_err(backend)?;
             return Ok(false);
         }
-        if !deleted.is_empty() {
-            sqlx::query(DELETE)
-                .bind(&slot.name)
-                .bind(slot.version)
-                .bind(slot.generation)
-                .bind(json(&deleted)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        if !stored.is_empty() {
-            sqlx::query(UPSERT)
-                .bind(&slot.name)
-                .bind(slot.version)
-                .bind(slot.generation)
-                .bind(json(&stored)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
+        write_documents(&mut tx, slot, &stored, &deleted).await?;
         tx.commit().await.map_err(backend)?;
         Ok(true)
     }
@@ -233,6 +208,16 @@ impl ProjectionStore for SqliteStore {
         documents(rows)
     }
 
+    async fn inline<P: DocumentProjection>(mut self) -> Result<Self, StoreError> {
+        let (slot, _) = self.open_projection(P::NAME, P::VERSION).await?;
+        self.inline = self.inline.with::<P>(slot);
+        Ok(self)
+    }
+
+    fn inline_projections(&self) -> Vec<(&'static str, u32)> {
+        self.inline.names()
+    }
+
     async fn log_after(&self, after: Checkpoint) -> Result<LogAfter, StoreError> {
         let row = sqlx::query(LOG_AFTER)
             .bind(bound(after.position))
@@ -260,4 +245,73 @@ fn documents(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<(String, String)>
             ))
         })
         .collect()
+}
+
+/// An append's transaction, for its inline projections.
+pub(super) struct InTransaction<'t, 'c>(pub(super) &'t mut Transaction<'c, Sqlite>);
+
+impl InlineTx for InTransaction<'_, '_> {
+    async fn load(
+        &mut self,
+        slot: &Slot,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(LOAD)
+            .bind(&slot.name)
+            .bind(slot.version)
+            .bind(slot.generation)
+            .bind(json(&keys)?)
+            .fetch_all(&mut **self.0)
+            .await
+            .map_err(backend)?;
+        documents(rows)
+    }
+
+    async fn write(&mut self, slot: &Slot, changes: Changes) -> Result<(), StoreError> {
+        let (stored, deleted) = split(changes);
+        write_documents(self.0, slot, &stored, &deleted).await
+    }
+}
+
+/// The documents to store, as one JSON object of key to body, and the keys to delete.
+fn split(changes: Changes) -> (serde_json::Map<String, serde_json::Value>, Vec<String>) {
+    let (mut stored, mut deleted) = (serde_json::Map::new(), Vec::new());
+    for (key, body) in changes {
+        match body {
+            Some(body) => {
+                stored.insert(key, serde_json::Value::String(body));
+            }
+            None => deleted.push(key),
+        }
+    }
+    (stored, deleted)
+}
+
+async fn write_documents(
+    tx: &mut Transaction<'_, Sqlite>,
+    slot: &Slot,
+    stored: &serde_json::Map<String, serde_json::Value>,
+    deleted: &[String],
+) -> Result<(), StoreError> {
+    if !deleted.is_empty() {
+        sqlx::query(DELETE)
+            .bind(&slot.name)
+            .bind(slot.version)
+            .bind(slot.generation)
+            .bind(json(&deleted)?)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    if !stored.is_empty() {
+        sqlx::query(UPSERT)
+            .bind(&slot.name)
+            .bind(slot.version)
+            .bind(slot.generation)
+            .bind(json(stored)?)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
 }
