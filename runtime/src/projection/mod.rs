@@ -26,7 +26,7 @@ pub(crate) use inline::{InlineSet, InlineTx};
 pub use live::project_live;
 pub use meta::EventMeta;
 pub use progress::{Status, status_of, wait_for_projection};
-pub use runner::{Runner, RunnerHandle, RunnerOptions};
+pub use runner::{RebuildProgress, Runner, RunnerHandle, RunnerOptions};
 pub use storage::{Changes, LogAfter, ProjectionStore, Slot};
 
 /// What every projection declares: its identity and the stored events it consumes.

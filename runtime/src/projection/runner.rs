@@ -199,6 +199,115 @@ impl<S: ProjectionStore> Runner<S> {
         }
     }
 
+    /// Rebuilds projection `P` from the first event: into a new generation beside the
+    /// live one, which readers keep seeing (and a running runner keeps following) until
+    /// the new one has caught up; then the new one takes its place in one transaction and
+    /// the old one is dropped. Readers never see an empty or half-built read model.
+    /// `progress` hears of every batch; so does `tracing`, at `info`.
+    ///
+    /// ```
+    /// use annals::prelude::*;
+    /// use annals::projection::{Documents, Runner};
+    /// use annals::MemoryStore;
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone)]
+    /// struct Pinged;
+    ///
+    /// #[derive(Default, Serialize, Deserialize, Debug, PartialEq)]
+    /// struct Pings { count: u32 }
+    ///
+    /// #[projection]
+    /// impl Pings {
+    ///     #[handle]
+    ///     fn pinged(&mut self, _: &Pinged) { self.count += 1 }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new();
+    /// store.append("pinger-1", ExpectedVersion::Any, vec![NewEvent::from_event(&Pinged)?]).await?;
+    /// let runner = Runner::new(store.clone()).with::<Pings>();
+    /// let done = runner.rebuild::<Pings>(|progress| println!("{} of {}", progress.done, progress.total)).await?;
+    /// assert_eq!((done.done, done.generation), (1, 2));
+    /// # Ok(()) }
+    /// ```
+    pub async fn rebuild<P: DocumentProjection>(
+        &self,
+        mut progress: impl FnMut(&RebuildProgress),
+    ) -> Result<RebuildProgress, ProjectionError> {
+        let described = Described::of::<P>();
+        let error = |e| ProjectionError::store(P::NAME, e);
+        let slot = self
+            .store
+            .begin_rebuild(P::NAME, P::VERSION)
+            .await
+            .map_err(error)?;
+        tracing::info!(
+            projection = P::NAME,
+            generation = slot.generation,
+            "rebuild started"
+        );
+        let mut worker = Worker {
+            store: self.store.clone(),
+            described,
+            options: self.options,
+            slot,
+            checkpoint: Checkpoint::START,
+        };
+        let start = tokio::time::Instant::now();
+        let mut report = RebuildProgress {
+            generation: worker.slot.generation,
+            done: 0,
+            total: self
+                .store
+                .log_after(Checkpoint::START)
+                .await
+                .map_err(error)?
+                .events,
+            events_per_second: 0.0,
+            checkpoint: Checkpoint::START,
+        };
+        loop {
+            let read = worker.step().await?;
+            report.done += read as u64;
+            report.total = report.total.max(report.done);
+            report.checkpoint = worker.checkpoint;
+            let seconds = start.elapsed().as_secs_f64();
+            report.events_per_second = if seconds > 0.0 {
+                report.done as f64 / seconds
+            } else {
+                0.0
+            };
+            progress(&report);
+            tracing::info!(
+                projection = P::NAME,
+                done = report.done,
+                total = report.total,
+                events_per_second = report.events_per_second as u64,
+                "rebuilding"
+            );
+            if read == self.options.batch_size {
+                continue;
+            }
+            // Caught up with what is readable: take over, unless the live generation
+            // has gone further meanwhile; then catch up again.
+            if self
+                .store
+                .promote(&worker.slot, worker.checkpoint)
+                .await
+                .map_err(error)?
+            {
+                tracing::info!(
+                    projection = P::NAME,
+                    generation = worker.slot.generation,
+                    events = report.done,
+                    "rebuild took over"
+                );
+                return Ok(report);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// Where each projection is, against the log's head.
     pub async fn status(&self) -> Result<Vec<Status>, ProjectionError> {
         let mut all = Vec::with_capacity(self.projections.len());
@@ -235,6 +344,22 @@ impl<S: ProjectionStore> Runner<S> {
             failures,
         }
     }
+}
+
+/// How far a [`Runner::rebuild`] has come.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct RebuildProgress {
+    /// The generation being built.
+    pub generation: u32,
+    /// Events read so far.
+    pub done: u64,
+    /// Events to read: the log's size when the rebuild began, or more if it grew.
+    pub total: u64,
+    /// Events read per second since the rebuild began.
+    pub events_per_second: f64,
+    /// The last event read.
+    pub checkpoint: Checkpoint,
 }
 
 /// A started [`Runner`]: its projections follow the log until this is shut down (or
@@ -354,9 +479,11 @@ async fn follow<S: ProjectionStore>(
                 options.poll_interval
             }
             Err(error @ ProjectionError::Fenced { .. }) => {
-                tracing::error!(projection = described.name, %error, "projection stopped: another runner owns it");
-                report(Some(error.to_string()));
-                return Err(error);
+                // Another runner committed past this one, or a rebuild took over: nothing
+                // of the batch was written. Read the live generation and its checkpoint again.
+                tracing::warn!(projection = described.name, %error, "projection checkpoint moved under this runner; reopening");
+                worker = None;
+                continue;
             }
             Err(error) => {
                 tracing::error!(projection = described.name, %error, "projection batch failed; retrying");

@@ -39,6 +39,24 @@ pub trait ProjectionStore: EventStore {
         version: u32,
     ) -> impl Future<Output = Result<(Slot, Checkpoint), StoreError>> + Send;
 
+    /// Starts a rebuild: a new generation beside the live one, empty, at
+    /// [`Checkpoint::START`], which readers do not see. A generation left by a rebuild that
+    /// never finished is dropped first.
+    fn begin_rebuild(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<Slot, StoreError>> + Send;
+
+    /// Makes `slot`, rebuilt up to `at`, the generation readers see, and drops the one
+    /// they saw, in one transaction; only if the live generation has not gone past `at`
+    /// (`false` then: catch up and try again).
+    fn promote(
+        &self,
+        slot: &Slot,
+        at: Checkpoint,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// A slot's checkpoint, `None` if it does not exist.
     fn projection_checkpoint(
         &self,

@@ -71,6 +71,45 @@ impl ProjectionStore for MemoryStore {
         Ok((slot, checkpoint))
     }
 
+    async fn begin_rebuild(&self, name: &str, version: u32) -> Result<Slot, StoreError> {
+        let (live, _) = self.open_projection(name, version).await?;
+        let mut log = self.write();
+        let Some(generations) = log.projections.by_name.get_mut(&(name.to_owned(), version)) else {
+            return Err(StoreError::backend(std::io::Error::other(format!(
+                "projection `{name}` v{version} vanished"
+            ))));
+        };
+        generations.slots.retain(|&g, _| g == live.generation);
+        let generation = live.generation + 1;
+        generations.slots.insert(generation, Stored::default());
+        Ok(Slot { generation, ..live })
+    }
+
+    async fn promote(&self, slot: &Slot, at: Checkpoint) -> Result<bool, StoreError> {
+        let mut log = self.write();
+        let Some(generations) = log
+            .projections
+            .by_name
+            .get_mut(&(slot.name.clone(), slot.version))
+        else {
+            return Ok(false);
+        };
+        let live = generations
+            .slots
+            .get(&generations.live)
+            .map(|s| s.checkpoint);
+        let rebuilt = generations
+            .slots
+            .get(&slot.generation)
+            .map(|s| s.checkpoint);
+        if rebuilt != Some(at) || live.is_some_and(|live| live > at) {
+            return Ok(false);
+        }
+        generations.live = slot.generation;
+        generations.slots.retain(|&g, _| g == slot.generation);
+        Ok(true)
+    }
+
     async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
         Ok(self.read().projections.slot(slot).map(|s| s.checkpoint))
     }

@@ -20,6 +20,12 @@ pub(super) struct Sql {
     load: String,
     commit: String,
     write: String,
+    lock_live: String,
+    drop_other_documents: String,
+    drop_other_generations: String,
+    new_generation: String,
+    unset_live: String,
+    set_live: String,
     read_live: String,
     list_live: String,
     log_after: String,
@@ -71,6 +77,26 @@ impl Sql {
                  INSERT INTO {d} (name, version, generation, key, body) \
                  SELECT $1, $2, $3, u.key, u.body::jsonb FROM UNNEST($5::text[], $6::text[]) AS u(key, body) \
                  ON CONFLICT (name, version, generation, key) DO UPDATE SET body = excluded.body"
+            ),
+            lock_live: format!(
+                "SELECT generation, transaction_id, position FROM {p} \
+                 WHERE name = $1 AND version = $2 AND live FOR UPDATE"
+            ),
+            drop_other_documents: format!(
+                "DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation <> $3"
+            ),
+            drop_other_generations: format!(
+                "DELETE FROM {p} WHERE name = $1 AND version = $2 AND generation <> $3"
+            ),
+            new_generation: format!(
+                "INSERT INTO {p} (name, version, generation, live) VALUES ($1, $2, $3, false)"
+            ),
+            unset_live: format!(
+                "UPDATE {p} SET live = false WHERE name = $1 AND version = $2 AND live"
+            ),
+            set_live: format!(
+                "UPDATE {p} SET live = true, updated_at = now() \
+                 WHERE name = $1 AND version = $2 AND generation = $3"
             ),
             read_live: format!(
                 "SELECT d.key, d.body::text {live_join} WHERE d.name = $1 AND d.version = $2 \
@@ -220,6 +246,91 @@ impl ProjectionStore for PostgresStore {
             .await
             .map_err(backend)?;
         slot_of(name, version, &row)
+    }
+
+    async fn begin_rebuild(&self, name: &str, version: u32) -> Result<Slot, StoreError> {
+        let (live, _) = self.open_projection(name, version).await?;
+        let sql = &self.projections;
+        let v = version_param(version)?;
+        let generation = generation_param(&live)?;
+        let mut tx = self.own.begin().await.map_err(backend)?;
+        for statement in [&sql.drop_other_documents, &sql.drop_other_generations] {
+            sqlx::query(statement)
+                .bind(name)
+                .bind(v)
+                .bind(generation)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        let rebuilt = Slot {
+            generation: live.generation + 1,
+            ..live
+        };
+        sqlx::query(&sql.new_generation)
+            .bind(name)
+            .bind(v)
+            .bind(generation_param(&rebuilt)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(rebuilt)
+    }
+
+    async fn promote(&self, slot: &Slot, at: Checkpoint) -> Result<bool, StoreError> {
+        let sql = &self.projections;
+        let v = version_param(slot.version)?;
+        let mut tx = self.own.begin().await.map_err(backend)?;
+        // Locks the live row: a runner of the old generation commits before or not at all.
+        let live = sqlx::query(&sql.lock_live)
+            .bind(&slot.name)
+            .bind(v)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .map(|row| slot_of(&slot.name, slot.version, &row))
+            .transpose()?;
+        let rebuilt = sqlx::query(&sql.checkpoint)
+            .bind(&slot.name)
+            .bind(v)
+            .bind(generation_param(slot)?)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .map(|row| {
+                stored_checkpoint(
+                    &slot.name,
+                    row.try_get(0).map_err(backend)?,
+                    row.try_get(1).map_err(backend)?,
+                )
+            })
+            .transpose()?;
+        if rebuilt != Some(at) || live.is_some_and(|(_, live)| live > at) {
+            tx.rollback().await.map_err(backend)?;
+            return Ok(false);
+        }
+        sqlx::query(&sql.unset_live)
+            .bind(&slot.name)
+            .bind(v)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        for statement in [
+            &sql.set_live,
+            &sql.drop_other_documents,
+            &sql.drop_other_generations,
+        ] {
+            sqlx::query(statement)
+                .bind(&slot.name)
+                .bind(v)
+                .bind(generation_param(slot)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
     }
 
     async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {

@@ -46,6 +46,17 @@ const LOG_AFTER: &str = "SELECT (SELECT MAX(position) FROM annals_events), \
      (SELECT COUNT(*) FROM annals_events WHERE position > ?1), \
      (SELECT recorded_at FROM annals_events WHERE position > ?1 ORDER BY position LIMIT 1)";
 
+const DROP_OTHER_DOCUMENTS: &str =
+    "DELETE FROM annals_documents WHERE name = ?1 AND version = ?2 AND generation <> ?3";
+const DROP_OTHER_GENERATIONS: &str =
+    "DELETE FROM annals_projections WHERE name = ?1 AND version = ?2 AND generation <> ?3";
+const NEW_GENERATION: &str = "INSERT INTO annals_projections (name, version, generation, live, updated_at) \
+     VALUES (?1, ?2, ?3, 0, ?4)";
+const UNSET_LIVE: &str =
+    "UPDATE annals_projections SET live = 0 WHERE name = ?1 AND version = ?2 AND live = 1";
+const SET_LIVE: &str = "UPDATE annals_projections SET live = 1, updated_at = ?4 \
+     WHERE name = ?1 AND version = ?2 AND generation = ?3";
+
 fn backend(error: sqlx::Error) -> StoreError {
     StoreError::backend(error)
 }
@@ -101,6 +112,106 @@ impl ProjectionStore for SqliteStore {
             .await
             .map_err(backend)?;
         live(row)
+    }
+
+    async fn begin_rebuild(&self, name: &str, version: u32) -> Result<Slot, StoreError> {
+        let (live, _) = self.open_projection(name, version).await?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        for sql in [DROP_OTHER_DOCUMENTS, DROP_OTHER_GENERATIONS] {
+            sqlx::query(sql)
+                .bind(name)
+                .bind(version)
+                .bind(live.generation)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        let generation = live.generation + 1;
+        sqlx::query(NEW_GENERATION)
+            .bind(name)
+            .bind(version)
+            .bind(generation)
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Slot { generation, ..live })
+    }
+
+    async fn promote(&self, slot: &Slot, at: Checkpoint) -> Result<bool, StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let checkpoint =
+            |row: Option<sqlx::sqlite::SqliteRow>| -> Result<Option<Checkpoint>, StoreError> {
+                row.map(|row| {
+                    stored_checkpoint(
+                        &slot.name,
+                        row.try_get(1).map_err(backend)?,
+                        row.try_get(2).map_err(backend)?,
+                    )
+                })
+                .transpose()
+            };
+        let live = checkpoint(
+            sqlx::query(LIVE)
+                .bind(&slot.name)
+                .bind(slot.version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?,
+        )?;
+        let rebuilt = sqlx::query(CHECKPOINT)
+            .bind(&slot.name)
+            .bind(slot.version)
+            .bind(slot.generation)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?
+            .map(|row| {
+                stored_checkpoint(
+                    &slot.name,
+                    row.try_get(0).map_err(backend)?,
+                    row.try_get(1).map_err(backend)?,
+                )
+            })
+            .transpose()?;
+        if rebuilt != Some(at) || live.is_some_and(|live| live > at) {
+            tx.rollback().await.map_err(backend)?;
+            return Ok(false);
+        }
+        sqlx::query(UNSET_LIVE)
+            .bind(&slot.name)
+            .bind(slot.version)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(SET_LIVE)
+            .bind(&slot.name)
+            .bind(slot.version)
+            .bind(slot.generation)
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        for sql in [DROP_OTHER_DOCUMENTS, DROP_OTHER_GENERATIONS] {
+            sqlx::query(sql)
+                .bind(&slot.name)
+                .bind(slot.version)
+                .bind(slot.generation)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
     }
 
     async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
