@@ -797,3 +797,33 @@ async fn an_open_store_refuses_once_a_new_connection_finds_the_cluster_behind() 
     .expect("count");
     assert_eq!(count, 1, "nothing appended after the refusal");
 }
+
+/// A SQL-table projection on PostgreSQL: exactly once, rebuilt whole, stopped before a
+/// failing handler's event.
+#[tokio::test]
+async fn sql_tables_follow_the_log() {
+    let fixture = annals_tests::postgres().await;
+    let store = fixture.store.clone();
+    // The table lives in the connection's default schema: start from an empty one.
+    sqlx::query("DROP TABLE IF EXISTS annals_test_account_totals")
+        .execute(store.pool())
+        .await
+        .expect("drop");
+    let reader = store.clone();
+    annals_tests::tables::tables_follow_the_log::<_, annals_tests::tables::PostgresTotals, _, _>(
+        store,
+        move || {
+            let reader = reader.clone();
+            async move {
+                sqlx::query_as(
+                    "SELECT account, owner, balance, events FROM annals_test_account_totals \
+                     ORDER BY account",
+                )
+                .fetch_all(reader.pool())
+                .await
+                .expect("rows")
+            }
+        },
+    )
+    .await;
+}

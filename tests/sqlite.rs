@@ -594,3 +594,27 @@ async fn an_unreadable_row_holds_back_nothing_before_it() {
         "each bad row reported, and passed on purpose"
     );
 }
+
+/// A SQL-table projection on SQLite: exactly once, rebuilt whole, stopped before a
+/// failing handler's event.
+#[tokio::test]
+async fn sql_tables_follow_the_log() {
+    let fixture = annals_tests::sqlite_file().await;
+    let store = fixture.store.clone();
+    let reader = store.clone();
+    annals_tests::tables::tables_follow_the_log::<_, annals_tests::tables::SqliteTotals, _, _>(
+        store,
+        move || {
+            let reader = reader.clone();
+            async move {
+                sqlx::query_as(
+                    "SELECT account, owner, balance, events FROM account_totals ORDER BY account",
+                )
+                .fetch_all(reader.pool())
+                .await
+                .expect("rows")
+            }
+        },
+    )
+    .await;
+}

@@ -3,6 +3,7 @@
 mod cluster;
 pub mod conformance;
 pub mod domain;
+pub mod tables;
 pub mod views;
 
 pub use cluster::Cluster;

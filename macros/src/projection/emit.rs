@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::{Handler, Model};
+use super::{Handler, Kind, Model};
 
 pub(super) fn emit(model: &Model) -> TokenStream {
     let Model {
@@ -14,13 +14,21 @@ pub(super) fn emit(model: &Model) -> TokenStream {
         of,
         ignore,
         handlers,
+        kind,
+        setup,
+        reset,
     } = model;
     let reads_metadata = handlers.iter().any(|h| h.meta);
     let consumes = handlers.iter().map(|h| {
         let event = &h.event;
         quote_spanned!(event.span()=> __all.extend(<#event as ::annals::Event>::chain());)
     });
-    let routes = handlers.iter().map(route);
+    let read_model = match kind {
+        Kind::Documents => documents(ident, handlers),
+        Kind::Tables { database } => {
+            tables(ident, database, handlers, setup.as_ref(), reset.as_ref())
+        }
+    };
     let covers = handlers.iter().map(|h| &h.event).chain(ignore).map(|event| {
         quote_spanned!(event.span()=> impl ::annals::__private::Covers<#event> for #ident {})
     });
@@ -40,6 +48,20 @@ pub(super) fn emit(model: &Model) -> TokenStream {
             }
         }
 
+        #read_model
+
+        #(#covers)*
+
+        const _: () = {
+            #(#checks)*
+        };
+    }
+}
+
+/// The document projection's impl and registration.
+fn documents(ident: &syn::Ident, handlers: &[Handler]) -> TokenStream {
+    let routes = handlers.iter().map(route);
+    quote! {
         impl ::annals::__private::DocumentProjection for #ident {
             type Event = ::annals::__private::Apply<Self>;
 
@@ -55,15 +77,122 @@ pub(super) fn emit(model: &Model) -> TokenStream {
             }
         }
 
-        #(#covers)*
-
-        const _: () = {
-            #(#checks)*
-        };
-
         ::annals::__private::inventory::submit! {
             ::annals::__private::Registration::document::<#ident>()
         }
+    }
+}
+
+/// The SQL projection's impl and registration.
+fn tables(
+    ident: &syn::Ident,
+    database: &syn::Type,
+    handlers: &[Handler],
+    setup: Option<&syn::Ident>,
+    reset: Option<&syn::Ident>,
+) -> TokenStream {
+    let hook = |hook: Option<&syn::Ident>| match hook {
+        Some(method) => quote! {
+            ::std::boxed::Box::pin(async move { ::annals::__private::handled(Self::#method(__tx).await) })
+        },
+        None => quote! {
+            ::std::boxed::Box::pin(async move {
+                let _ = __tx;
+                ::annals::__private::Result::Ok(())
+            })
+        },
+    };
+    let (setup, reset) = (hook(setup), hook(reset));
+    let arms = handlers.iter().map(table_arm);
+    quote! {
+        impl ::annals::__private::SqlProjection for #ident {
+            type Database = #database;
+
+            fn setup<'a>(
+                __tx: &'a mut ::annals::__private::Transaction<'static, Self::Database>,
+            ) -> ::annals::__private::SqlFuture<'a> {
+                #setup
+            }
+
+            fn reset<'a>(
+                __tx: &'a mut ::annals::__private::Transaction<'static, Self::Database>,
+            ) -> ::annals::__private::SqlFuture<'a> {
+                #reset
+            }
+
+            fn apply<'a>(
+                __tx: &'a mut ::annals::__private::Transaction<'static, Self::Database>,
+                __stored: &::annals::StoredEvent<'_>,
+            ) -> ::core::option::Option<::annals::__private::Result<::annals::__private::SqlFuture<'a>, ::annals::DecodeError>> {
+                #(#arms)*
+                let _ = __tx;
+                ::core::option::Option::None
+            }
+        }
+
+        ::annals::__private::inventory::submit! {
+            ::annals::__private::Registration::tables::<#ident>()
+        }
+    }
+}
+
+/// The arm that decodes one event type for a SQL projection and runs its handler.
+fn table_arm(handler: &Handler) -> TokenStream {
+    let Handler {
+        method,
+        event,
+        meta,
+        sig,
+        ..
+    } = handler;
+    let (take_meta, pass_meta) = meta_tokens(*meta);
+    let output = match &sig.output {
+        syn::ReturnType::Default => sig.ident.span(),
+        syn::ReturnType::Type(_, ty) => ty.span(),
+    };
+    let call = quote_spanned! {output=>
+        ::annals::__private::handled(Self::#method(__tx, &__decoded #pass_meta).await)
+    };
+    let decode = decode(event);
+    quote_spanned! {event.span()=>
+        if let ::core::option::Option::Some(__decoded) = #decode {
+            let __decoded: #event = match __decoded {
+                ::annals::__private::Result::Ok(__decoded) => __decoded,
+                ::annals::__private::Result::Err(__kind) => return ::core::option::Option::Some(
+                    ::annals::__private::Result::Err(::annals::__private::located(__stored, __kind)),
+                ),
+            };
+            #take_meta
+            return ::core::option::Option::Some(::annals::__private::Result::Ok(
+                ::std::boxed::Box::pin(async move { #call }),
+            ));
+        }
+    }
+}
+
+/// Decoding of a stored event as `event`, through its upcast chain.
+fn decode(event: &syn::TypePath) -> TokenStream {
+    quote_spanned! {event.span()=>
+        <#event as ::annals::Event>::decode_with(
+            __stored.name, __stored.version, __stored.payload, ::annals::__private::record(__stored),
+        )
+    }
+}
+
+/// The metadata a handler takes: read from the record, and passed as a last argument.
+fn meta_tokens(meta: bool) -> (TokenStream, TokenStream) {
+    if meta {
+        (
+            quote! {
+                let __meta = match ::annals::__private::meta(__stored) {
+                    ::annals::__private::Result::Ok(__meta) => __meta,
+                    ::annals::__private::Result::Err(__error) => return ::core::option::Option::Some(::annals::__private::Result::Err(__error)),
+                };
+            },
+            quote!(, &__meta),
+        )
+    } else {
+        (TokenStream::new(), TokenStream::new())
     }
 }
 
@@ -76,6 +205,7 @@ fn route(handler: &Handler) -> TokenStream {
         key,
         meta,
         sig,
+        ..
     } = handler;
     let key = match key {
         // The key expression sees the event under the argument's own name.
@@ -88,19 +218,8 @@ fn route(handler: &Handler) -> TokenStream {
         },
         None => quote!(::annals::__private::stream_key(__stored)),
     };
-    let (take_meta, pass_meta) = if *meta {
-        (
-            quote! {
-                let __meta = match ::annals::__private::meta(__stored) {
-                    ::annals::__private::Result::Ok(__meta) => __meta,
-                    ::annals::__private::Result::Err(__error) => return ::core::option::Option::Some(::annals::__private::Result::Err(__error)),
-                };
-            },
-            quote!(, &__meta),
-        )
-    } else {
-        (TokenStream::new(), TokenStream::new())
-    };
+    let (take_meta, pass_meta) = meta_tokens(*meta);
+    let decode = decode(event);
     let output = match &sig.output {
         syn::ReturnType::Default => sig.ident.span(),
         syn::ReturnType::Type(_, ty) => ty.span(),
@@ -109,9 +228,7 @@ fn route(handler: &Handler) -> TokenStream {
         ::annals::__private::change(Self::#method(__this, &__decoded #pass_meta))
     };
     quote_spanned! {event.span()=>
-        if let ::core::option::Option::Some(__decoded) = <#event as ::annals::Event>::decode_with(
-            __stored.name, __stored.version, __stored.payload, ::annals::__private::record(__stored),
-        ) {
+        if let ::core::option::Option::Some(__decoded) = #decode {
             let __decoded: #event = match __decoded {
                 ::annals::__private::Result::Ok(__decoded) => __decoded,
                 ::annals::__private::Result::Err(__kind) => return ::core::option::Option::Some(

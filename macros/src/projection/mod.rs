@@ -20,6 +20,18 @@ struct Model {
     of: Vec<TypePath>,
     ignore: Vec<TypePath>,
     handlers: Vec<Handler>,
+    kind: Kind,
+    /// `#[setup]` and `#[reset]` of a SQL projection.
+    setup: Option<Ident>,
+    reset: Option<Ident>,
+}
+
+/// What the projection's read model is.
+enum Kind {
+    /// One document per key: the state type, as JSON.
+    Documents,
+    /// Tables of its own, on this database (`sqlx::Sqlite`, `sqlx::Postgres`).
+    Tables { database: syn::Type },
 }
 
 /// A `#[handle] fn name(&mut self, e: &Event)`, optionally with `meta: &EventMeta`.
@@ -32,6 +44,8 @@ struct Handler {
     key: Option<Expr>,
     meta: bool,
     sig: Signature,
+    /// The database of an `async` (SQL) handler's transaction.
+    database: Option<syn::Type>,
 }
 
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {

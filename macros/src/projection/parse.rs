@@ -6,7 +6,7 @@ use syn::{
     Attribute, Expr, ImplItem, ItemImpl, LitInt, LitStr, Pat, Signature, Token, Type, TypePath,
 };
 
-use super::{Handler, Model};
+use super::{Handler, Kind, Model};
 use crate::aggregate::snake_case;
 use crate::ctxt::Ctxt;
 use crate::marker::{self, Marker};
@@ -26,12 +26,25 @@ const MAX_NAME: usize = 63;
 
 const SHAPE: &str = "a `#[handle]` method takes `&mut self`, the event by reference and, if it needs them, the event's metadata: `fn placed(&mut self, e: &OrderPlaced)` or `fn placed(&mut self, e: &OrderPlaced, meta: &EventMeta)`";
 
+/// The markers of a `#[projection]` block.
 #[derive(Clone, Copy, PartialEq, Debug)]
-struct Handle;
-
-impl Marker for Handle {
-    const ALL: &'static [(&'static str, Self)] = &[("handle", Handle)];
+enum Mark {
+    Handle,
+    Setup,
+    Reset,
 }
+
+impl Marker for Mark {
+    const ALL: &'static [(&'static str, Self)] = &[
+        ("handle", Mark::Handle),
+        ("setup", Mark::Setup),
+        ("reset", Mark::Reset),
+    ];
+}
+
+const TABLE_SHAPE: &str = "an `async` handler of a SQL projection takes the transaction, the event by reference and, if it needs them, the event's metadata: `async fn placed(tx: &mut Transaction<'_, Sqlite>, e: &OrderPlaced) -> Result<(), sqlx::Error>`";
+
+const HOOK_SHAPE: &str = "`#[setup]` and `#[reset]` take the transaction alone: `async fn setup(tx: &mut Transaction<'_, Sqlite>) -> Result<(), sqlx::Error>`";
 
 #[derive(Default)]
 struct Options {
@@ -117,20 +130,23 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
     };
 
     let mut handlers: Vec<Handler> = Vec::new();
+    let mut hooks = Hooks::default();
     let mut marked = 0;
     for impl_item in &mut item.items {
         let ImplItem::Fn(method) = impl_item else {
-            marker::misplaced::<Handle>(cx, impl_item);
+            marker::misplaced::<Mark>(cx, impl_item);
             continue;
         };
-        let markers = marker::take::<Handle>(&mut method.attrs);
-        if markers.is_empty() {
-            continue;
+        let markers = marker::take::<Mark>(&mut method.attrs);
+        match marker::single(cx, &markers) {
+            None => continue,
+            Some(Mark::Handle) => {}
+            Some(hook) => {
+                hooks.take(cx, hook, &method.sig);
+                continue;
+            }
         }
         marked += 1;
-        for (_, extra) in &markers[1..] {
-            cx.error_spanned_by(extra, "duplicate `#[handle]`");
-        }
         let key = handle_options(cx, &markers[0].1);
         if matches!(markers[0].1.meta, syn::Meta::List(_)) {
             // The event argument may serve the key alone: not an unused variable.
@@ -187,6 +203,7 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
         );
     }
 
+    let kind = kind(cx, &handlers, &hooks);
     let ident = ident?;
     let name = match &options.name {
         Some(lit) => {
@@ -223,6 +240,9 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
         of,
         ignore,
         handlers,
+        kind: kind?,
+        setup: hooks.setup.map(|(ident, _)| ident),
+        reset: hooks.reset.map(|(ident, _)| ident),
     })
 }
 
@@ -249,6 +269,9 @@ fn handle_options(cx: &mut Ctxt, attr: &Attribute) -> Option<Expr> {
 }
 
 fn parse_handler(cx: &mut Ctxt, sig: &Signature, key: Option<Expr>) -> Option<Handler> {
+    if sig.asyncness.is_some() {
+        return parse_table_handler(cx, sig, key);
+    }
     let mut ok = true;
     let mut wrong = |cx: &mut Ctxt, tokens: &dyn quote::ToTokens| {
         cx.error_spanned_by(tokens, SHAPE);
@@ -258,9 +281,6 @@ fn parse_handler(cx: &mut Ctxt, sig: &Signature, key: Option<Expr>) -> Option<Ha
         SelfParam::Mut(_) => {}
         SelfParam::Shared(r) | SelfParam::Other(r) => wrong(cx, r),
         SelfParam::Missing => wrong(cx, &sig.ident),
-    }
-    if let Some(asyncness) = &sig.asyncness {
-        wrong(cx, asyncness);
     }
     if !sig.generics.params.is_empty() {
         wrong(cx, &sig.generics);
@@ -319,7 +339,173 @@ fn parse_handler(cx: &mut Ctxt, sig: &Signature, key: Option<Expr>) -> Option<Ha
         key,
         meta: meta_arg.is_some(),
         sig: sig.clone(),
+        database: None,
     })
+}
+
+/// An `async fn name(tx: &mut Transaction<'_, Db>, e: &Event[, meta: &EventMeta])`.
+fn parse_table_handler(cx: &mut Ctxt, sig: &Signature, key: Option<Expr>) -> Option<Handler> {
+    let mut ok = true;
+    if let Some(key) = &key {
+        cx.error_spanned_by(
+            key,
+            "`key` names a document, and a SQL projection has none: its handlers write their own tables",
+        );
+        ok = false;
+    }
+    if let Some(receiver) = sig.receiver() {
+        cx.error_spanned_by(receiver, TABLE_SHAPE);
+        ok = false;
+    }
+    if !sig.generics.params.is_empty() {
+        cx.error_spanned_by(&sig.generics, TABLE_SHAPE);
+        ok = false;
+    }
+    let args = arguments(sig);
+    let (tx, event_arg, meta_arg) = match args.as_slice() {
+        [tx, event] => (*tx, *event, None),
+        [tx, event, meta] => (*tx, *event, Some(*meta)),
+        _ => {
+            cx.push(syn::Error::new(sig.paren_token.span.join(), TABLE_SHAPE));
+            return None;
+        }
+    };
+    let database = transaction_database(&tx.ty);
+    if database.is_none() {
+        cx.error_spanned_by(&tx.ty, TABLE_SHAPE);
+        ok = false;
+    }
+    let event = match arg_type(&event_arg.ty) {
+        ArgType::Ref(path) => Some(path.clone()),
+        _ => {
+            cx.error_spanned_by(&event_arg.ty, TABLE_SHAPE);
+            ok = false;
+            None
+        }
+    };
+    if let Some(meta) = meta_arg {
+        let is_meta = matches!(arg_type(&meta.ty), ArgType::Ref(path)
+            if path.path.segments.last().is_some_and(|s| s.ident == "EventMeta"));
+        if !is_meta {
+            cx.error_spanned_by(
+                &meta.ty,
+                "the third argument of an `async` handler is the event's metadata: `meta: &EventMeta`",
+            );
+            ok = false;
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(Handler {
+        method: sig.ident.clone(),
+        event: event?,
+        pat: (*event_arg.pat).clone(),
+        key: None,
+        meta: meta_arg.is_some(),
+        sig: sig.clone(),
+        database,
+    })
+}
+
+/// `Db` of `&mut Transaction<'_, Db>` (any path to `Transaction`).
+fn transaction_database(ty: &Type) -> Option<Type> {
+    let Type::Reference(reference) = ty else {
+        return None;
+    };
+    reference.mutability?;
+    let Type::Path(TypePath { qself: None, path }) = &*reference.elem else {
+        return None;
+    };
+    let last = path.segments.last().filter(|s| s.ident == "Transaction")?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|arg| match arg {
+        syn::GenericArgument::Type(database) => Some(database.clone()),
+        _ => None,
+    })
+}
+
+/// `#[setup]` and `#[reset]`, each at most once.
+#[derive(Default)]
+struct Hooks {
+    setup: Option<(syn::Ident, Option<Type>)>,
+    reset: Option<(syn::Ident, Option<Type>)>,
+}
+
+impl Hooks {
+    fn take(&mut self, cx: &mut Ctxt, hook: Mark, sig: &Signature) {
+        let args = arguments(sig);
+        let database = match (sig.asyncness, sig.receiver(), args.as_slice()) {
+            (Some(_), None, [tx]) => transaction_database(&tx.ty),
+            _ => None,
+        };
+        if database.is_none() {
+            cx.error_spanned_by(&sig.ident, HOOK_SHAPE);
+        }
+        let slot = match hook {
+            Mark::Setup => &mut self.setup,
+            _ => &mut self.reset,
+        };
+        if slot.is_some() {
+            cx.error_spanned_by(
+                &sig.ident,
+                format!("a second `#[{}]`: a projection has one", hook.name()),
+            );
+            return;
+        }
+        *slot = Some((sig.ident.clone(), database));
+    }
+}
+
+/// Documents, when every handler is a plain method; tables, when every one is `async`
+/// and they (and the hooks) name one database.
+fn kind(cx: &mut Ctxt, handlers: &[Handler], hooks: &Hooks) -> Option<Kind> {
+    let tables: Vec<&Handler> = handlers.iter().filter(|h| h.database.is_some()).collect();
+    let hooked = hooks
+        .setup
+        .iter()
+        .chain(hooks.reset.iter())
+        .map(|(ident, database)| (ident, database));
+    if tables.is_empty() {
+        for (ident, _) in hooked {
+            cx.error_spanned_by(
+                ident,
+                "`#[setup]` and `#[reset]` belong to SQL projections, whose handlers are `async` and take the transaction",
+            );
+        }
+        return Some(Kind::Documents);
+    }
+    if let Some(plain) = handlers.iter().find(|h| h.database.is_none()) {
+        cx.error_spanned_by(
+            &plain.sig.ident,
+            "a projection's handlers are all `async` (a SQL projection) or none is (a document projection)",
+        );
+        return None;
+    }
+    let database = tables[0].database.clone()?;
+    let same = |other: &Type| type_key(other) == type_key(&database);
+    let mut ok = true;
+    for handler in &tables[1..] {
+        if let Some(other) = handler.database.as_ref().filter(|d| !same(d)) {
+            cx.error_spanned_by(
+                other,
+                "every handler of a SQL projection takes a transaction on the same database",
+            );
+            ok = false;
+        }
+    }
+    for (_, other) in hooked {
+        if let Some(other) = other.as_ref().filter(|d| !same(d)) {
+            cx.error_spanned_by(
+                other,
+                "every handler of a SQL projection takes a transaction on the same database",
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(Kind::Tables { database })
 }
 
 #[cfg(test)]

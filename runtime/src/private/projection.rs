@@ -57,3 +57,37 @@ pub trait CoveredBy<P> {}
 
 /// Compiles only when projection `P` covers every event of aggregate `A`.
 pub const fn covered<A: CoveredBy<P>, P>() {}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use crate::projection::{SqlFuture, SqlProjection};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sqlx::Transaction;
+
+/// What an `async` handler of a SQL projection returned, as its outcome.
+pub fn handled<T: HandlerOutcome>(returned: T) -> Result<(), HandlerError> {
+    returned.outcome()
+}
+
+/// What an `async` handler of a SQL projection may return: `()`, or a `Result<(), E>`
+/// whose error displays.
+#[diagnostic::on_unimplemented(
+    message = "a SQL projection's handler cannot return `{Self}`",
+    label = "returned here",
+    note = "return `()` or `Result<(), E>` where `E: Display` (such as `sqlx::Error`)"
+)]
+pub trait HandlerOutcome {
+    /// The outcome, or the handler's failure.
+    fn outcome(self) -> Result<(), HandlerError>;
+}
+
+impl HandlerOutcome for () {
+    fn outcome(self) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+impl<E: std::fmt::Display> HandlerOutcome for Result<(), E> {
+    fn outcome(self) -> Result<(), HandlerError> {
+        self.map_err(|e| HandlerError::new(e.to_string()))
+    }
+}

@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use super::worker::Job;
 use super::{Change, DocumentProjection, HandlerError};
 use crate::event::{DecodeError, StoredEvent};
 
@@ -77,7 +78,14 @@ impl Described {
 /// [`Runner::all`]: super::Runner::all
 #[doc(hidden)]
 pub struct Registration {
-    pub(crate) describe: fn() -> Described,
+    kind: Kind,
+}
+
+enum Kind {
+    Documents(fn() -> Described),
+    /// Makes an `Arc<dyn SqlRun<S>>` for the store `S` of the projection's database.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    Tables(fn() -> Box<dyn std::any::Any + Send>),
 }
 
 impl Registration {
@@ -85,20 +93,37 @@ impl Registration {
     #[doc(hidden)]
     pub const fn document<P: DocumentProjection>() -> Self {
         Self {
-            describe: Described::of::<P>,
+            kind: Kind::Documents(Described::of::<P>),
+        }
+    }
+
+    /// The registration of SQL projection `P`. Generated code only.
+    #[doc(hidden)]
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub const fn tables<P: super::SqlProjection>() -> Self {
+        Self {
+            kind: Kind::Tables(|| Box::new(super::sql::erased::<P>())),
         }
     }
 }
 
 inventory::collect!(Registration);
 
-/// Every projection the program registered, by name and version.
-pub(crate) fn registered() -> Vec<Described> {
-    let mut all: Vec<_> = inventory::iter::<Registration>
+/// Every projection the program registered that runs on store `S`, by name and version:
+/// every document projection, and the SQL projections written for `S`'s database.
+pub(crate) fn registered<S: 'static>() -> Vec<Job<S>> {
+    let mut all: Vec<Job<S>> = inventory::iter::<Registration>
         .into_iter()
-        .map(|r| (r.describe)())
+        .filter_map(|r| match &r.kind {
+            Kind::Documents(describe) => Some(Job::Documents(describe())),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Kind::Tables(make) => make()
+                .downcast::<std::sync::Arc<dyn super::sql::SqlRun<S>>>()
+                .ok()
+                .map(|run| Job::Tables(*run)),
+        })
         .collect();
-    all.sort_by(|a, b| (a.name, a.version).cmp(&(b.name, b.version)));
-    all.dedup_by(|a, b| (a.name, a.version) == (b.name, b.version));
+    all.sort_by(|a, b| (a.name(), a.version()).cmp(&(b.name(), b.version())));
+    all.dedup_by(|a, b| (a.name(), a.version()) == (b.name(), b.version()));
     all
 }

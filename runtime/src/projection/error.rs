@@ -67,6 +67,15 @@ pub enum ProjectionError {
         #[source]
         source: HandlerError,
     },
+    /// A SQL projection's `#[setup]` or `#[reset]` failed.
+    #[error("projection `{projection}`: its setup failed: {source}")]
+    Setup {
+        /// The projection.
+        projection: String,
+        /// What the hook said.
+        #[source]
+        source: HandlerError,
+    },
     /// A stored document does not read back as the projection's state, or the state does
     /// not serialise.
     #[error("projection `{projection}`: document `{key}`: {source}")]

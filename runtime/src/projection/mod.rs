@@ -17,7 +17,10 @@ mod live;
 mod meta;
 mod progress;
 mod runner;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 mod storage;
+mod worker;
 
 pub use describe::Registration;
 pub use document::{Change, DocumentKey, DocumentProjection, Documents, IntoChange, Page, Routed};
@@ -27,6 +30,8 @@ pub use live::project_live;
 pub use meta::EventMeta;
 pub use progress::{Status, status_of, wait_for_projection};
 pub use runner::{RebuildProgress, Runner, RunnerHandle, RunnerOptions};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::{Backend, SqlFuture, SqlProjection, SqlStore};
 pub use storage::{Changes, LogAfter, ProjectionStore, Slot};
 
 /// What every projection declares: its identity and the stored events it consumes.

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::Instrument;
 
-use super::describe::{Described, Erased, registered};
+use super::describe::{Described, registered};
 use super::progress::{self, Status};
-use super::{Change, DocumentProjection, ProjectionError, ProjectionStore, Slot};
-use crate::event::{Checkpoint, DecodeError, StoredEvent};
-use crate::store::StoreError;
+use super::worker::{Job, Worker};
+use super::{DocumentProjection, ProjectionError, ProjectionStore};
+use crate::event::Checkpoint;
 
 /// How a [`Runner`] reads and waits.
 #[derive(Clone, Copy, Debug)]
@@ -96,7 +95,7 @@ impl RunnerOptions {
 #[derive(Debug)]
 pub struct Runner<S> {
     store: S,
-    projections: Vec<Described>,
+    projections: Vec<Job<S>>,
     options: RunnerOptions,
 }
 
@@ -114,17 +113,55 @@ impl<S: ProjectionStore> Runner<S> {
     /// Adds projection `P` (unless the store applies it inline).
     #[must_use]
     pub fn with<P: DocumentProjection>(mut self) -> Self {
-        self.add(Described::of::<P>());
+        self.add(Job::Documents(Described::of::<P>()));
         self
     }
 
     /// Adds every projection of the program (each `#[projection]` registers itself).
     #[must_use]
     pub fn all(mut self) -> Self {
-        for described in registered() {
-            self.add(described);
+        for registered in registered::<S>() {
+            self.add(registered);
         }
         self
+    }
+
+    /// Adds SQL-table projection `P`, written for this store's database.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[must_use]
+    pub fn with_tables<P>(mut self) -> Self
+    where
+        P: super::SqlProjection,
+        S: super::SqlStore<Database = P::Database>,
+    {
+        let run: std::sync::Arc<dyn super::sql::SqlRun<S>> =
+            std::sync::Arc::new(super::sql::Entry::<P>::new());
+        self.add(Job::Tables(run));
+        self
+    }
+
+    /// Rebuilds SQL-table projection `P`: its `#[reset]`, then every event, and its
+    /// checkpoint, in one transaction, so readers see the old tables until the new ones
+    /// are whole. Returns how many events it read and where it ended.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub async fn rebuild_tables<P>(&self) -> Result<(u64, Checkpoint), ProjectionError>
+    where
+        P: super::SqlProjection,
+        S: super::SqlStore<Database = P::Database>,
+    {
+        use super::sql::SqlRun;
+        let entry = super::sql::Entry::<P>::new();
+        let (slot, _) = self
+            .store
+            .open_projection(P::NAME, P::VERSION)
+            .await
+            .map_err(|e| ProjectionError::store(P::NAME, e))?;
+        SqlRun::<S>::setup(&entry, &self.store).await?;
+        tracing::info!(projection = P::NAME, "rebuilding tables");
+        let done =
+            SqlRun::<S>::rebuild(&entry, &self.store, &slot, self.options.batch_size).await?;
+        tracing::info!(projection = P::NAME, events = done.0, "tables rebuilt");
+        Ok(done)
     }
 
     /// Sets how the runner reads and waits.
@@ -134,26 +171,26 @@ impl<S: ProjectionStore> Runner<S> {
         self
     }
 
-    fn add(&mut self, described: Described) {
-        let id = (described.name, described.version);
+    fn add(&mut self, job: Job<S>) {
+        let id = (job.name(), job.version());
         if self.store.inline_projections().contains(&id) {
             tracing::debug!(
-                projection = described.name,
+                projection = job.name(),
                 "applied inline by the store; the runner leaves it"
             );
             return;
         }
-        let same = |d: &Described| (d.name, d.version) == id;
+        let same = |j: &Job<S>| (j.name(), j.version()) == id;
         if !self.projections.iter().any(same) {
-            self.projections.push(described);
+            self.projections.push(job);
         }
     }
 
     /// Brings every projection up to the events readable now, then returns: for tests,
     /// scripts and rebuilds that need no live runner.
     pub async fn catch_up(&self) -> Result<(), ProjectionError> {
-        for described in &self.projections {
-            let mut worker = Worker::open(self.store.clone(), *described, self.options).await?;
+        for job in &self.projections {
+            let mut worker = Worker::open(self.store.clone(), job.clone(), self.options).await?;
             while worker.step().await? == self.options.batch_size {}
         }
         Ok(())
@@ -172,14 +209,14 @@ impl<S: ProjectionStore> Runner<S> {
         loop {
             self.catch_up().await?;
             let mut behind = None;
-            for described in &self.projections {
+            for job in &self.projections {
                 let (_, reached) = self
                     .store
-                    .open_projection(described.name, described.version)
+                    .open_projection(job.name(), job.version())
                     .await
-                    .map_err(|e| ProjectionError::store(described.name, e))?;
+                    .map_err(|e| ProjectionError::store(job.name(), e))?;
                 if reached < checkpoint {
-                    behind = Some((described.name, reached));
+                    behind = Some((job.name(), reached));
                     break;
                 }
             }
@@ -248,7 +285,7 @@ impl<S: ProjectionStore> Runner<S> {
         );
         let mut worker = Worker {
             store: self.store.clone(),
-            described,
+            job: Job::Documents(described),
             options: self.options,
             slot,
             checkpoint: Checkpoint::START,
@@ -311,8 +348,8 @@ impl<S: ProjectionStore> Runner<S> {
     /// Where each projection is, against the log's head.
     pub async fn status(&self) -> Result<Vec<Status>, ProjectionError> {
         let mut all = Vec::with_capacity(self.projections.len());
-        for described in &self.projections {
-            all.push(progress::status(&self.store, described.name, described.version).await?);
+        for job in &self.projections {
+            all.push(progress::status(&self.store, job.name(), job.version()).await?);
         }
         Ok(all)
     }
@@ -327,10 +364,10 @@ impl<S: ProjectionStore> Runner<S> {
         let tasks = self
             .projections
             .iter()
-            .map(|described| {
+            .map(|job| {
                 tokio::spawn(follow(
                     self.store.clone(),
-                    *described,
+                    job.clone(),
                     self.options,
                     stopped.clone(),
                     Arc::clone(&failures),
@@ -386,12 +423,12 @@ impl<S: ProjectionStore> RunnerHandle<S> {
             return Ok(());
         };
         let deadline = tokio::time::Instant::now() + timeout;
-        for described in &self.runner.projections {
+        for job in &self.runner.projections {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             progress::wait_for(
                 &self.runner.store,
-                described.name,
-                described.version,
+                job.name(),
+                job.version(),
                 checkpoint,
                 left,
             )
@@ -443,7 +480,7 @@ impl<S> Drop for RunnerHandle<S> {
 /// One projection's task: batches while behind, then a wait for the next append.
 async fn follow<S: ProjectionStore>(
     store: S,
-    described: Described,
+    job: Job<S>,
     options: RunnerOptions,
     mut stopped: watch::Receiver<bool>,
     failures: Arc<Mutex<HashMap<&'static str, String>>>,
@@ -453,8 +490,8 @@ async fn follow<S: ProjectionStore>(
     let report = |failure: Option<String>| {
         let mut failures = failures.lock().unwrap_or_else(|p| p.into_inner());
         match failure {
-            Some(text) => failures.insert(described.name, text),
-            None => failures.remove(described.name),
+            Some(text) => failures.insert(job.name(), text),
+            None => failures.remove(job.name()),
         };
     };
     loop {
@@ -468,7 +505,7 @@ async fn follow<S: ProjectionStore>(
         let step = async {
             let worker = match &mut worker {
                 Some(worker) => worker,
-                None => worker.insert(Worker::open(store.clone(), described, options).await?),
+                None => worker.insert(Worker::open(store.clone(), job.clone(), options).await?),
             };
             worker.step().await
         };
@@ -481,12 +518,12 @@ async fn follow<S: ProjectionStore>(
             Err(error @ ProjectionError::Fenced { .. }) => {
                 // Another runner committed past this one, or a rebuild took over: nothing
                 // of the batch was written. Read the live generation and its checkpoint again.
-                tracing::warn!(projection = described.name, %error, "projection checkpoint moved under this runner; reopening");
+                tracing::warn!(projection = job.name(), %error, "projection checkpoint moved under this runner; reopening");
                 worker = None;
                 continue;
             }
             Err(error) => {
-                tracing::error!(projection = described.name, %error, "projection batch failed; retrying");
+                tracing::error!(projection = job.name(), %error, "projection batch failed; retrying");
                 report(Some(error.to_string()));
                 // Reopened after a failure: the checkpoint is read again from the store.
                 worker = None;
@@ -509,259 +546,4 @@ async fn follow<S: ProjectionStore>(
             () = tokio::time::sleep(wait) => {}
         }
     }
-}
-
-/// Why a read stopped early.
-enum Stop {
-    Store(StoreError),
-    Decode(DecodeError),
-}
-
-impl From<StoreError> for Stop {
-    fn from(error: StoreError) -> Self {
-        Self::Store(error)
-    }
-}
-
-/// An event the projection handles, decoded, with where it is.
-struct Item {
-    checkpoint: Checkpoint,
-    /// How many events (handled or not) the read had seen up to and including this one.
-    ordinal: usize,
-    key: String,
-    event: Erased,
-    stream: String,
-    stream_version: u64,
-    name: String,
-}
-
-/// What one read found.
-struct Read {
-    items: Vec<Item>,
-    /// The checkpoint of the last event read.
-    last: Checkpoint,
-    /// How many events were read, handled or not.
-    seen: usize,
-    stop: Option<Stop>,
-}
-
-/// One projection's position and the work of one batch.
-struct Worker<S> {
-    store: S,
-    described: Described,
-    options: RunnerOptions,
-    slot: Slot,
-    checkpoint: Checkpoint,
-}
-
-impl<S: ProjectionStore> Worker<S> {
-    async fn open(
-        store: S,
-        described: Described,
-        options: RunnerOptions,
-    ) -> Result<Self, ProjectionError> {
-        let (slot, checkpoint) = store
-            .open_projection(described.name, described.version)
-            .await
-            .map_err(|e| ProjectionError::store(described.name, e))?;
-        Ok(Self {
-            store,
-            described,
-            options,
-            slot,
-            checkpoint,
-        })
-    }
-
-    fn store_error(&self, error: StoreError) -> ProjectionError {
-        ProjectionError::store(self.described.name, error)
-    }
-
-    /// Reads, applies and commits one batch; returns how many events it read. An event
-    /// that does not decode, or whose handler fails, ends the batch before it: what came
-    /// before commits, and the error is returned.
-    async fn step(&mut self) -> Result<usize, ProjectionError> {
-        let span = tracing::debug_span!("projection batch", projection = self.described.name, from = %self.checkpoint);
-        self.batch().instrument(span).await
-    }
-
-    async fn batch(&mut self) -> Result<usize, ProjectionError> {
-        let read = self.read(self.options.batch_size).await?;
-        let seen = read.seen;
-        match self.apply(read).await? {
-            None => Ok(seen),
-            Some(failed) => {
-                // Handlers may have changed documents before one failed: those changes are
-                // thrown away, and the events before the failed one are applied again.
-                let mut before = self.read(failed.ordinal - 1).await?;
-                before.stop = None;
-                if let Some(again) = self.apply(before).await? {
-                    return Err(again.error);
-                }
-                Err(failed.error)
-            }
-        }
-    }
-
-    /// Reads up to `limit` events after the checkpoint and routes those the projection
-    /// handles.
-    async fn read(&self, limit: usize) -> Result<Read, ProjectionError> {
-        let route = self.described.route;
-        let mut read = Read {
-            items: Vec::new(),
-            last: self.checkpoint,
-            seen: 0,
-            stop: None,
-        };
-        if limit == 0 {
-            return Ok(read);
-        }
-        let mut take = |checkpoint: Checkpoint, event: &StoredEvent<'_>| -> Result<(), Stop> {
-            match route(event) {
-                None => {}
-                Some(Ok((key, decoded))) => read.items.push(Item {
-                    checkpoint,
-                    ordinal: read.seen + 1,
-                    key,
-                    event: decoded,
-                    stream: event.stream_id.to_owned(),
-                    stream_version: event.stream_version,
-                    name: event.name.to_owned(),
-                }),
-                Some(Err(error)) => return Err(Stop::Decode(error)),
-            }
-            read.seen += 1;
-            read.last = checkpoint;
-            Ok(())
-        };
-        let outcome = if self.described.reads_metadata {
-            match self.store.read_all(self.checkpoint, limit).await {
-                Ok(records) => records
-                    .iter()
-                    .try_for_each(|record| take(record.checkpoint(), &StoredEvent::of(record))),
-                Err(error) => Err(Stop::Store(error)),
-            }
-        } else {
-            self.store
-                .fold_all(self.checkpoint, limit, |checkpoint, event| {
-                    take(checkpoint, &event)
-                })
-                .await
-                .map(drop)
-        };
-        match outcome {
-            Ok(()) => {}
-            // The events before a failed read's error are applied; the error comes after.
-            Err(stop) => read.stop = Some(stop),
-        }
-        Ok(read)
-    }
-
-    /// Applies what was read and commits it with the checkpoint. Returns the failed
-    /// handler's event, whose batch was not committed.
-    async fn apply(&mut self, read: Read) -> Result<Option<Failed>, ProjectionError> {
-        let described = self.described;
-        let mut keys: Vec<String> = read.items.iter().map(|item| item.key.clone()).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let mut documents = HashMap::with_capacity(keys.len());
-        if !keys.is_empty() {
-            let stored = self
-                .store
-                .load_documents(&self.slot, &keys)
-                .await
-                .map_err(|e| self.store_error(e))?;
-            for (key, body) in stored {
-                let document = (described.read_document)(&body).map_err(|source| {
-                    ProjectionError::Document {
-                        projection: described.name.to_owned(),
-                        key: key.clone(),
-                        source,
-                    }
-                })?;
-                documents.insert(key, (document, Change::Keep));
-            }
-        }
-        let mut touched = Vec::with_capacity(keys.len());
-        for item in read.items {
-            let (document, change) = documents
-                .entry(item.key.clone())
-                .or_insert_with(|| ((described.new_document)(), Change::Keep));
-            if *change == Change::Delete {
-                *document = (described.new_document)();
-            }
-            match (described.apply)(document, item.event) {
-                Ok(now) => *change = now,
-                Err(source) => {
-                    return Ok(Some(Failed {
-                        ordinal: item.ordinal,
-                        error: ProjectionError::Handler {
-                            projection: described.name.to_owned(),
-                            stream: item.stream,
-                            stream_version: item.stream_version,
-                            position: item.checkpoint.position,
-                            event: item.name,
-                            source,
-                        },
-                    }));
-                }
-            }
-            touched.push(item.key);
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        let mut changes = Vec::with_capacity(touched.len());
-        for key in touched {
-            let Some((document, change)) = documents.remove(&key) else {
-                continue;
-            };
-            let body = match change {
-                Change::Delete => None,
-                Change::Keep => Some(self.encode(&key, &document)?),
-            };
-            changes.push((key, body));
-        }
-        if read.last != self.checkpoint {
-            let committed = self
-                .store
-                .commit_documents(&self.slot, self.checkpoint, read.last, changes)
-                .await
-                .map_err(|e| self.store_error(e))?;
-            if !committed {
-                return Err(ProjectionError::Fenced {
-                    projection: described.name.to_owned(),
-                    expected: self.checkpoint,
-                });
-            }
-            tracing::debug!(projection = described.name, to = %read.last, events = read.seen, "batch committed");
-            self.checkpoint = read.last;
-        }
-        match read.stop {
-            None => Ok(None),
-            Some(Stop::Store(error)) => Err(self.store_error(error)),
-            Some(Stop::Decode(source)) => Err(ProjectionError::Decode {
-                projection: described.name.to_owned(),
-                source,
-            }),
-        }
-    }
-
-    fn encode(&self, key: &str, document: &Erased) -> Result<String, ProjectionError> {
-        let written = (self.described.write_document)(document).unwrap_or_else(|| {
-            Err(serde::ser::Error::custom(
-                "the document is not of the projection's type",
-            ))
-        });
-        written.map_err(|source| ProjectionError::Document {
-            projection: self.described.name.to_owned(),
-            key: key.to_owned(),
-            source,
-        })
-    }
-}
-
-/// A handler that failed, and how far into the read its event was.
-struct Failed {
-    ordinal: usize,
-    error: ProjectionError,
 }

@@ -14,6 +14,7 @@ mod read;
 mod session;
 mod snapshot;
 mod statements;
+mod tables;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -19,6 +19,7 @@ pub(super) struct Sql {
     checkpoint: String,
     load: String,
     commit: String,
+    advance: String,
     write: String,
     lock_live: String,
     drop_other_documents: String,
@@ -69,6 +70,11 @@ impl Sql {
                    WHERE EXISTS (SELECT 1 FROM moved) \
                    ON CONFLICT (name, version, generation, key) DO UPDATE SET body = excluded.body) \
                  SELECT count(*) FROM moved"
+            ),
+            advance: format!(
+                "UPDATE {p} SET transaction_id = $4, position = $5, updated_at = now() \
+                 WHERE name = $1 AND version = $2 AND generation = $3 \
+                   AND transaction_id = $6 AND position = $7"
             ),
             // The documents alone, for inline projections inside an append's transaction.
             write: format!(
@@ -140,6 +146,31 @@ impl Sql {
             .fetch_all(conn)
             .await
             .map_err(backend)
+    }
+
+    /// Moves the slot's checkpoint from `from` to `to` on `conn`; `false` when it is no
+    /// longer at `from`.
+    pub(super) async fn advance_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        slot: &Slot,
+        from: Checkpoint,
+        to: Checkpoint,
+    ) -> Result<bool, StoreError> {
+        let (from_tx, from_pos) = checkpoint_params(from);
+        let (to_tx, to_pos) = checkpoint_params(to);
+        let moved = sqlx::query(&self.advance)
+            .bind(&slot.name)
+            .bind(version_param(slot.version)?)
+            .bind(generation_param(slot)?)
+            .bind(to_tx)
+            .bind(to_pos)
+            .bind(from_tx)
+            .bind(from_pos)
+            .execute(conn)
+            .await
+            .map_err(backend)?;
+        Ok(moved.rows_affected() == 1)
     }
 
     /// Stores and deletes documents of the slot, on `conn`.

@@ -9,6 +9,7 @@ mod read;
 mod session;
 mod snapshot;
 mod statements;
+mod tables;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -120,6 +121,13 @@ impl SqliteStore {
             group: Arc::new(Coalescer::new(1, append::GROUP_MAX_EVENTS)),
             inline: InlineSet::default(),
         })
+    }
+
+    /// A pool of read-only connections to the database, for queries of your own, such as
+    /// the tables of SQL projections. (An in-memory database has one connection, shared
+    /// with the store's writes.)
+    pub fn pool(&self) -> &SqlitePool {
+        &self.reader
     }
 
     /// Closes every connection, waiting for running queries.

@@ -57,6 +57,31 @@ const UNSET_LIVE: &str =
 const SET_LIVE: &str = "UPDATE annals_projections SET live = 1, updated_at = ?4 \
      WHERE name = ?1 AND version = ?2 AND generation = ?3";
 
+/// Moves `slot`'s checkpoint from `from` to `to` in `tx`; `false` when it is no longer
+/// at `from`.
+pub(super) async fn advance(
+    tx: &mut Transaction<'_, Sqlite>,
+    slot: &Slot,
+    from: Checkpoint,
+    to: Checkpoint,
+) -> Result<bool, StoreError> {
+    let (from_tx, from_pos) = checkpoint_params(from);
+    let (to_tx, to_pos) = checkpoint_params(to);
+    let advanced = sqlx::query(ADVANCE)
+        .bind(&slot.name)
+        .bind(slot.version)
+        .bind(slot.generation)
+        .bind(to_tx)
+        .bind(to_pos)
+        .bind(from_tx)
+        .bind(from_pos)
+        .bind(now())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(advanced.rows_affected() == 1)
+}
+
 fn backend(error: sqlx::Error) -> StoreError {
     StoreError::backend(error)
 }
@@ -256,27 +281,14 @@ impl ProjectionStore for SqliteStore {
         changes: Changes,
     ) -> Result<bool, StoreError> {
         let (stored, deleted) = split(changes);
-        let (from_tx, from_pos) = checkpoint_params(from);
-        let (to_tx, to_pos) = checkpoint_params(to);
         let mut tx = self
             .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
         // The checkpoint first: a runner that lost the race writes nothing.
-        let advanced = sqlx::query(ADVANCE)
-            .bind(&slot.name)
-            .bind(slot.version)
-            .bind(slot.generation)
-            .bind(to_tx)
-            .bind(to_pos)
-            .bind(from_tx)
-            .bind(from_pos)
-            .bind(now())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        if advanced.rows_affected() != 1 {
+        let advanced = advance(&mut tx, slot, from, to).await?;
+        if !advanced {
             tx.rollback().await.map_err(backend)?;
             return Ok(false);
         }

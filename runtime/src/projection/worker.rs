@@ -1,0 +1,426 @@
+//! One projection's work: read a batch after its checkpoint, apply it, commit it with the
+//! checkpoint; for document projections and for SQL-table projections.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+use super::describe::{Described, Erased};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use super::sql::{Owned, SqlOutcome, SqlRun};
+use super::{Change, ProjectionError, ProjectionStore, RunnerOptions, Slot};
+use crate::event::{Checkpoint, DecodeError, StoredEvent};
+use crate::store::StoreError;
+
+/// A projection a runner drives: documents, or tables of its own.
+pub(crate) enum Job<S> {
+    Documents(Described),
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    Tables(Arc<dyn SqlRun<S>>),
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    #[allow(dead_code)]
+    Never(
+        std::marker::PhantomData<fn() -> S>,
+        std::convert::Infallible,
+    ),
+}
+
+impl<S> Clone for Job<S> {
+    fn clone(&self) -> Self {
+        match self {
+            Job::Documents(d) => Job::Documents(*d),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(run) => Job::Tables(Arc::clone(run)),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Job<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} v{}", self.name(), self.version())
+    }
+}
+
+impl<S> Job<S> {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Job::Documents(d) => d.name,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(run) => run.name(),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        }
+    }
+
+    pub(crate) fn version(&self) -> u32 {
+        match self {
+            Job::Documents(d) => d.version,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(run) => run.version(),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        }
+    }
+}
+
+/// Why a read stopped early.
+enum Stop {
+    Store(StoreError),
+    Decode(DecodeError),
+}
+
+impl From<StoreError> for Stop {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// An event the projection handles, decoded, with where it is.
+struct Item {
+    checkpoint: Checkpoint,
+    /// How many events (handled or not) the read had seen up to and including this one.
+    ordinal: usize,
+    key: String,
+    event: Erased,
+    stream: String,
+    stream_version: u64,
+    name: String,
+}
+
+/// What one read found.
+struct Read {
+    items: Vec<Item>,
+    /// The checkpoint of the last event read.
+    last: Checkpoint,
+    /// How many events were read, handled or not.
+    seen: usize,
+    stop: Option<Stop>,
+}
+
+/// One projection's position and the work of one batch.
+pub(crate) struct Worker<S> {
+    pub(crate) store: S,
+    pub(crate) job: Job<S>,
+    pub(crate) options: RunnerOptions,
+    pub(crate) slot: Slot,
+    pub(crate) checkpoint: Checkpoint,
+}
+
+impl<S: ProjectionStore> Worker<S> {
+    /// The projection at its live generation's checkpoint, its tables set up.
+    pub(crate) async fn open(
+        store: S,
+        job: Job<S>,
+        options: RunnerOptions,
+    ) -> Result<Self, ProjectionError> {
+        let (slot, checkpoint) = store
+            .open_projection(job.name(), job.version())
+            .await
+            .map_err(|e| ProjectionError::store(job.name(), e))?;
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if let Job::Tables(run) = &job {
+            run.setup(&store).await?;
+        }
+        Ok(Self {
+            store,
+            job,
+            options,
+            slot,
+            checkpoint,
+        })
+    }
+
+    fn store_error(&self, error: StoreError) -> ProjectionError {
+        ProjectionError::store(self.job.name(), error)
+    }
+
+    /// Reads, applies and commits one batch; returns how many events it read. An event
+    /// that does not decode, or whose handler fails, ends the batch before it: what came
+    /// before commits, and the error is returned.
+    pub(crate) async fn step(&mut self) -> Result<usize, ProjectionError> {
+        let span = tracing::debug_span!("projection batch", projection = self.job.name(), from = %self.checkpoint);
+        match self.job.clone() {
+            Job::Documents(described) => self.documents(described).instrument(span).await,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(run) => self.tables(run.as_ref()).instrument(span).await,
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match never {},
+        }
+    }
+
+    async fn documents(&mut self, described: Described) -> Result<usize, ProjectionError> {
+        let read = self.read(described, self.options.batch_size).await?;
+        let seen = read.seen;
+        match self.apply(described, read).await? {
+            None => Ok(seen),
+            Some(failed) => {
+                // Handlers may have changed documents before one failed: those changes are
+                // thrown away, and the events before the failed one are applied again.
+                let mut before = self.read(described, failed.ordinal - 1).await?;
+                before.stop = None;
+                if let Some(again) = self.apply(described, before).await? {
+                    return Err(again.error);
+                }
+                Err(failed.error)
+            }
+        }
+    }
+
+    /// A batch of a SQL-table projection: the events read first, then applied and the
+    /// checkpoint moved in one transaction.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    async fn tables(&mut self, run: &dyn SqlRun<S>) -> Result<usize, ProjectionError> {
+        let handled: HashSet<(&'static str, u32)> = run.consumes().into_iter().collect();
+        let (mut events, mut last, mut seen) = (Vec::new(), self.checkpoint, 0usize);
+        // Each handled event with the checkpoint of the event before it in the log.
+        let mut keep = |checkpoint: Checkpoint, owned: Option<Owned>| {
+            if let Some(owned) = owned {
+                events.push((last, owned));
+            }
+            last = checkpoint;
+            seen += 1;
+        };
+        let limit = self.options.batch_size;
+        if run.reads_metadata() {
+            let records = self
+                .store
+                .read_all(self.checkpoint, limit)
+                .await
+                .map_err(|e| self.store_error(e))?;
+            for record in records {
+                let checkpoint = record.checkpoint();
+                let wanted = handled.contains(&(record.name.as_str(), record.version));
+                keep(checkpoint, wanted.then_some(Owned::Full(record)));
+            }
+        } else {
+            self.store
+                .fold_all(self.checkpoint, limit, |checkpoint, event| {
+                    let wanted = handled.contains(&(event.name, event.version));
+                    keep(
+                        checkpoint,
+                        wanted.then(|| Owned::Lean {
+                            stream_id: event.stream_id.to_owned(),
+                            stream_version: event.stream_version,
+                            position: event.position,
+                            name: event.name.to_owned(),
+                            version: event.version,
+                            payload: event.payload.to_owned(),
+                        }),
+                    );
+                    Ok::<_, StoreError>(())
+                })
+                .await
+                .map_err(|e| self.store_error(e))?;
+        }
+        if last == self.checkpoint {
+            return Ok(seen);
+        }
+        match run
+            .batch(&self.store, &self.slot, self.checkpoint, last, &events)
+            .await?
+        {
+            SqlOutcome::Committed => {
+                self.checkpoint = last;
+                Ok(seen)
+            }
+            SqlOutcome::Fenced => Err(ProjectionError::Fenced {
+                projection: run.name().to_owned(),
+                expected: self.checkpoint,
+            }),
+            SqlOutcome::Failed(index, error) => {
+                // Everything before the failed event commits without it.
+                let before = events[index].0;
+                if before != self.checkpoint {
+                    match run
+                        .batch(
+                            &self.store,
+                            &self.slot,
+                            self.checkpoint,
+                            before,
+                            &events[..index],
+                        )
+                        .await?
+                    {
+                        SqlOutcome::Committed => self.checkpoint = before,
+                        SqlOutcome::Fenced => {
+                            return Err(ProjectionError::Fenced {
+                                projection: run.name().to_owned(),
+                                expected: self.checkpoint,
+                            });
+                        }
+                        SqlOutcome::Failed(_, again) => return Err(again),
+                    }
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Reads up to `limit` events after the checkpoint and routes those the projection
+    /// handles.
+    async fn read(&self, described: Described, limit: usize) -> Result<Read, ProjectionError> {
+        let route = described.route;
+        let mut read = Read {
+            items: Vec::new(),
+            last: self.checkpoint,
+            seen: 0,
+            stop: None,
+        };
+        if limit == 0 {
+            return Ok(read);
+        }
+        let mut take = |checkpoint: Checkpoint, event: &StoredEvent<'_>| -> Result<(), Stop> {
+            match route(event) {
+                None => {}
+                Some(Ok((key, decoded))) => read.items.push(Item {
+                    checkpoint,
+                    ordinal: read.seen + 1,
+                    key,
+                    event: decoded,
+                    stream: event.stream_id.to_owned(),
+                    stream_version: event.stream_version,
+                    name: event.name.to_owned(),
+                }),
+                Some(Err(error)) => return Err(Stop::Decode(error)),
+            }
+            read.seen += 1;
+            read.last = checkpoint;
+            Ok(())
+        };
+        let outcome = if described.reads_metadata {
+            match self.store.read_all(self.checkpoint, limit).await {
+                Ok(records) => records
+                    .iter()
+                    .try_for_each(|record| take(record.checkpoint(), &StoredEvent::of(record))),
+                Err(error) => Err(Stop::Store(error)),
+            }
+        } else {
+            self.store
+                .fold_all(self.checkpoint, limit, |checkpoint, event| {
+                    take(checkpoint, &event)
+                })
+                .await
+                .map(drop)
+        };
+        match outcome {
+            Ok(()) => {}
+            // The events before a failed read's error are applied; the error comes after.
+            Err(stop) => read.stop = Some(stop),
+        }
+        Ok(read)
+    }
+
+    /// Applies what was read and commits it with the checkpoint. Returns the failed
+    /// handler's event, whose batch was not committed.
+    async fn apply(
+        &mut self,
+        described: Described,
+        read: Read,
+    ) -> Result<Option<Failed>, ProjectionError> {
+        let mut keys: Vec<String> = read.items.iter().map(|item| item.key.clone()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut documents = HashMap::with_capacity(keys.len());
+        if !keys.is_empty() {
+            let stored = self
+                .store
+                .load_documents(&self.slot, &keys)
+                .await
+                .map_err(|e| self.store_error(e))?;
+            for (key, body) in stored {
+                let document = (described.read_document)(&body).map_err(|source| {
+                    ProjectionError::Document {
+                        projection: described.name.to_owned(),
+                        key: key.clone(),
+                        source,
+                    }
+                })?;
+                documents.insert(key, (document, Change::Keep));
+            }
+        }
+        let mut touched = Vec::with_capacity(keys.len());
+        for item in read.items {
+            let (document, change) = documents
+                .entry(item.key.clone())
+                .or_insert_with(|| ((described.new_document)(), Change::Keep));
+            if *change == Change::Delete {
+                *document = (described.new_document)();
+            }
+            match (described.apply)(document, item.event) {
+                Ok(now) => *change = now,
+                Err(source) => {
+                    return Ok(Some(Failed {
+                        ordinal: item.ordinal,
+                        error: ProjectionError::Handler {
+                            projection: described.name.to_owned(),
+                            stream: item.stream,
+                            stream_version: item.stream_version,
+                            position: item.checkpoint.position,
+                            event: item.name,
+                            source,
+                        },
+                    }));
+                }
+            }
+            touched.push(item.key);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let mut changes = Vec::with_capacity(touched.len());
+        for key in touched {
+            let Some((document, change)) = documents.remove(&key) else {
+                continue;
+            };
+            let body = match change {
+                Change::Delete => None,
+                Change::Keep => Some(encode(described, &key, &document)?),
+            };
+            changes.push((key, body));
+        }
+        if read.last != self.checkpoint {
+            let committed = self
+                .store
+                .commit_documents(&self.slot, self.checkpoint, read.last, changes)
+                .await
+                .map_err(|e| self.store_error(e))?;
+            if !committed {
+                return Err(ProjectionError::Fenced {
+                    projection: described.name.to_owned(),
+                    expected: self.checkpoint,
+                });
+            }
+            tracing::debug!(projection = described.name, to = %read.last, events = read.seen, "batch committed");
+            self.checkpoint = read.last;
+        }
+        match read.stop {
+            None => Ok(None),
+            Some(Stop::Store(error)) => Err(self.store_error(error)),
+            Some(Stop::Decode(source)) => Err(ProjectionError::Decode {
+                projection: described.name.to_owned(),
+                source,
+            }),
+        }
+    }
+}
+
+/// A handler that failed, and how far into the read its event was.
+struct Failed {
+    ordinal: usize,
+    error: ProjectionError,
+}
+
+fn encode(described: Described, key: &str, document: &Erased) -> Result<String, ProjectionError> {
+    let written = (described.write_document)(document).unwrap_or_else(|| {
+        Err(serde::ser::Error::custom(
+            "the document is not of the projection's type",
+        ))
+    });
+    written.map_err(|source| ProjectionError::Document {
+        projection: described.name.to_owned(),
+        key: key.to_owned(),
+        source,
+    })
+}
