@@ -31,7 +31,7 @@ enum Kind {
     /// One document per key: the state type, as JSON.
     Documents,
     /// Tables of its own, on this database (`sqlx::Sqlite`, `sqlx::Postgres`).
-    Tables { database: syn::Type },
+    Tables { database: Box<syn::Type> },
 }
 
 /// A `#[handle] fn name(&mut self, e: &Event)`, optionally with `meta: &EventMeta`.

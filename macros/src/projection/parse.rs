@@ -505,7 +505,9 @@ fn kind(cx: &mut Ctxt, handlers: &[Handler], hooks: &Hooks) -> Option<Kind> {
             ok = false;
         }
     }
-    ok.then_some(Kind::Tables { database })
+    ok.then(|| Kind::Tables {
+        database: Box::new(database),
+    })
 }
 
 #[cfg(test)]
