@@ -20,6 +20,7 @@ pub(crate) struct Described {
     pub name: &'static str,
     pub version: u32,
     pub reads_metadata: bool,
+    pub consumes: fn() -> Vec<(&'static str, u32)>,
     pub route: fn(&StoredEvent<'_>) -> ErasedRoute,
     pub new_document: fn() -> Erased,
     pub read_document: fn(&str) -> Result<Erased, serde_json::Error>,
@@ -39,6 +40,7 @@ impl Described {
             name: P::NAME,
             version: P::VERSION,
             reads_metadata: P::READS_METADATA,
+            consumes: P::consumes,
             route: |event| {
                 P::route(event).map(|routed| {
                     routed.map(|routed| (routed.key, Box::new(routed.event) as Erased))

@@ -287,8 +287,10 @@ impl<S: ProjectionStore> Runner<S> {
             store: self.store.clone(),
             job: Job::Documents(described),
             options: self.options,
+            names: Job::<S>::Documents(described).names(),
             slot,
             checkpoint: Checkpoint::START,
+            filtered: false,
         };
         let start = tokio::time::Instant::now();
         let mut report = RebuildProgress {
@@ -323,6 +325,8 @@ impl<S: ProjectionStore> Runner<S> {
                 "rebuilding"
             );
             if read == self.options.batch_size {
+                // A long rebuild lets the other tasks of its thread run between batches.
+                tokio::task::yield_now().await;
                 continue;
             }
             // Caught up with what is readable: take over, unless the live generation
@@ -510,7 +514,10 @@ async fn follow<S: ProjectionStore>(
             worker.step().await
         };
         let wait = match step.await {
-            Ok(read) if read == options.batch_size => continue,
+            Ok(read) if read == options.batch_size => {
+                tokio::task::yield_now().await;
+                continue;
+            }
             Ok(_) => {
                 report(None);
                 options.poll_interval

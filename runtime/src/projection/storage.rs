@@ -6,7 +6,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use super::DocumentProjection;
-use crate::event::Checkpoint;
+use crate::event::{Checkpoint, StoredEvent};
 use crate::store::{EventStore, StoreError};
 
 /// A batch's document changes: `(key, Some(JSON))` to store, `(key, None)` to delete.
@@ -138,12 +138,68 @@ pub trait ProjectionStore: EventStore {
         Vec::new()
     }
 
+    /// [`fold_all`](crate::EventStore::fold_all) for the events named in `names` only: up
+    /// to `limit` of them after `after`, in global order, and how far the log was
+    /// scanned: past every event not named up to [`Scanned::reached`], so a checkpoint
+    /// there skips nothing a projection of these names needs. The default filters as it
+    /// reads; a server-side store filters in its query, sending only those events.
+    fn fold_named<F, E>(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+        names: &[&str],
+        mut f: F,
+    ) -> impl Future<Output = Result<Scanned, E>> + Send
+    where
+        F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        async move {
+            let mut scanned = Scanned {
+                delivered: 0,
+                reached: after,
+            };
+            let page = limit.max(1024);
+            loop {
+                let seen = self
+                    .fold_all(
+                        scanned.reached,
+                        page,
+                        |checkpoint, event| -> Result<(), E> {
+                            if scanned.delivered == limit {
+                                return Ok(());
+                            }
+                            if names.contains(&event.name) {
+                                f(checkpoint, event)?;
+                                scanned.delivered += 1;
+                            }
+                            scanned.reached = checkpoint;
+                            Ok(())
+                        },
+                    )
+                    .await?;
+                if seen < page || scanned.delivered == limit {
+                    return Ok(scanned);
+                }
+            }
+        }
+    }
+
     /// How far the log readable now goes past `after`: its last checkpoint, how many
     /// events come after `after`, and when the first of them was stored.
     fn log_after(
         &self,
         after: Checkpoint,
     ) -> impl Future<Output = Result<LogAfter, StoreError>> + Send;
+}
+
+/// What [`ProjectionStore::fold_named`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scanned {
+    /// How many events it delivered.
+    pub delivered: usize,
+    /// Where the scan ended: every event up to here was delivered or not named.
+    pub reached: Checkpoint,
 }
 
 /// What [`ProjectionStore::log_after`] found.

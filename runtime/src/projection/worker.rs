@@ -55,6 +55,21 @@ impl<S> Job<S> {
         }
     }
 
+    /// The stored names of the events it consumes, each once.
+    pub(crate) fn names(&self) -> Vec<&'static str> {
+        let consumes = match self {
+            Job::Documents(d) => (d.consumes)(),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(run) => run.consumes(),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        };
+        let mut names: Vec<&'static str> = consumes.into_iter().map(|(name, _)| name).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     pub(crate) fn version(&self) -> u32 {
         match self {
             Job::Documents(d) => d.version,
@@ -107,6 +122,10 @@ pub(crate) struct Worker<S> {
     pub(crate) options: RunnerOptions,
     pub(crate) slot: Slot,
     pub(crate) checkpoint: Checkpoint,
+    /// The stored names of the events the projection consumes: the store sends only
+    /// those when `filtered` (a rebuild reads everything, to count its progress).
+    pub(crate) names: Vec<&'static str>,
+    pub(crate) filtered: bool,
 }
 
 impl<S: ProjectionStore> Worker<S> {
@@ -124,12 +143,15 @@ impl<S: ProjectionStore> Worker<S> {
         if let Job::Tables(run) = &job {
             run.setup(&store).await?;
         }
+        let names = job.names();
         Ok(Self {
             store,
             job,
             options,
             slot,
             checkpoint,
+            names,
+            filtered: true,
         })
     }
 
@@ -196,8 +218,9 @@ impl<S: ProjectionStore> Worker<S> {
                 keep(checkpoint, wanted.then_some(Owned::Full(record)));
             }
         } else {
-            self.store
-                .fold_all(self.checkpoint, limit, |checkpoint, event| {
+            let scanned = self
+                .store
+                .fold_named(self.checkpoint, limit, &self.names, |checkpoint, event| {
                     let wanted = handled.contains(&(event.name, event.version));
                     keep(
                         checkpoint,
@@ -214,6 +237,8 @@ impl<S: ProjectionStore> Worker<S> {
                 })
                 .await
                 .map_err(|e| self.store_error(e))?;
+            // Past the events of other names the store did not send.
+            last = last.max(scanned.reached);
         }
         if last == self.checkpoint {
             return Ok(seen);
@@ -294,19 +319,28 @@ impl<S: ProjectionStore> Worker<S> {
             match self.store.read_all(self.checkpoint, limit).await {
                 Ok(records) => records
                     .iter()
-                    .try_for_each(|record| take(record.checkpoint(), &StoredEvent::of(record))),
+                    .try_for_each(|record| take(record.checkpoint(), &StoredEvent::of(record)))
+                    .map(|()| None),
                 Err(error) => Err(Stop::Store(error)),
             }
+        } else if self.filtered {
+            self.store
+                .fold_named(self.checkpoint, limit, &self.names, |checkpoint, event| {
+                    take(checkpoint, &event)
+                })
+                .await
+                .map(|scanned| Some(scanned.reached))
         } else {
             self.store
                 .fold_all(self.checkpoint, limit, |checkpoint, event| {
                     take(checkpoint, &event)
                 })
                 .await
-                .map(drop)
+                .map(|_| None)
         };
         match outcome {
-            Ok(()) => {}
+            // Past the events of other names the store did not send.
+            Ok(reached) => read.last = read.last.max(reached.unwrap_or(read.last)),
             // The events before a failed read's error are applied; the error comes after.
             Err(stop) => read.stop = Some(stop),
         }

@@ -2,14 +2,15 @@
 //! schema; a batch's documents and its checkpoint in one statement, so one round trip.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use sqlx::postgres::PgRow;
+use sqlx::{Postgres, Row};
 
 use super::PostgresStore;
-use crate::event::Checkpoint;
-use crate::projection::{Changes, DocumentProjection, LogAfter, ProjectionStore, Slot};
+use crate::event::{Checkpoint, StoredEvent};
+use crate::projection::{Changes, DocumentProjection, LogAfter, ProjectionStore, Scanned, Slot};
 use crate::store::StoreError;
 use crate::store::sql::convert::{checkpoint_params, limit, stored_checkpoint};
+use crate::store::sql::fold_global;
 
 /// The projection SQL of one store, its schema spliced in once (a validated identifier).
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub(super) struct Sql {
     read_live: String,
     list_live: String,
     log_after: String,
+    head: String,
+    fold_named: String,
 }
 
 impl Sql {
@@ -111,6 +114,20 @@ impl Sql {
             list_live: format!(
                 "SELECT d.key, d.body::text {live_join} WHERE d.name = $1 AND d.version = $2 \
                  AND ($3::text IS NULL OR d.key > $3) ORDER BY d.key LIMIT $4"
+            ),
+            head: format!(
+                "SELECT transaction_id::text::int8, position FROM {e} \
+                 WHERE transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
+                 ORDER BY transaction_id DESC, position DESC LIMIT 1"
+            ),
+            // `fold_all`'s columns and order, up to a head read before, for some names.
+            fold_named: format!(
+                "SELECT stream_version, position, event_name, event_version, payload, stream_id, \
+                   transaction_id FROM {e} \
+                 WHERE (transaction_id, position) > ($1::int8::text::xid8, $2::int8) \
+                   AND (transaction_id, position) <= ($3::int8::text::xid8, $4::int8) \
+                   AND event_name = ANY($6) \
+                 ORDER BY transaction_id, position LIMIT $5"
             ),
             // Only what a reader can see: below the oldest running transaction.
             log_after: format!(
@@ -458,6 +475,59 @@ impl ProjectionStore for PostgresStore {
 
     fn inline_projections(&self) -> Vec<(&'static str, u32)> {
         self.inline.names()
+    }
+
+    async fn fold_named<F, E>(
+        &self,
+        after: Checkpoint,
+        max: usize,
+        names: &[&str],
+        mut f: F,
+    ) -> Result<Scanned, E>
+    where
+        F: FnMut(Checkpoint, StoredEvent<'_>) -> Result<(), E> + Send,
+        E: From<StoreError> + Send,
+    {
+        let sql = &self.projections;
+        let mut conn = self.own.acquire().await.map_err(backend)?;
+        // The head first: everything up to it has committed, for good, so the filtered
+        // read up to it sees all there will ever be, and a checkpoint there skips nothing.
+        let head: Option<(i64, i64)> = sqlx::query_as(&sql.head)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
+        let Some((head_tx, head_pos)) = head else {
+            return Ok(Scanned {
+                delivered: 0,
+                reached: after,
+            });
+        };
+        let head = stored_checkpoint("log", head_tx, head_pos)?;
+        if head <= after {
+            return Ok(Scanned {
+                delivered: 0,
+                reached: after,
+            });
+        }
+        let (after_tx, after_pos) = checkpoint_params(after);
+        let mut last = after;
+        let rows = sqlx::query(&sql.fold_named)
+            .bind(after_tx)
+            .bind(after_pos)
+            .bind(head_tx)
+            .bind(head_pos)
+            .bind(limit(max))
+            .bind(names)
+            .fetch(&mut *conn);
+        let delivered = fold_global::<Postgres, _, _>(rows, |checkpoint, event| {
+            last = checkpoint;
+            f(checkpoint, event)
+        })
+        .await?;
+        Ok(Scanned {
+            delivered,
+            reached: if delivered == max { last } else { head },
+        })
     }
 
     async fn log_after(&self, after: Checkpoint) -> Result<LogAfter, StoreError> {
