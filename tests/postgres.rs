@@ -827,3 +827,73 @@ async fn sql_tables_follow_the_log() {
     )
     .await;
 }
+
+/// A transaction that stays open anywhere in the cluster holds back every reader: the
+/// status names its server process and the events it keeps waiting, and a projection
+/// catches up once it ends.
+#[tokio::test]
+async fn the_status_names_the_transaction_holding_the_readers_back() {
+    use annals::projection::{Runner, status_of};
+    use annals_tests::views::Balance;
+
+    let fixture = annals_tests::postgres().await;
+    let store = fixture.store.clone();
+    let mut holder = sqlx::PgConnection::connect(&annals_tests::database_url())
+        .await
+        .expect("connect");
+    let (pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+        .fetch_one(&mut holder)
+        .await
+        .expect("pid");
+    sqlx::query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut holder)
+        .await
+        .expect("take a transaction id");
+    let done = store
+        .append(
+            "account-held",
+            ExpectedVersion::NoStream,
+            vec![
+                NewEvent::from_event(&annals_tests::domain::Opened {
+                    owner: "ann".into(),
+                })
+                .expect("event"),
+            ],
+        )
+        .await
+        .expect("append");
+    // Other tests' transactions may be older for a moment: ours stays.
+    let mut named = None;
+    for _ in 0..200 {
+        let status = status_of::<Balance, _>(&store).await.expect("status");
+        if let Some(horizon) = status.horizon.filter(|h| h.pid == Some(pid)) {
+            named = Some(horizon);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let horizon = named.expect("the holding transaction named");
+    assert!(horizon.events_waiting >= 1);
+    let runner = Runner::new(store.clone()).with::<Balance>();
+    runner.catch_up().await.expect("catch up");
+    assert_eq!(
+        status_of::<Balance, _>(&store)
+            .await
+            .expect("status")
+            .checkpoint,
+        annals::Checkpoint::START,
+        "the event waits behind the open transaction"
+    );
+    sqlx::query("COMMIT")
+        .execute(&mut holder)
+        .await
+        .expect("commit");
+    runner
+        .catch_up_to(done.last_checkpoint(), Duration::from_secs(10))
+        .await
+        .expect("caught up once it ended");
+}

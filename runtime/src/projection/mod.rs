@@ -32,7 +32,7 @@ pub use progress::{Status, status_of, wait_for_projection};
 pub use runner::{RebuildProgress, Runner, RunnerHandle, RunnerOptions};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::{Backend, SqlFuture, SqlProjection, SqlStore};
-pub use storage::{Changes, LogAfter, ProjectionStore, Scanned, Slot};
+pub use storage::{Changes, Horizon, LogAfter, ProjectionStore, Scanned, Slot};
 
 /// What every projection declares: its identity and the stored events it consumes.
 ///

@@ -26,6 +26,9 @@ pub struct Status {
     pub lag_events: u64,
     /// How long the oldest event it has still to read has been stored; zero when none.
     pub lag: Duration,
+    /// What holds back the log's readable end, if anything (PostgreSQL: a long
+    /// transaction anywhere in the cluster holds every projection and subscription).
+    pub horizon: Option<super::Horizon>,
     /// Whether the store applies it inline, inside each append.
     pub inline: bool,
     /// Why its last batch failed, while it is stuck (from a running [`Runner`]).
@@ -56,6 +59,7 @@ pub(super) async fn status<S: ProjectionStore>(
             head,
             lag_events: 0,
             lag: Duration::ZERO,
+            horizon: None,
             inline: true,
             failure: None,
         });
@@ -73,6 +77,7 @@ pub(super) async fn status<S: ProjectionStore>(
         head: after.head,
         lag_events: after.events,
         lag,
+        horizon: store.horizon().await.map_err(error)?,
         inline: false,
         failure: None,
     })

@@ -185,12 +185,33 @@ pub trait ProjectionStore: EventStore {
         }
     }
 
+    /// What holds back the log's readable end, when something does: on PostgreSQL, the
+    /// oldest running transaction anywhere in the cluster, above which committed events
+    /// wait unread. `None` for stores where every committed event is readable at once.
+    fn horizon(&self) -> impl Future<Output = Result<Option<Horizon>, StoreError>> + Send {
+        async { Ok(None) }
+    }
+
     /// How far the log readable now goes past `after`: its last checkpoint, how many
     /// events come after `after`, and when the first of them was stored.
     fn log_after(
         &self,
         after: Checkpoint,
     ) -> impl Future<Output = Result<LogAfter, StoreError>> + Send;
+}
+
+/// A transaction holding back what readers can see ([`ProjectionStore::horizon`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Horizon {
+    /// The server process running it (`pg_stat_activity.pid`), if it is found there.
+    pub pid: Option<i32>,
+    /// Its `application_name`.
+    pub application: Option<String>,
+    /// How long it has been running.
+    pub running_for: std::time::Duration,
+    /// Committed events it keeps every reader from seeing.
+    pub events_waiting: u64,
 }
 
 /// What [`ProjectionStore::fold_named`] did.

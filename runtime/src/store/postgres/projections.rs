@@ -7,7 +7,9 @@ use sqlx::{Postgres, Row};
 
 use super::PostgresStore;
 use crate::event::{Checkpoint, StoredEvent};
-use crate::projection::{Changes, DocumentProjection, LogAfter, ProjectionStore, Scanned, Slot};
+use crate::projection::{
+    Changes, DocumentProjection, Horizon, LogAfter, ProjectionStore, Scanned, Slot,
+};
 use crate::store::StoreError;
 use crate::store::sql::convert::{checkpoint_params, limit, stored_checkpoint};
 use crate::store::sql::fold_global;
@@ -33,6 +35,7 @@ pub(super) struct Sql {
     log_after: String,
     head: String,
     fold_named: String,
+    horizon: String,
 }
 
 impl Sql {
@@ -128,6 +131,16 @@ impl Sql {
                    AND (transaction_id, position) <= ($3::int8::text::xid8, $4::int8) \
                    AND event_name = ANY($6) \
                  ORDER BY transaction_id, position LIMIT $5"
+            ),
+            // The oldest running transaction, whose id is the readers' bound, and what it
+            // holds back: a backend's `backend_xid` is that id's low 32 bits.
+            horizon: format!(
+                "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) \
+                 SELECT a.pid, a.application_name, \
+                   EXTRACT(EPOCH FROM (now() - a.xact_start))::float8, \
+                   (SELECT count(*) FROM {e}, h WHERE transaction_id >= h.xmin) \
+                 FROM h LEFT JOIN pg_stat_activity a \
+                   ON a.backend_xid::text::int8 = (h.xmin::text::int8 & 4294967295)"
             ),
             // Only what a reader can see: below the oldest running transaction.
             log_after: format!(
@@ -528,6 +541,25 @@ impl ProjectionStore for PostgresStore {
             delivered,
             reached: if delivered == max { last } else { head },
         })
+    }
+
+    async fn horizon(&self) -> Result<Option<Horizon>, StoreError> {
+        let row: (Option<i32>, Option<String>, Option<f64>, i64) =
+            sqlx::query_as(&self.projections.horizon)
+                .fetch_one(&self.own)
+                .await
+                .map_err(backend)?;
+        let (pid, application, seconds, waiting) = row;
+        if waiting == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Horizon {
+            pid,
+            application,
+            running_for: std::time::Duration::try_from_secs_f64(seconds.unwrap_or(0.0))
+                .unwrap_or_default(),
+            events_waiting: u64::try_from(waiting).unwrap_or(0),
+        }))
     }
 
     async fn log_after(&self, after: Checkpoint) -> Result<LogAfter, StoreError> {
