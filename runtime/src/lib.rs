@@ -56,6 +56,10 @@ pub use store::{
 
 /// Re-exported: `recorded_at` and `load_as_of` use its types.
 pub use chrono;
+/// Re-exported for SQL projections, whose handlers take a `sqlx::Transaction` and read
+/// their tables with `sqlx`: the same version annals runs on.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sqlx;
 /// Re-exported so users need no direct dependency for what the generated code and the
 /// examples use.
 pub use {serde, serde_json, uuid};

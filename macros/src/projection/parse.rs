@@ -2,9 +2,7 @@
 
 use proc_macro2::TokenStream;
 use syn::punctuated::Punctuated;
-use syn::{
-    Attribute, Expr, ImplItem, ItemImpl, LitInt, LitStr, Pat, Signature, Token, Type, TypePath,
-};
+use syn::{Attribute, Expr, ImplItem, ItemImpl, LitInt, LitStr, Signature, Token, Type, TypePath};
 
 use super::{Handler, Kind, Model};
 use crate::aggregate::snake_case;
@@ -317,18 +315,6 @@ fn parse_handler(cx: &mut Ctxt, sig: &Signature, key: Option<Expr>) -> Option<Ha
         }
     }
     let pat = event_arg.map(|arg| (*arg.pat).clone());
-    if let (Some(key), Some(pat)) = (&key, &pat) {
-        if !matches!(pat, Pat::Ident(_)) {
-            cx.error_spanned_by(
-                pat,
-                format!(
-                    "name the event argument to use it in `key = {}`: `e: &Event`",
-                    quote::ToTokens::to_token_stream(key)
-                ),
-            );
-            ok = false;
-        }
-    }
     if !ok {
         return None;
     }
