@@ -53,22 +53,26 @@ pub(crate) trait InlineTx: Send {
         keys: &[String],
     ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
 
-    /// Stores `(key, Some(JSON))`, deletes `(key, None)`.
+    /// Stores `(key, Some(JSON))`, deletes `(key, None)`. `loaded` are the keys `load`
+    /// found: the others are new. `false` when a new one was created meanwhile by another
+    /// transaction: nothing may be committed then, and the append is tried again.
     fn write(
         &mut self,
         slot: &Slot,
         changes: Changes,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        loaded: &[String],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Applies `set` to `records`, the events just appended to `stream` (in order), inside
-/// `tx`. An error means the caller must roll back.
+/// `tx`. An error means the caller must roll back; so does `false`, after which the
+/// append is tried again (a document the append creates was created meanwhile).
 pub(crate) async fn apply<T: InlineTx>(
     tx: &mut T,
     set: &InlineSet,
     stream: &str,
     records: &[RecordedEvent],
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let refused = |source: ProjectionError| StoreError::Inline {
         stream: stream.to_owned(),
         source: Box::new(source),
@@ -95,7 +99,9 @@ pub(crate) async fn apply<T: InlineTx>(
         keys.sort_unstable();
         keys.dedup();
         let mut documents: HashMap<String, (Erased, Change)> = HashMap::new();
-        for (key, body) in tx.load(slot, &keys).await? {
+        let stored = tx.load(slot, &keys).await?;
+        let loaded: Vec<String> = stored.iter().map(|(key, _)| key.clone()).collect();
+        for (key, body) in stored {
             let document = (described.read_document)(&body).map_err(|source| {
                 refused(ProjectionError::Document {
                     projection: described.name.to_owned(),
@@ -144,9 +150,11 @@ pub(crate) async fn apply<T: InlineTx>(
             };
             changes.push((key, body));
         }
-        tx.write(slot, changes).await?;
+        if !tx.write(slot, changes, &loaded).await? {
+            return Ok(false);
+        }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The records of events just appended to `stream`, from what the append knows: for

@@ -705,3 +705,25 @@ pub async fn a_checkpoint_moves_past_events_not_consumed<S: ProjectionStore>(sto
         last
     );
 }
+
+/// Inline appends from many tasks that change one document (one owner's, from many
+/// streams) all count: none overwrites another's change.
+pub async fn concurrent_inline_appends_to_one_document_lose_nothing<S: ProjectionStore>(store: S) {
+    let store = store.inline::<Owner>().await.expect("inline");
+    let tasks: Vec<_> = (0..16)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                open(&store, &format!("o{n}"), "shared").await;
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("no panic");
+    }
+    let owners = Documents::<Owner, _>::new(store.clone());
+    assert_eq!(
+        owners.get("shared").await.expect("get").map(|o| o.accounts),
+        Some(16)
+    );
+}

@@ -255,7 +255,12 @@ impl Projections {
                 ))),
             }
         };
-        applied.map(|()| Writes(tx.writes))
+        match applied? {
+            true => Ok(Writes(tx.writes)),
+            false => Err(StoreError::backend(std::io::Error::other(
+                "a document changed under the memory store's lock",
+            ))),
+        }
     }
 
     pub(super) fn apply(&mut self, writes: Writes) {
@@ -297,8 +302,14 @@ impl InlineTx for Staged<'_> {
             .unwrap_or_default())
     }
 
-    async fn write(&mut self, slot: &Slot, changes: Changes) -> Result<(), StoreError> {
+    async fn write(
+        &mut self,
+        slot: &Slot,
+        changes: Changes,
+        _: &[String],
+    ) -> Result<bool, StoreError> {
+        // Under the log's lock: no other append changes a document meanwhile.
         self.writes.push((slot.clone(), changes));
-        Ok(())
+        Ok(true)
     }
 }

@@ -65,9 +65,20 @@ impl PostgresStore {
                     let records =
                         sql::read_stream(&mut *tx, &self.sql.read_stream, stream, range).await?;
                     let mut on = InTransaction(&mut tx, self);
-                    inline::apply(&mut on, &self.inline, stream, &records).await?;
-                    tx.commit().await.map_err(StoreError::backend)?;
-                    return Ok(done);
+                    if inline::apply(&mut on, &self.inline, stream, &records).await? {
+                        tx.commit().await.map_err(StoreError::backend)?;
+                        return Ok(done);
+                    }
+                    // Another append created a document this one creates: from the top,
+                    // now that it exists.
+                    tx.rollback().await.map_err(StoreError::backend)?;
+                    races += 1;
+                    if races > RACES {
+                        return Err(StoreError::backend(std::io::Error::other(format!(
+                            "inline projections of stream `{stream}`: documents created \
+                             concurrently {RACES} times in a row"
+                        ))));
+                    }
                 }
                 Ok((actual, ..)) => {
                     tx.rollback().await.map_err(StoreError::backend)?;
@@ -109,10 +120,18 @@ impl InlineTx for InTransaction<'_, '_, '_> {
         slot: &Slot,
         keys: &[String],
     ) -> Result<Vec<(String, String)>, StoreError> {
-        self.1.projections.load_on(self.0, slot, keys).await
+        self.1.projections.lock_on(self.0, slot, keys).await
     }
 
-    async fn write(&mut self, slot: &Slot, changes: Changes) -> Result<(), StoreError> {
-        self.1.projections.write_on(self.0, slot, changes).await
+    async fn write(
+        &mut self,
+        slot: &Slot,
+        changes: Changes,
+        loaded: &[String],
+    ) -> Result<bool, StoreError> {
+        self.1
+            .projections
+            .write_on(self.0, slot, changes, loaded)
+            .await
     }
 }

@@ -21,6 +21,7 @@ pub(super) struct Sql {
     start: String,
     checkpoint: String,
     load: String,
+    lock: String,
     commit: String,
     advance: String,
     write: String,
@@ -62,6 +63,13 @@ impl Sql {
                 "SELECT key, body::text FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
                  AND key = ANY($4) ORDER BY key"
             ),
+            // An inline projection's documents, locked until the append commits, in key
+            // order (two appends that share documents lock them in one order): a
+            // concurrent append changing one waits, then reads what this one wrote.
+            lock: format!(
+                "SELECT key, body::text FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
+                 AND key = ANY($4) ORDER BY key FOR UPDATE"
+            ),
             // The checkpoint moves only from where the batch started; the documents change
             // only if it did. A second runner's update waits for the first to commit, then
             // finds the checkpoint moved and changes nothing.
@@ -82,13 +90,19 @@ impl Sql {
                  WHERE name = $1 AND version = $2 AND generation = $3 \
                    AND transaction_id = $6 AND position = $7"
             ),
-            // The documents alone, for inline projections inside an append's transaction.
+            // The documents alone, for inline projections inside an append's transaction:
+            // those it locked are updated; new ones are inserted only if still absent, and
+            // the count tells the caller whether another append created one meanwhile.
             write: format!(
                 "WITH gone AS (DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
-                   AND key = ANY($4)) \
-                 INSERT INTO {d} (name, version, generation, key, body) \
-                 SELECT $1, $2, $3, u.key, u.body::jsonb FROM UNNEST($5::text[], $6::text[]) AS u(key, body) \
-                 ON CONFLICT (name, version, generation, key) DO UPDATE SET body = excluded.body"
+                   AND key = ANY($4)), \
+                 changed AS (UPDATE {d} AS d SET body = u.body::jsonb \
+                   FROM UNNEST($5::text[], $6::text[]) AS u(key, body) \
+                   WHERE d.name = $1 AND d.version = $2 AND d.generation = $3 AND d.key = u.key), \
+                 added AS (INSERT INTO {d} (name, version, generation, key, body) \
+                   SELECT $1, $2, $3, u.key, u.body::jsonb FROM UNNEST($7::text[], $8::text[]) AS u(key, body) \
+                   ON CONFLICT (name, version, generation, key) DO NOTHING RETURNING 1) \
+                 SELECT count(*) FROM added"
             ),
             lock_live: format!(
                 "SELECT generation, transaction_id, position FROM {p} \
@@ -161,6 +175,23 @@ impl Sql {
 }
 
 impl Sql {
+    /// The slot's documents under `keys`, on `conn`, locked until its transaction ends.
+    pub(super) async fn lock_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        slot: &Slot,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query_as(&self.lock)
+            .bind(&slot.name)
+            .bind(version_param(slot.version)?)
+            .bind(generation_param(slot)?)
+            .bind(keys)
+            .fetch_all(conn)
+            .await
+            .map_err(backend)
+    }
+
     /// The slot's documents under `keys`, on `conn`.
     pub(super) async fn load_on(
         &self,
@@ -204,24 +235,40 @@ impl Sql {
     }
 
     /// Stores and deletes documents of the slot, on `conn`.
+    /// `false`, with nothing to commit, when a document absent from `locked` was
+    /// created meanwhile by another transaction.
     pub(super) async fn write_on(
         &self,
         conn: &mut sqlx::PgConnection,
         slot: &Slot,
         changes: Changes,
-    ) -> Result<(), StoreError> {
+        locked: &[String],
+    ) -> Result<bool, StoreError> {
         let (keys, bodies, deleted) = split(changes);
-        sqlx::query(&self.write)
+        let (mut old, mut new) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        for (key, body) in keys.into_iter().zip(bodies) {
+            let side = if locked.contains(&key) {
+                &mut old
+            } else {
+                &mut new
+            };
+            side.0.push(key);
+            side.1.push(body);
+        }
+        let expected = new.0.len();
+        let added: i64 = sqlx::query_scalar(&self.write)
             .bind(&slot.name)
             .bind(version_param(slot.version)?)
             .bind(generation_param(slot)?)
             .bind(&deleted)
-            .bind(&keys)
-            .bind(&bodies)
-            .execute(conn)
+            .bind(&old.0)
+            .bind(&old.1)
+            .bind(&new.0)
+            .bind(&new.1)
+            .fetch_one(conn)
             .await
             .map_err(backend)?;
-        Ok(())
+        Ok(usize::try_from(added).is_ok_and(|added| added == expected))
     }
 }
 

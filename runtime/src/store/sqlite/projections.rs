@@ -390,9 +390,16 @@ impl InlineTx for InTransaction<'_, '_> {
         documents(rows)
     }
 
-    async fn write(&mut self, slot: &Slot, changes: Changes) -> Result<(), StoreError> {
+    async fn write(
+        &mut self,
+        slot: &Slot,
+        changes: Changes,
+        _: &[String],
+    ) -> Result<bool, StoreError> {
+        // One writer at a time: no other append changes a document meanwhile.
         let (stored, deleted) = split(changes);
-        write_documents(self.0, slot, &stored, &deleted).await
+        write_documents(self.0, slot, &stored, &deleted).await?;
+        Ok(true)
     }
 }
 
