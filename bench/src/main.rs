@@ -14,6 +14,7 @@
 //! of the passes is reported, and the table ends with ratios against the floors.
 
 mod count;
+mod projections;
 mod system;
 mod systems;
 
@@ -36,6 +37,7 @@ const SYSTEMS: &[&str] = &[
     "cqrs-es",
     "esrs",
     "disintegrate",
+    "sqlx-proj-floor",
 ];
 const MEASURES: &[(&str, &str)] = &[
     ("cmd_1", "events/s"),
@@ -44,6 +46,11 @@ const MEASURES: &[(&str, &str)] = &[
     ("hot_snap_ms", "ms"),
     ("catchup", "events/s"),
     ("hot_16", "commands/s"),
+    ("proj_doc", "events/s"),
+    ("proj_sql", "events/s"),
+    ("proj_lag_p50_ms", "ms"),
+    ("proj_lag_p99_ms", "ms"),
+    ("cmd_1_inline", "events/s"),
 ];
 
 /// Tasks of the `hot_16` measure, all on one account.
@@ -66,6 +73,10 @@ struct Sizes {
     flat_history: usize,
     /// Deposits per task of `hot_16`.
     hot_16_commands: u64,
+    /// Accounts (of 10 events each) a projection catches up over in `proj_*`.
+    proj_accounts: usize,
+    /// Commands of `proj_lag`, at [`LAG_RATE`] a second.
+    lag_commands: usize,
 }
 
 impl Sizes {
@@ -78,6 +89,8 @@ impl Sizes {
             catchup_events: 100_000,
             flat_history: 100_000,
             hot_16_commands: 200,
+            proj_accounts: 10_000,
+            lag_commands: 2_500,
         }
     }
 
@@ -90,6 +103,8 @@ impl Sizes {
             catchup_events: 20_000,
             flat_history: 100_000,
             hot_16_commands: 25,
+            proj_accounts: 2_000,
+            lag_commands: 500,
         }
     }
 }
@@ -419,12 +434,18 @@ impl Results {
     }
 
     fn print(&self, systems: &[&str]) {
+        // The projection floor has read-side figures only.
+        let write_side: Vec<&str> = systems
+            .iter()
+            .copied()
+            .filter(|s| *s != "sqlx-proj-floor")
+            .collect();
         println!();
         println!(
             "| system | cmd_1 (events/s) | cmd_8 (events/s) | hot_ms | hot_snap_ms | catchup (events/s) | hot_16 (commands/s) | statements/cmd |"
         );
         println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-        for system in systems {
+        for system in &write_side {
             let cell = |m: &str, digits: usize| {
                 self.get(system, m)
                     .map_or("error".to_owned(), |v| format!("{v:.digits$}"))
@@ -455,7 +476,7 @@ impl Results {
             "| system | cmd_1 / insert | cmd_8 / insert | sqlx-floor hot_ms / hot_ms | sqlx-floor hot_ms / hot_snap_ms | hot_16 / floor |"
         );
         println!("|---|---:|---:|---:|---:|---:|");
-        for system in systems {
+        for system in &write_side {
             let r = |m: &str, base: &str, up: bool| {
                 self.ratio(system, m, base, up)
                     .map_or("-".to_owned(), |v| format!("{v:.2}x"))
@@ -475,6 +496,7 @@ impl Results {
                 r("hot_16", "sqlx-floor", true),
             );
         }
+        projections::print(self, systems);
         for note in &self.notes {
             println!();
             println!("{note}");
@@ -527,7 +549,8 @@ async fn run_one(
         }
         "annals-postgres" => {
             let connect = |v, u| Annals::postgres(url, v, u == Use::Commands);
-            run(name, sizes, pass, connect, results).await
+            run(name, sizes, pass, connect, results).await?;
+            projections::postgres_pass(url, sizes, results).await
         }
         "annals-sqlite" => {
             let dir = sqlite_dir();
@@ -537,7 +560,10 @@ async fn run_one(
                 let file = dir.join(format!("annals-{n}.db"));
                 async move { Annals::sqlite(&file, v, u == Use::Commands).await }
             };
-            run(name, sizes, pass, connect, results).await
+            run(name, sizes, pass, connect, results).await?;
+            let n = SQLITE_STORES.fetch_add(1, Ordering::Relaxed);
+            let file = dir.join(format!("annals-{n}.db"));
+            projections::sqlite_pass(&file, sizes, results).await
         }
         "cqrs-es" => {
             let connect = |v, _| cqrs_es::Peer::connect(url, v);
@@ -551,6 +577,7 @@ async fn run_one(
             let connect = |v, _| disintegrate::Peer::connect(url, v);
             run(name, sizes, pass, connect, results).await
         }
+        "sqlx-proj-floor" => projections::floor_pass(url, sizes, results).await,
         _ => Err(format!("unknown system {name}").into()),
     }
 }

@@ -109,6 +109,14 @@ mod book {
     #[doc = include_str!("../../book/src/snapshots-and-time-travel.md")]
     pub struct SnapshotsAndTimeTravel;
 
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../../book/src/projections.md")]
+    pub struct Projections;
+
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../../book/src/running-projections.md")]
+    pub struct RunningProjections;
+
     // Opens SQLite stores and connects to the PostgreSQL server at DATABASE_URL (default
     // postgres://postgres@127.0.0.1:5432/test), each snippet in a fresh schema it drops.
     #[cfg(all(feature = "sqlite", feature = "postgres"))]

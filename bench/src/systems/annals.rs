@@ -131,6 +131,32 @@ impl<S: EventStore> Annals<S> {
     }
 }
 
+impl<S: EventStore> Annals<S> {
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// A deposit through the repository; where its event is in the global order.
+    pub async fn deposit_at(&self, id: &str, amount: u64) -> Result<Option<Checkpoint>> {
+        Ok(self.plain.execute(id, Deposit { amount }).await?.last_checkpoint)
+    }
+}
+
+impl<S: annals::projection::ProjectionStore> Annals<S> {
+    /// The same system on a store that applies projection `P` inline, in every append.
+    pub async fn inline<P: annals::projection::DocumentProjection>(
+        self,
+        cache: bool,
+    ) -> Result<Self> {
+        let store = self.store.clone().inline::<P>().await?;
+        Ok(Self {
+            raw: self.raw.clone(),
+            ..Self::new(store, self.variant, cache)
+        })
+    }
+}
+
 impl Annals<PostgresStore> {
     /// Connects to PostgreSQL and recreates annals' schema.
     pub async fn postgres(url: &str, variant: Variant, cache: bool) -> Result<Self> {

@@ -83,6 +83,10 @@ pub struct PostgresStore {
     pool: PgPool,
     /// annals' own connections: planned with [`OWN_PLANNER_SETTINGS`].
     own: PgPool,
+    /// The projections' connections: commits without waiting for the disk. A read model
+    /// commits with its checkpoint, so a commit a crash loses is lost whole, and the
+    /// runner applies those events again: derived data needs no flush of its own.
+    projector: PgPool,
     sql: Arc<Statements>,
     group: Arc<Coalescer<GroupRequest>>,
     writers: Arc<Writers>,
@@ -180,6 +184,8 @@ impl PostgresStore {
         guard.arm();
         // Writers run the group append only, whose custom plans cost more to make than to
         // run: a generic plan is made once per connection.
+        let projector = pool_options(pool.options().get_max_connections().clamp(2, 8))
+            .connect_lazy_with(own_options.clone().options([("synchronous_commit", "off")]));
         let writer_options = own_options.options([("plan_cache_mode", "force_generic_plan")]);
         let (notify, pokes) = mpsc::channel(1);
         tokio::spawn(notify::notify_others(
@@ -190,6 +196,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             own,
+            projector,
             projections: Arc::new(projections::Sql::new(schema)),
             inline: InlineSet::default(),
             sql: Arc::new(sql),

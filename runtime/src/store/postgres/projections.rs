@@ -335,7 +335,7 @@ impl ProjectionStore for PostgresStore {
         let found = sqlx::query(&sql.live)
             .bind(name)
             .bind(v)
-            .fetch_optional(&self.own)
+            .fetch_optional(&self.projector)
             .await
             .map_err(backend)?;
         if let Some(row) = found {
@@ -344,13 +344,13 @@ impl ProjectionStore for PostgresStore {
         sqlx::query(&sql.start)
             .bind(name)
             .bind(v)
-            .execute(&self.own)
+            .execute(&self.projector)
             .await
             .map_err(backend)?;
         let row = sqlx::query(&sql.live)
             .bind(name)
             .bind(v)
-            .fetch_one(&self.own)
+            .fetch_one(&self.projector)
             .await
             .map_err(backend)?;
         slot_of(name, version, &row)
@@ -361,7 +361,7 @@ impl ProjectionStore for PostgresStore {
         let sql = &self.projections;
         let v = version_param(version)?;
         let generation = generation_param(&live)?;
-        let mut tx = self.own.begin().await.map_err(backend)?;
+        let mut tx = self.projector.begin().await.map_err(backend)?;
         for statement in [&sql.drop_other_documents, &sql.drop_other_generations] {
             sqlx::query(statement)
                 .bind(name)
@@ -389,7 +389,7 @@ impl ProjectionStore for PostgresStore {
     async fn promote(&self, slot: &Slot, at: Checkpoint) -> Result<bool, StoreError> {
         let sql = &self.projections;
         let v = version_param(slot.version)?;
-        let mut tx = self.own.begin().await.map_err(backend)?;
+        let mut tx = self.projector.begin().await.map_err(backend)?;
         // Locks the live row: a runner of the old generation commits before or not at all.
         let live = sqlx::query(&sql.lock_live)
             .bind(&slot.name)
@@ -446,7 +446,7 @@ impl ProjectionStore for PostgresStore {
             .bind(&slot.name)
             .bind(version_param(slot.version)?)
             .bind(generation_param(slot)?)
-            .fetch_optional(&self.own)
+            .fetch_optional(&self.projector)
             .await
             .map_err(backend)?;
         row.map(|row| {
@@ -464,7 +464,7 @@ impl ProjectionStore for PostgresStore {
         slot: &Slot,
         keys: &[String],
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut conn = self.own.acquire().await.map_err(backend)?;
+        let mut conn = self.projector.acquire().await.map_err(backend)?;
         self.projections.load_on(&mut conn, slot, keys).await
     }
 
@@ -489,7 +489,7 @@ impl ProjectionStore for PostgresStore {
             .bind(&deleted)
             .bind(&keys)
             .bind(&bodies)
-            .fetch_one(&self.own)
+            .fetch_one(&self.projector)
             .await
             .map_err(backend)?;
         Ok(moved == 1)
@@ -505,7 +505,7 @@ impl ProjectionStore for PostgresStore {
             .bind(name)
             .bind(version_param(version)?)
             .bind(keys)
-            .fetch_all(&self.own)
+            .fetch_all(&self.projector)
             .await
             .map_err(backend)
     }
@@ -522,7 +522,7 @@ impl ProjectionStore for PostgresStore {
             .bind(version_param(version)?)
             .bind(after)
             .bind(limit(max))
-            .fetch_all(&self.own)
+            .fetch_all(&self.projector)
             .await
             .map_err(backend)
     }
@@ -549,7 +549,7 @@ impl ProjectionStore for PostgresStore {
         E: From<StoreError> + Send,
     {
         let sql = &self.projections;
-        let mut conn = self.own.acquire().await.map_err(backend)?;
+        let mut conn = self.projector.acquire().await.map_err(backend)?;
         // The head first: everything up to it has committed, for good, so the filtered
         // read up to it sees all there will ever be, and a checkpoint there skips nothing.
         let head: Option<(i64, i64)> = sqlx::query_as(&sql.head)
@@ -593,7 +593,7 @@ impl ProjectionStore for PostgresStore {
     async fn horizon(&self) -> Result<Option<Horizon>, StoreError> {
         let row: (Option<i32>, Option<String>, Option<f64>, i64) =
             sqlx::query_as(&self.projections.horizon)
-                .fetch_one(&self.own)
+                .fetch_one(&self.projector)
                 .await
                 .map_err(backend)?;
         let (pid, application, seconds, waiting) = row;
@@ -614,7 +614,7 @@ impl ProjectionStore for PostgresStore {
         let row = sqlx::query(&self.projections.log_after)
             .bind(tx)
             .bind(pos)
-            .fetch_one(&self.own)
+            .fetch_one(&self.projector)
             .await
             .map_err(backend)?;
         let head_tx: Option<i64> = row.try_get(0).map_err(backend)?;
