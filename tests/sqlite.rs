@@ -618,3 +618,31 @@ async fn sql_tables_follow_the_log() {
     )
     .await;
 }
+
+/// A SQL handler's panic is a reported failure; a rebuild runs on a one-connection
+/// (in-memory) database.
+#[tokio::test]
+async fn sql_handler_panics_are_reported() {
+    let fixture = annals_tests::sqlite_memory().await;
+    let store = fixture.store.clone();
+    let reader = store.clone();
+    let check = annals_tests::tables::sql_handler_panics_are_reported::<
+        _,
+        annals_tests::tables::SqliteTotals,
+        _,
+        _,
+    >(store, move || {
+        let reader = reader.clone();
+        async move {
+            sqlx::query_as(
+                "SELECT account, owner, balance, events FROM account_totals ORDER BY account",
+            )
+            .fetch_all(reader.pool())
+            .await
+            .expect("rows")
+        }
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(30), check)
+        .await
+        .expect("no hang");
+}

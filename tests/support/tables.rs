@@ -90,6 +90,9 @@ macro_rules! totals {
                 if e.amount == 13 {
                     return Err("thirteen is unlucky".to_owned());
                 }
+                if e.amount == 666 {
+                    panic!("the beast");
+                }
                 Ok(())
             }
         }
@@ -199,4 +202,31 @@ where
         "nothing of the failed event"
     );
     assert_eq!((after[2].2, after[2].3), (15, 4), "nothing after it");
+}
+
+/// A SQL handler that panics is reported like one that fails: the projection stops before
+/// its event, everything before it committed, nothing of it; and a rebuild in one
+/// transaction works on a database of one connection too.
+pub async fn sql_handler_panics_are_reported<S, P, R, F>(store: S, rows: R)
+where
+    S: SqlStore,
+    P: SqlProjection<Database = S::Database>,
+    R: Fn() -> F,
+    F: std::future::Future<Output = Vec<(String, String, i64, i64)>>,
+{
+    open(&store, "p").await;
+    deposit(&store, "p", 5).await;
+    let runner = Runner::new(store.clone()).with_tables::<P>();
+    let (read, _) = runner.rebuild_tables::<P>().await.expect("rebuilt");
+    assert_eq!(read, 2);
+    let last = deposit(&store, "p", 666).await;
+    match runner.catch_up_to(last, Duration::from_secs(10)).await {
+        Err(ProjectionError::Handler { stream, source, .. }) => {
+            assert_eq!(stream, "account-p");
+            assert!(source.message.contains("the beast"), "{}", source.message);
+        }
+        other => panic!("expected the panic as a failure, got {other:?}"),
+    }
+    let after = rows().await;
+    assert_eq!((after[0].2, after[0].3), (5, 2));
 }

@@ -102,3 +102,24 @@ impl Fragile {
         }
     }
 }
+
+/// Who joined and when, from `Joined` events whose v1 upcasts with its stored record: the
+/// runner reads full records for it, though no handler takes the metadata.
+#[derive(Default, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Joins {
+    /// (name, when, invited by), in order.
+    pub joined: Vec<(
+        String,
+        annals::chrono::DateTime<annals::chrono::Utc>,
+        Option<String>,
+    )>,
+}
+
+#[projection(name = "joins")]
+impl Joins {
+    #[handle]
+    fn joined(&mut self, e: &crate::domain::membership::Joined) {
+        self.joined
+            .push((e.name.clone(), e.joined_at, e.invited_by.clone()));
+    }
+}

@@ -19,6 +19,10 @@ pub(super) fn emit(model: &Model) -> TokenStream {
         reset,
     } = model;
     let reads_metadata = handlers.iter().any(|h| h.meta);
+    let upcasts_read = handlers.iter().map(|h| {
+        let event = &h.event;
+        quote_spanned!(event.span()=> <#event as ::annals::Event>::upcast_reads_record())
+    });
     let consumes = handlers.iter().map(|h| {
         let event = &h.event;
         quote_spanned!(event.span()=> __all.extend(<#event as ::annals::Event>::chain());)
@@ -45,6 +49,10 @@ pub(super) fn emit(model: &Model) -> TokenStream {
                 let mut __all = ::annals::__private::Vec::new();
                 #(#consumes)*
                 __all
+            }
+
+            fn reads_records() -> ::core::primitive::bool {
+                #reads_metadata #( || #upcasts_read )*
             }
         }
 

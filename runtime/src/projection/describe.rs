@@ -39,7 +39,7 @@ impl Described {
         Self {
             name: P::NAME,
             version: P::VERSION,
-            reads_metadata: P::READS_METADATA,
+            reads_metadata: P::reads_records(),
             consumes: P::consumes,
             route: |event| {
                 P::route(event).map(|routed| {
@@ -60,16 +60,8 @@ impl Described {
                 };
                 // A panicking handler fails its event like an error: the runner stops the
                 // projection before it and the batch's documents are thrown away.
-                catch_unwind(AssertUnwindSafe(|| document.apply(*event))).unwrap_or_else(|panic| {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a panic without a message".to_owned());
-                    Err(HandlerError::new(format!(
-                        "the handler panicked: {message}"
-                    )))
-                })
+                catch_unwind(AssertUnwindSafe(|| document.apply(*event)))
+                    .unwrap_or_else(|panic| Err(HandlerError::panicked(panic.as_ref())))
             },
         }
     }

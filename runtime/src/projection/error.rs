@@ -20,6 +20,16 @@ impl HandlerError {
             message: message.into(),
         }
     }
+
+    /// A handler's panic, as a failure: its message, when it has one.
+    pub(crate) fn panicked(panic: &(dyn std::any::Any + Send)) -> Self {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Self::new(format!("the handler panicked: {message}"))
+    }
 }
 
 /// Why a projection could not go on. Every variant names the projection, and those about
@@ -68,7 +78,7 @@ pub enum ProjectionError {
         source: HandlerError,
     },
     /// A SQL projection's `#[setup]` or `#[reset]` failed.
-    #[error("projection `{projection}`: its setup failed: {source}")]
+    #[error("projection `{projection}`: its `#[setup]` or `#[reset]` failed: {source}")]
     Setup {
         /// The projection.
         projection: String,

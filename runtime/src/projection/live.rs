@@ -69,7 +69,7 @@ pub async fn project_live<P: DocumentProjection, S: ProjectionStore>(
         };
         Ok(())
     };
-    let folded = if P::READS_METADATA {
+    let folded = if P::reads_records() {
         read_records(store, |event| fold(&event)).await
     } else {
         store

@@ -50,4 +50,11 @@ pub trait Projection: Send + Sync + 'static {
     /// Every stored (name, version) the projection consumes, the old versions of its
     /// event types included (they are upcast before a handler sees them).
     fn consumes() -> Vec<(&'static str, u32)>;
+
+    /// Whether the runner reads full records: a handler takes the metadata, or an
+    /// upcaster of a consumed event reads the stored record. Generated.
+    #[doc(hidden)]
+    fn reads_records() -> bool {
+        Self::READS_METADATA
+    }
 }

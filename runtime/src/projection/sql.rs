@@ -77,6 +77,25 @@ pub trait SqlProjection: Projection {
     ) -> Option<Result<SqlFuture<'a>, DecodeError>>;
 }
 
+/// A handler's future whose panic is a failure like an error, as for document handlers:
+/// the runner stops the projection before the event and its transaction rolls back.
+struct CatchPanic<'a>(SqlFuture<'a>);
+
+impl Future for CatchPanic<'_> {
+    type Output = Result<(), HandlerError>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let future = &mut self.0;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx)))
+            .unwrap_or_else(|panic| {
+                std::task::Poll::Ready(Err(HandlerError::panicked(panic.as_ref())))
+            })
+    }
+}
+
 /// An event read for a SQL projection, owned: the batch's transaction opens after the read.
 pub(crate) enum Owned {
     Lean {
@@ -202,7 +221,7 @@ where
     }
 
     fn reads_metadata(&self) -> bool {
-        P::READS_METADATA
+        P::reads_records()
     }
 
     fn consumes(&self) -> Vec<(&'static str, u32)> {
@@ -212,7 +231,7 @@ where
     fn setup<'a>(&'a self, store: &'a S) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(async move {
             let mut tx = store.begin().await.map_err(store_error(P::NAME))?;
-            P::setup(&mut tx)
+            CatchPanic(P::setup(&mut tx))
                 .await
                 .map_err(|source| ProjectionError::Setup {
                     projection: P::NAME.to_owned(),
@@ -243,7 +262,7 @@ where
                         };
                         return Ok(SqlOutcome::Failed(index, error));
                     }
-                    Some(Ok(future)) => future.await,
+                    Some(Ok(future)) => CatchPanic(future).await,
                 };
                 if let Err(source) = applied {
                     tx.rollback().await.map_err(sql_error(P::NAME))?;
@@ -273,18 +292,20 @@ where
         page: usize,
     ) -> BoxFuture<'a, Result<(u64, Checkpoint), ProjectionError>> {
         Box::pin(async move {
-            let mut tx = store.begin().await.map_err(store_error(P::NAME))?;
-            P::reset(&mut tx)
-                .await
-                .map_err(|source| ProjectionError::Setup {
-                    projection: P::NAME.to_owned(),
-                    source,
-                })?;
+            // Read before the transaction: on a database of one connection (SQLite in
+            // memory), the transaction holds it.
             let from = store
                 .projection_checkpoint(slot)
                 .await
                 .map_err(store_error(P::NAME))?
                 .unwrap_or(Checkpoint::START);
+            let mut tx = store.begin().await.map_err(store_error(P::NAME))?;
+            CatchPanic(P::reset(&mut tx))
+                .await
+                .map_err(|source| ProjectionError::Setup {
+                    projection: P::NAME.to_owned(),
+                    source,
+                })?;
             let (mut done, mut at) = (0u64, Checkpoint::START);
             loop {
                 let records = store
@@ -301,7 +322,7 @@ where
                                 source,
                             });
                         }
-                        Some(Ok(future)) => future.await,
+                        Some(Ok(future)) => CatchPanic(future).await,
                     };
                     applied.map_err(|source| handler_error(P::NAME, &event, source))?;
                     at = record.checkpoint();

@@ -727,3 +727,45 @@ pub async fn concurrent_inline_appends_to_one_document_lose_nothing<S: Projectio
         Some(16)
     );
 }
+
+/// An old event whose upcaster reads its stored record reaches a projection's handler
+/// upcast with that record, though no handler asks for the metadata.
+pub async fn old_events_upcast_with_their_record_for_projections<S: ProjectionStore>(store: S) {
+    use crate::views::Joins;
+    let metadata = annals::Metadata {
+        actor: Some("bob".to_owned()),
+        ..annals::Metadata::root(uuid::Uuid::now_v7())
+    };
+    let v1 = NewEvent::new(
+        "Joined",
+        1,
+        serde_json::value::to_raw_value(&serde_json::json!({ "name": "ann" })).expect("json"),
+    )
+    .expect("a valid event name")
+    .with_metadata(metadata);
+    let done = store
+        .append("member-j1", ExpectedVersion::NoStream, vec![v1])
+        .await
+        .expect("append");
+    let recorded_at = store.read_stream("member-j1", ..).await.expect("read")[0].recorded_at;
+    up_to(
+        &Runner::new(store.clone()).with::<Joins>(),
+        done.last_checkpoint(),
+    )
+    .await;
+    let joins = Documents::<Joins, _>::new(store.clone())
+        .get("member-j1")
+        .await
+        .expect("get")
+        .expect("a document");
+    assert_eq!(
+        joins.joined,
+        [("ann".to_owned(), recorded_at, Some("bob".to_owned()))]
+    );
+    assert_eq!(
+        project_live::<Joins, _>(&store, "member-j1")
+            .await
+            .expect("live"),
+        Some(joins)
+    );
+}
