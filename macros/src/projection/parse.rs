@@ -216,7 +216,18 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
             }
             name
         }
-        None => snake_case(&ident.to_string()),
+        None => {
+            let name = snake_case(&ident.to_string());
+            if !valid_name(&name) {
+                cx.error_spanned_by(
+                    &ident,
+                    format!(
+                        "this type's name makes the projection name `{name}`, which is not one: give it `#[projection(name = \"...\")]` with lowercase ASCII letters, digits and `_`, starting with a letter"
+                    ),
+                );
+            }
+            name
+        }
     };
     let version = match &options.version {
         Some(lit) => match lit.base10_parse::<u32>() {

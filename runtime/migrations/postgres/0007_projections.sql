@@ -8,6 +8,8 @@ CREATE TABLE {schema}.annals_projections (
     transaction_id bigint      NOT NULL DEFAULT 0,
     position       bigint      NOT NULL DEFAULT 0,
     live           boolean     NOT NULL DEFAULT true,
+    -- Applied inline by the stores that append (inside each append): runners leave it.
+    inline         boolean     NOT NULL DEFAULT false,
     updated_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (name, version, generation)
 );

@@ -7,6 +7,8 @@ CREATE TABLE annals_projections (
     transaction_id INTEGER NOT NULL DEFAULT 0,
     position       INTEGER NOT NULL DEFAULT 0,
     live           INTEGER NOT NULL DEFAULT 1 CHECK (live IN (0, 1)),
+    -- Applied inline by the stores that append (inside each append): runners leave it.
+    inline         INTEGER NOT NULL DEFAULT 0 CHECK (inline IN (0, 1)),
     updated_at     INTEGER NOT NULL, -- microseconds since the Unix epoch, UTC
     PRIMARY KEY (name, version, generation)
 );

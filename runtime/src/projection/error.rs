@@ -110,6 +110,17 @@ pub enum ProjectionError {
         /// The checkpoint this runner started the batch from.
         expected: Checkpoint,
     },
+    /// The projection is applied inline, inside each append, by the stores that append:
+    /// it is never behind the log, and a rebuild beside it would miss the appends made
+    /// while it ran.
+    #[error(
+        "projection `{projection}` is applied inline, inside each append: it cannot be rebuilt \
+         beside its live documents"
+    )]
+    Inline {
+        /// The projection.
+        projection: String,
+    },
     /// A wait for the projection to reach a checkpoint ran out of time.
     #[error(
         "projection `{projection}` did not reach {checkpoint} within {waited:?} (it is at {reached})"

@@ -44,7 +44,7 @@ pub(super) async fn status<S: ProjectionStore>(
 ) -> Result<Status, ProjectionError> {
     let error = |e| ProjectionError::store(name, e);
     let (slot, checkpoint) = store.open_projection(name, version).await.map_err(error)?;
-    if store.inline_projections().contains(&(name, version)) {
+    if slot.inline || store.inline_projections().contains(&(name, version)) {
         // Applied in every append's transaction: at the head, always.
         let last = Checkpoint {
             transaction_id: u64::MAX,
@@ -98,8 +98,8 @@ pub(super) async fn wait_for<S: ProjectionStore>(
     let start = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
-        let (_, reached) = store.open_projection(name, version).await.map_err(error)?;
-        if reached >= target {
+        let (slot, reached) = store.open_projection(name, version).await.map_err(error)?;
+        if slot.inline || reached >= target {
             return Ok(());
         }
         let waited = start.elapsed();

@@ -187,13 +187,23 @@ impl<S: ProjectionStore> Runner<S> {
     }
 
     /// Brings every projection up to the events readable now, then returns: for tests,
-    /// scripts and rebuilds that need no live runner.
+    /// scripts and rebuilds that need no live runner. A projection that fails stops
+    /// before the event that failed; the others go on, and the first error is returned.
     pub async fn catch_up(&self) -> Result<(), ProjectionError> {
+        // Every projection goes as far as it can: one that fails does not hold the others.
+        let mut first = None;
         for job in &self.projections {
-            let mut worker = Worker::open(self.store.clone(), job.clone(), self.options).await?;
-            while worker.step().await? == self.options.batch_size {}
+            let caught_up = async {
+                let mut worker =
+                    Worker::open(self.store.clone(), job.clone(), self.options).await?;
+                while worker.step().await? == self.options.batch_size {}
+                Ok::<_, ProjectionError>(())
+            };
+            if let Err(error) = caught_up.await {
+                first.get_or_insert(error);
+            }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 
     /// Brings every projection up to `checkpoint`, then returns: a catch-up that waits for
@@ -210,12 +220,13 @@ impl<S: ProjectionStore> Runner<S> {
             self.catch_up().await?;
             let mut behind = None;
             for job in &self.projections {
-                let (_, reached) = self
+                let (slot, reached) = self
                     .store
                     .open_projection(job.name(), job.version())
                     .await
                     .map_err(|e| ProjectionError::store(job.name(), e))?;
-                if reached < checkpoint {
+                // An inline projection is never behind the log.
+                if !slot.inline && reached < checkpoint {
                     behind = Some((job.name(), reached));
                     break;
                 }
@@ -273,6 +284,16 @@ impl<S: ProjectionStore> Runner<S> {
     ) -> Result<RebuildProgress, ProjectionError> {
         let described = Described::of::<P>();
         let error = |e| ProjectionError::store(P::NAME, e);
+        let (live, _) = self
+            .store
+            .open_projection(P::NAME, P::VERSION)
+            .await
+            .map_err(error)?;
+        if live.inline {
+            return Err(ProjectionError::Inline {
+                projection: P::NAME.to_owned(),
+            });
+        }
         let slot = self
             .store
             .begin_rebuild(P::NAME, P::VERSION)
@@ -410,7 +431,7 @@ pub struct RunnerHandle<S> {
     runner: Runner<S>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), ProjectionError>>>,
-    failures: Arc<Mutex<HashMap<&'static str, String>>>,
+    failures: Arc<Mutex<HashMap<(&'static str, u32), String>>>,
 }
 
 impl<S: ProjectionStore> RunnerHandle<S> {
@@ -449,13 +470,17 @@ impl<S: ProjectionStore> RunnerHandle<S> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for status in &mut all {
-            status.failure = failures.get(status.name.as_str()).cloned();
+            status.failure = failures
+                .iter()
+                .find(|((name, version), _)| *name == status.name && *version == status.version)
+                .map(|(_, failure)| failure.clone());
         }
         Ok(all)
     }
 
     /// Stops every projection after the batch it is working on (which commits or is
-    /// abandoned whole), and returns the first error that stopped one for good.
+    /// abandoned whole). A task that ended in a panic outside the handlers (which are
+    /// caught) passes it on here.
     pub async fn shutdown(mut self) -> Result<(), ProjectionError> {
         self.stop.send_replace(true);
         let mut first = None;
@@ -487,15 +512,15 @@ async fn follow<S: ProjectionStore>(
     job: Job<S>,
     options: RunnerOptions,
     mut stopped: watch::Receiver<bool>,
-    failures: Arc<Mutex<HashMap<&'static str, String>>>,
+    failures: Arc<Mutex<HashMap<(&'static str, u32), String>>>,
 ) -> Result<(), ProjectionError> {
     let mut signal = store.append_signal();
     let mut worker = None;
     let report = |failure: Option<String>| {
         let mut failures = failures.lock().unwrap_or_else(|p| p.into_inner());
         match failure {
-            Some(text) => failures.insert(job.name(), text),
-            None => failures.remove(job.name()),
+            Some(text) => failures.insert((job.name(), job.version()), text),
+            None => failures.remove(&(job.name(), job.version())),
         };
     };
     loop {
@@ -511,14 +536,25 @@ async fn follow<S: ProjectionStore>(
                 Some(worker) => worker,
                 None => worker.insert(Worker::open(store.clone(), job.clone(), options).await?),
             };
-            worker.step().await
+            if worker.slot.inline {
+                return Ok(None);
+            }
+            worker.step().await.map(Some)
         };
         let wait = match step.await {
-            Ok(read) if read == options.batch_size => {
+            Ok(None) => {
+                tracing::info!(
+                    projection = job.name(),
+                    "applied inline by the stores that append; this runner leaves it"
+                );
+                return Ok(());
+            }
+            Ok(Some(read)) if read == options.batch_size => {
+                report(None);
                 tokio::task::yield_now().await;
                 continue;
             }
-            Ok(_) => {
+            Ok(Some(_)) => {
                 report(None);
                 options.poll_interval
             }

@@ -22,6 +22,9 @@ pub struct Slot {
     pub version: u32,
     /// The read model's generation.
     pub generation: u32,
+    /// Whether a store applies the projection inline, inside each append (recorded in the
+    /// database, so runners of every process leave it alone).
+    pub inline: bool,
 }
 
 /// A store that also keeps projections: their checkpoints and documents, next to the log.

@@ -163,6 +163,10 @@ impl<S: ProjectionStore> Worker<S> {
     /// that does not decode, or whose handler fails, ends the batch before it: what came
     /// before commits, and the error is returned.
     pub(crate) async fn step(&mut self) -> Result<usize, ProjectionError> {
+        if self.slot.inline {
+            // The stores that append apply it inside each append.
+            return Ok(0);
+        }
         let span = tracing::debug_span!("projection batch", projection = self.job.name(), from = %self.checkpoint);
         match self.job.clone() {
             Job::Documents(described) => self.documents(described).instrument(span).await,

@@ -389,6 +389,9 @@ pub async fn racing_runners_apply_each_event_once<S: ProjectionStore>(store: S) 
 /// An inline projection is applied inside each append: its documents are right as soon as
 /// the append returns, with no runner; a runner leaves it alone and waits return at once.
 pub async fn inline_documents_are_never_behind<S: ProjectionStore>(store: S) {
+    // A handle made before: it does not apply the projection, but its runners learn from
+    // the database that the projection is inline, as another process's would.
+    let plain = store.clone();
     let store = store.inline::<Balance>().await.expect("inline");
     assert_eq!(store.inline_projections(), [("balances", 1)]);
     let balances = Documents::<Balance, _>::new(store.clone());
@@ -433,12 +436,21 @@ pub async fn inline_documents_are_never_behind<S: ProjectionStore>(store: S) {
             .expect("a document");
         assert_eq!((balance.balance, balance.applied), (100, 2));
     }
-    // A runner leaves it alone: nothing is applied twice.
-    Runner::new(store.clone())
-        .with::<Balance>()
-        .catch_up()
-        .await
-        .expect("nothing to do");
+    // Runners leave it alone, on this handle or another: nothing is applied twice.
+    for handle in [store.clone(), plain.clone()] {
+        Runner::new(handle)
+            .with::<Balance>()
+            .catch_up()
+            .await
+            .expect("nothing to do");
+    }
+    let running = Runner::new(plain.clone()).with::<Balance>().start();
+    running.shutdown().await.expect("a clean stop");
+    // A rebuild beside it would miss the appends made meanwhile: refused.
+    match Runner::new(plain.clone()).rebuild::<Balance>(|_| {}).await {
+        Err(ProjectionError::Inline { projection }) => assert_eq!(projection, "balances"),
+        other => panic!("expected the rebuild refused, got {other:?}"),
+    }
     let balance = balances
         .get("account-i")
         .await

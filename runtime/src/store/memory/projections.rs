@@ -23,6 +23,8 @@ pub(super) struct Projections {
 struct Generations {
     /// The generation readers see.
     live: u32,
+    /// Applied inline by the stores that append.
+    inline: bool,
     slots: HashMap<u32, Stored>,
 }
 
@@ -59,14 +61,16 @@ impl ProjectionStore for MemoryStore {
             .entry((name.to_owned(), version))
             .or_insert_with(|| Generations {
                 live: 1,
+                inline: false,
                 slots: HashMap::from([(1, Stored::default())]),
             });
-        let live = generations.live;
+        let (live, inline) = (generations.live, generations.inline);
         let checkpoint = generations.slots.entry(live).or_default().checkpoint;
         let slot = Slot {
             name: name.to_owned(),
             version,
             generation: live,
+            inline,
         };
         Ok((slot, checkpoint))
     }
@@ -194,7 +198,16 @@ impl ProjectionStore for MemoryStore {
     }
 
     async fn inline<P: DocumentProjection>(mut self) -> Result<Self, StoreError> {
-        let (slot, _) = self.open_projection(P::NAME, P::VERSION).await?;
+        let (mut slot, _) = self.open_projection(P::NAME, P::VERSION).await?;
+        if let Some(generations) = self
+            .write()
+            .projections
+            .by_name
+            .get_mut(&(P::NAME.to_owned(), P::VERSION))
+        {
+            generations.inline = true;
+        }
+        slot.inline = true;
         self.inline = self.inline.with::<P>(slot);
         Ok(self)
     }
@@ -270,6 +283,7 @@ impl Projections {
                 .entry((slot.name.clone(), slot.version))
                 .or_insert_with(|| Generations {
                     live: slot.generation,
+                    inline: true,
                     slots: HashMap::new(),
                 });
             let stored = generations.slots.entry(slot.generation).or_default();

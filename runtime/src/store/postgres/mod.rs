@@ -87,6 +87,9 @@ pub struct PostgresStore {
     /// commits with its checkpoint, so a commit a crash loses is lost whole, and the
     /// runner applies those events again: derived data needs no flush of its own.
     projector: PgPool,
+    /// The connections SQL-table projections write on: the server's planner settings, as
+    /// for your own queries, and commits that do not wait for the disk (see `projector`).
+    tables: PgPool,
     sql: Arc<Statements>,
     group: Arc<Coalescer<GroupRequest>>,
     writers: Arc<Writers>,
@@ -186,6 +189,12 @@ impl PostgresStore {
         // run: a generic plan is made once per connection.
         let projector = pool_options(pool.options().get_max_connections().clamp(2, 8))
             .connect_lazy_with(own_options.clone().options([("synchronous_commit", "off")]));
+        let tables = pool_options(pool.options().get_max_connections().clamp(2, 8))
+            .connect_lazy_with(
+                (*pool.connect_options())
+                    .clone()
+                    .options([("synchronous_commit", "off")]),
+            );
         let writer_options = own_options.options([("plan_cache_mode", "force_generic_plan")]);
         let (notify, pokes) = mpsc::channel(1);
         tokio::spawn(notify::notify_others(
@@ -197,6 +206,7 @@ impl PostgresStore {
             pool,
             own,
             projector,
+            tables,
             projections: Arc::new(projections::Sql::new(schema)),
             inline: InlineSet::default(),
             sql: Arc::new(sql),

@@ -18,6 +18,7 @@ use crate::store::sql::fold_global;
 #[derive(Debug)]
 pub(super) struct Sql {
     live: String,
+    mark_inline: String,
     start: String,
     checkpoint: String,
     load: String,
@@ -50,8 +51,11 @@ impl Sql {
         );
         Self {
             live: format!(
-                "SELECT generation, transaction_id, position FROM {p} \
+                "SELECT generation, transaction_id, position, inline FROM {p} \
                  WHERE name = $1 AND version = $2 AND live"
+            ),
+            mark_inline: format!(
+                "UPDATE {p} SET inline = true WHERE name = $1 AND version = $2 AND live"
             ),
             start: format!(
                 "INSERT INTO {p} (name, version, generation) VALUES ($1, $2, 1) ON CONFLICT DO NOTHING"
@@ -105,7 +109,7 @@ impl Sql {
                  SELECT count(*) FROM added"
             ),
             lock_live: format!(
-                "SELECT generation, transaction_id, position FROM {p} \
+                "SELECT generation, transaction_id, position, inline FROM {p} \
                  WHERE name = $1 AND version = $2 AND live FOR UPDATE"
             ),
             drop_other_documents: format!(
@@ -316,10 +320,12 @@ fn slot_of(name: &str, version: u32, row: &PgRow) -> Result<(Slot, Checkpoint), 
             "projection `{name}` has a negative generation {generation}"
         )))
     })?;
+    let inline: bool = row.try_get(3).map_err(backend)?;
     let slot = Slot {
         name: name.to_owned(),
         version,
         generation,
+        inline,
     };
     Ok((slot, checkpoint))
 }
@@ -528,7 +534,14 @@ impl ProjectionStore for PostgresStore {
     }
 
     async fn inline<P: DocumentProjection>(mut self) -> Result<Self, StoreError> {
-        let (slot, _) = self.open_projection(P::NAME, P::VERSION).await?;
+        let (mut slot, _) = self.open_projection(P::NAME, P::VERSION).await?;
+        sqlx::query(&self.projections.mark_inline)
+            .bind(P::NAME)
+            .bind(version_param(P::VERSION)?)
+            .execute(&self.projector)
+            .await
+            .map_err(backend)?;
+        slot.inline = true;
         self.inline = self.inline.with::<P>(slot);
         Ok(self)
     }

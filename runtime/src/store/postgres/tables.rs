@@ -16,7 +16,7 @@ impl SqlStore for PostgresStore {
     type Database = Postgres;
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.projector.begin().await.map_err(StoreError::backend)
+        self.tables.begin().await.map_err(StoreError::backend)
     }
 
     async fn advance(

@@ -13,7 +13,7 @@ use crate::projection::{Changes, DocumentProjection, InlineTx, LogAfter, Project
 use crate::store::StoreError;
 use crate::store::sql::convert::{bound, checkpoint_params, limit, stored_checkpoint};
 
-const LIVE: &str = "SELECT generation, transaction_id, position FROM annals_projections \
+const LIVE: &str = "SELECT generation, transaction_id, position, inline FROM annals_projections \
      WHERE name = ?1 AND version = ?2 AND live = 1";
 const START: &str = "INSERT INTO annals_projections (name, version, generation, updated_at) \
      VALUES (?1, ?2, 1, ?3) ON CONFLICT DO NOTHING";
@@ -52,6 +52,8 @@ const DROP_OTHER_GENERATIONS: &str =
     "DELETE FROM annals_projections WHERE name = ?1 AND version = ?2 AND generation <> ?3";
 const NEW_GENERATION: &str = "INSERT INTO annals_projections (name, version, generation, live, updated_at) \
      VALUES (?1, ?2, ?3, 0, ?4)";
+const MARK_INLINE: &str =
+    "UPDATE annals_projections SET inline = 1 WHERE name = ?1 AND version = ?2 AND live = 1";
 const UNSET_LIVE: &str =
     "UPDATE annals_projections SET live = 0 WHERE name = ?1 AND version = ?2 AND live = 1";
 const SET_LIVE: &str = "UPDATE annals_projections SET live = 1, updated_at = ?4 \
@@ -107,10 +109,12 @@ impl ProjectionStore for SqliteStore {
                 row.try_get(1).map_err(backend)?,
                 row.try_get(2).map_err(backend)?,
             )?;
+            let inline: bool = row.try_get(3).map_err(backend)?;
             let slot = Slot {
                 name: name.to_owned(),
                 version,
                 generation,
+                inline,
             };
             Ok((slot, checkpoint))
         };
@@ -332,7 +336,14 @@ impl ProjectionStore for SqliteStore {
     }
 
     async fn inline<P: DocumentProjection>(mut self) -> Result<Self, StoreError> {
-        let (slot, _) = self.open_projection(P::NAME, P::VERSION).await?;
+        let (mut slot, _) = self.open_projection(P::NAME, P::VERSION).await?;
+        sqlx::query(MARK_INLINE)
+            .bind(P::NAME)
+            .bind(P::VERSION)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        slot.inline = true;
         self.inline = self.inline.with::<P>(slot);
         Ok(self)
     }
