@@ -652,6 +652,9 @@ async fn paired_commands(url: &str, results: &mut Results) -> Result<()> {
 /// annals-only figures: its commands and catch-up paired with their baselines, and
 /// `hot_snap_ms` on a much longer history (it should not grow).
 async fn annals_extras(url: &str, sizes: &Sizes, results: &mut Results) -> Result<()> {
+    let note = projections::paired_proj_doc(url, sizes.proj_accounts, PAIRED_ROUNDS).await?;
+    eprintln!("   {note}");
+    results.notes.push(note);
     paired_commands(url, results).await?;
     let sys = Annals::postgres(url, Variant::Plain, false).await?;
     let accounts = seed_accounts(&sys, sizes.catchup_events).await?;

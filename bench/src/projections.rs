@@ -151,7 +151,10 @@ pub async fn proj_doc<S: ProjectionStore>(store: &S, accounts: usize) -> Result<
     store.open_projection(BalanceDoc::NAME, 1).await?;
     crate::settle().await;
     let start = Instant::now();
-    Runner::new(store.clone()).with::<BalanceDoc>().catch_up().await?;
+    Runner::new(store.clone())
+        .with::<BalanceDoc>()
+        .catch_up()
+        .await?;
     let rate = events / start.elapsed().as_secs_f64();
     check_documents(store, accounts).await?;
     Ok(rate)
@@ -467,3 +470,43 @@ pub fn print(results: &Results, systems: &[&str]) {
         );
     }
 }
+
+/// `proj_doc` of annals paired with the floor's on the same rows, alternating for
+/// `rounds` rounds, the order swapped every round; the median of the rounds' ratios, and
+/// the two medians.
+pub async fn paired_proj_doc(url: &str, accounts: usize, rounds: usize) -> Result<String> {
+    let sys = Annals::postgres(url, Variant::Plain, false).await?;
+    let accounts = crate::seed_accounts(&sys, accounts * 10).await?;
+    sys.catchup().await?;
+    let store = sys.store().clone();
+    let reset = || async {
+        annals::sqlx::raw_sql(
+            "DELETE FROM bench_annals.annals_documents; DELETE FROM bench_annals.annals_projections",
+        )
+        .execute(store.pool())
+        .await
+    };
+    let (mut ours, mut floor, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        reset().await?;
+        let (a, b) = if round % 2 == 0 {
+            let a = proj_doc(&store, accounts).await?;
+            (a, floor_proj_doc(url, accounts).await?)
+        } else {
+            let b = floor_proj_doc(url, accounts).await?;
+            (proj_doc(&store, accounts).await?, b)
+        };
+        ours.push(a);
+        floor.push(b);
+        ratios.push(a / b);
+    }
+    Ok(format!(
+        "annals-postgres proj_doc, alternating with sqlx-proj-floor on the same {} events \
+         ({rounds} rounds, medians): {:.0} events/s against {:.0}: {:.2}x.",
+        accounts * 10,
+        crate::median(ours),
+        crate::median(floor),
+        crate::median(ratios)
+    ))
+}
+

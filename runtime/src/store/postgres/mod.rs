@@ -105,6 +105,9 @@ pub struct PostgresStore {
     inline: InlineSet,
 }
 
+/// Connections of the projections' pool.
+const PROJECTOR_CONNECTIONS: u32 = 2;
+
 /// `url` with its password replaced, fit for messages and logs.
 fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
@@ -187,8 +190,14 @@ impl PostgresStore {
         guard.arm();
         // Writers run the group append only, whose custom plans cost more to make than to
         // run: a generic plan is made once per connection.
-        let projector = pool_options(pool.options().get_max_connections().clamp(2, 8))
-            .connect_lazy_with(own_options.clone().options([("synchronous_commit", "off")]));
+        // Few connections, so that they stay in use: a pool below its size opens a new
+        // connection for a request that comes before the last one was handed back, and a
+        // runner's batch makes several requests in a row.
+        let projector = pool_options(PROJECTOR_CONNECTIONS).connect_lazy_with(
+            own_options
+                .clone()
+                .options([("synchronous_commit", "off"), ("jit", "off")]),
+        );
         let tables = pool_options(pool.options().get_max_connections().clamp(2, 8))
             .connect_lazy_with(
                 (*pool.connect_options())

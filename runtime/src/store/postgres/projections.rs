@@ -137,7 +137,9 @@ impl Sql {
                  AND ($3::text IS NULL OR d.key > $3) ORDER BY d.key LIMIT $4"
             ),
             head: format!(
-                "SELECT transaction_id::text::int8, position FROM {e} \
+                // Named apart: as `transaction_id`, the cast would be what `ORDER BY` sorts
+                // by, a sort of every row instead of one step down the key.
+                "SELECT transaction_id::text::int8 AS head_transaction, position FROM {e} \
                  WHERE transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
                  ORDER BY transaction_id DESC, position DESC LIMIT 1"
             ),
@@ -164,7 +166,8 @@ impl Sql {
             log_after: format!(
                 "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) \
                  SELECT \
-                   (SELECT transaction_id::text::int8 FROM {e}, h WHERE transaction_id < h.xmin \
+                   (SELECT transaction_id::text::int8 AS head_transaction FROM {e}, h \
+                      WHERE transaction_id < h.xmin \
                       ORDER BY transaction_id DESC, position DESC LIMIT 1), \
                    (SELECT position FROM {e}, h WHERE transaction_id < h.xmin \
                       ORDER BY transaction_id DESC, position DESC LIMIT 1), \
