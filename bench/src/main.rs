@@ -567,11 +567,13 @@ async fn run_one(
         }
         "cqrs-es" => {
             let connect = |v, _| cqrs_es::Peer::connect(url, v);
-            run(name, sizes, pass, connect, results).await
+            run(name, sizes, pass, connect, results).await?;
+            projections::cqrs_es_pass(url, sizes, results).await
         }
         "esrs" => {
             let connect = |v, _| esrs::Peer::connect(url, v);
-            run(name, sizes, pass, connect, results).await
+            run(name, sizes, pass, connect, results).await?;
+            projections::esrs_pass(url, sizes, results).await
         }
         "disintegrate" => {
             let connect = |v, _| disintegrate::Peer::connect(url, v);

@@ -510,3 +510,28 @@ pub async fn paired_proj_doc(url: &str, accounts: usize, rounds: usize) -> Resul
     ))
 }
 
+
+/// `proj_doc` of cqrs-es, one pass: seeded through its own command path (untimed), then
+/// its `GenericQuery` replayed over every event.
+pub async fn cqrs_es_pass(url: &str, sizes: &Sizes, results: &mut Results) -> Result<()> {
+    let peer = crate::systems::cqrs_es::Peer::connect(url, Variant::Plain).await?;
+    let accounts = crate::seed_accounts(&peer, sizes.proj_accounts * 10).await?;
+    // Untimed first: the first read of new rows sets their hint bits.
+    peer.catchup().await?;
+    let rate = peer.proj_doc(accounts).await?;
+    results.put("cqrs-es", "proj_doc", rate);
+    eprintln!("   proj_doc: {rate:.0} events/s");
+    Ok(())
+}
+
+/// `proj_doc` of esrs, one pass: seeded through its own path (untimed), then its
+/// event-handler rebuild over every event.
+pub async fn esrs_pass(url: &str, sizes: &Sizes, results: &mut Results) -> Result<()> {
+    let peer = crate::systems::esrs::Peer::connect(url, Variant::Plain).await?;
+    let accounts = crate::seed_accounts(&peer, sizes.proj_accounts * 10).await?;
+    peer.catchup().await?;
+    let rate = peer.proj_doc(accounts).await?;
+    results.put("esrs", "proj_doc", rate);
+    eprintln!("   proj_doc: {rate:.0} events/s");
+    Ok(())
+}

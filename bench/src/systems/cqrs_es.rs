@@ -345,3 +345,79 @@ impl System for Peer {
         fold.finish()
     }
 }
+
+/// An account's balance as a cqrs-es `View`, persisted by postgres-es' view repository.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct BalanceView {
+    balance: i64,
+}
+
+impl cqrs_es::View<Account> for BalanceView {
+    fn update(&mut self, event: &EventEnvelope<Account>) {
+        match &event.payload {
+            AccountEvent::Opened { .. } => {}
+            AccountEvent::Deposited { amount } => {
+                self.balance = self.balance.saturating_add_unsigned(*amount);
+            }
+            AccountEvent::Withdrawn { amount } => {
+                self.balance = self.balance.saturating_sub_unsigned(*amount);
+            }
+        }
+    }
+}
+
+/// The view table postgres-es' `PostgresViewRepository` reads and writes, as in its
+/// `db/init.sql`.
+const VIEW_TABLE: &str = "
+DROP TABLE IF EXISTS balance_view;
+CREATE TABLE balance_view
+(
+    view_id text                        NOT NULL,
+    version bigint CHECK (version >= 0) NOT NULL,
+    payload json                        NOT NULL,
+    PRIMARY KEY (view_id)
+);";
+
+impl Peer {
+    /// `proj_doc`: every stored event replayed through a `GenericQuery` over
+    /// `PostgresViewRepository` (which loads and saves the view per event), into a fresh
+    /// view table; events/s, checked against `accounts` accounts of balance 9.
+    pub async fn proj_doc(&self, accounts: usize) -> Result<f64> {
+        use cqrs_es::persist::GenericQuery;
+        use postgres_es::PostgresViewRepository;
+        sqlx::raw_sql(VIEW_TABLE).execute(&self.pool).await?;
+        let views = Arc::new(PostgresViewRepository::<BalanceView, Account>::new(
+            "balance_view",
+            self.pool.clone(),
+        ));
+        let failure: Arc<Mutex<Option<String>>> = Arc::default();
+        let mut query = GenericQuery::new(views);
+        let on_error = Arc::clone(&failure);
+        query.use_error_handler(Box::new(move |e| {
+            let mut failure = on_error.lock().unwrap_or_else(PoisonError::into_inner);
+            failure.get_or_insert(format!("view: {e}"));
+        }));
+        let mut replay = QueryReplay::new(PostgresEventRepository::new(self.pool.clone()), query);
+        let on_error = Arc::clone(&failure);
+        replay.use_error_handler(Box::new(move |e: PersistenceError| {
+            let mut failure = on_error.lock().unwrap_or_else(PoisonError::into_inner);
+            failure.get_or_insert(format!("replay: {e}"));
+        }));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let start = std::time::Instant::now();
+        replay.replay_all().await?;
+        let rate = (accounts * 10) as f64 / start.elapsed().as_secs_f64();
+        if let Some(failure) = failure.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            return Err(failure.into());
+        }
+        let (rows, nines): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE (payload->>'balance')::int8 = 9) FROM balance_view",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if rows != accounts as i64 || nines != rows {
+            return Err(format!("{rows} views ({nines} of balance 9) for {accounts} accounts").into());
+        }
+        Ok(rate)
+    }
+}

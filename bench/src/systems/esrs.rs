@@ -322,3 +322,74 @@ impl System for Peer {
         Ok(catchup)
     }
 }
+
+/// The balance read model as an esrs `EventHandler`, the way its examples write one: each
+/// event updates its row in the read model's table.
+struct BalanceReadModel {
+    pool: PgPool,
+    /// The first failure: a handler returns nothing, so failures are kept for the end.
+    failure: std::sync::Mutex<Option<String>>,
+}
+
+#[async_trait::async_trait]
+impl esrs::handler::EventHandler<Account> for BalanceReadModel {
+    async fn handle(&self, event: &esrs::store::StoreEvent<AccountEvent>) {
+        let delta = match event.payload {
+            AccountEvent::Opened { .. } => 0,
+            AccountEvent::Deposited { amount } => amount as i64,
+            AccountEvent::Withdrawn { amount } => -(amount as i64),
+        };
+        let done = sqlx::query(
+            "INSERT INTO esrs_balances (account, balance) VALUES ($1, $2) \
+             ON CONFLICT (account) DO UPDATE SET balance = esrs_balances.balance + excluded.balance",
+        )
+        .bind(event.aggregate_id)
+        .bind(delta)
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = done {
+            let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+            failure.get_or_insert(e.to_string());
+        }
+    }
+}
+
+impl Peer {
+    /// `proj_doc`: esrs' rebuild of a read model: every stored event streamed
+    /// (`stream_events`) and handed to the `EventHandler`, one row update per event;
+    /// events/s, checked against `accounts` rows of balance 9.
+    pub async fn proj_doc(&self, accounts: usize) -> Result<f64> {
+        use esrs::handler::EventHandler;
+        sqlx::raw_sql(
+            "DROP TABLE IF EXISTS esrs_balances; \
+             CREATE TABLE esrs_balances (account uuid PRIMARY KEY, balance bigint NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        let model = BalanceReadModel {
+            pool: self.pool.clone(),
+            failure: std::sync::Mutex::new(None),
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let start = std::time::Instant::now();
+        let mut events = self.store.stream_events(&self.pool);
+        let mut seen = 0;
+        while let Some(event) = events.try_next().await? {
+            model.handle(&event).await;
+            seen += 1;
+        }
+        let rate = seen as f64 / start.elapsed().as_secs_f64();
+        if let Some(failure) = model.failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(failure.into());
+        }
+        let (rows, nines): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE balance = 9) FROM esrs_balances",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if rows != accounts as i64 || nines != rows || seen != accounts * 10 {
+            return Err(format!("{seen} events, {rows} rows ({nines} of 9) for {accounts} accounts").into());
+        }
+        Ok(rate)
+    }
+}
