@@ -14,8 +14,8 @@ use annals::sqlx::{Postgres, Sqlite, Transaction};
 use annals::{Checkpoint, PostgresStore, SqliteStore};
 
 use crate::system::{Result, System, Variant};
-use crate::{Results, Sizes};
 use crate::systems::annals::{Annals, Deposited, Opened, Withdrawn};
+use crate::{Results, Sizes};
 
 /// Each account's balance, one document per account.
 #[derive(Default, Serialize, Deserialize, Debug)]
@@ -49,7 +49,9 @@ macro_rules! balance_table {
         #[projection(name = "bench_balance_rows")]
         impl $ty {
             #[setup]
-            async fn setup(tx: &mut Transaction<'_, $db>) -> std::result::Result<(), annals::sqlx::Error> {
+            async fn setup(
+                tx: &mut Transaction<'_, $db>,
+            ) -> std::result::Result<(), annals::sqlx::Error> {
                 annals::sqlx::query(concat!(
                     "CREATE TABLE IF NOT EXISTS ",
                     $table,
@@ -127,7 +129,9 @@ async fn check_documents<S: ProjectionStore>(store: &S, accounts: usize) -> Resu
         let page = documents.list(after.as_deref(), 5_000).await?;
         for (key, document) in &page.items {
             if document.balance != 9 {
-                return Err(format!("document {key} has balance {}, not 9", document.balance).into());
+                return Err(
+                    format!("document {key} has balance {}, not 9", document.balance).into(),
+                );
             }
         }
         seen += page.items.len();
@@ -222,8 +226,12 @@ pub async fn proj_lag(url: &str, commands: usize, rate: f64) -> Result<(f64, f64
     let lags: Arc<Mutex<Vec<f64>>> = Arc::default();
     let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let watcher = {
-        let (pending, lags, watching, store) =
-            (pending.clone(), lags.clone(), watching.clone(), store.clone());
+        let (pending, lags, watching, store) = (
+            pending.clone(),
+            lags.clone(),
+            watching.clone(),
+            store.clone(),
+        );
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_micros(500));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -338,11 +346,13 @@ pub async fn floor_proj_doc(url: &str, accounts: usize) -> Result<f64> {
         .bind(&values)
         .execute(&mut *tx)
         .await?;
-        annals::sqlx::query("UPDATE floor_checkpoint SET transaction_id = $1, position = $2 WHERE id = 1")
-            .bind(transaction)
-            .bind(position)
-            .execute(&mut *tx)
-            .await?;
+        annals::sqlx::query(
+            "UPDATE floor_checkpoint SET transaction_id = $1, position = $2 WHERE id = 1",
+        )
+        .bind(transaction)
+        .bind(position)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         if read_rows < PAGE {
             break;
@@ -384,7 +394,12 @@ fn note_inline(results: &mut Results, name: &str, statements: f64) {
         "{name} cmd_1_inline: {statements:.1} statements per deposit on a warm account, plus the \
          transaction's BEGIN (against cmd_1's in the table above)."
     );
-    if !results.notes.contains(&note) && !results.notes.iter().any(|n| n.starts_with(&format!("{name} cmd_1_inline"))) {
+    if !results.notes.contains(&note)
+        && !results
+            .notes
+            .iter()
+            .any(|n| n.starts_with(&format!("{name} cmd_1_inline")))
+    {
         results.notes.push(note);
     }
 }
@@ -415,7 +430,11 @@ pub async fn postgres_pass(url: &str, sizes: &Sizes, results: &mut Results) -> R
 }
 
 /// The read-side measures of annals on a SQLite file at `path`, one pass.
-pub async fn sqlite_pass(path: &std::path::Path, sizes: &Sizes, results: &mut Results) -> Result<()> {
+pub async fn sqlite_pass(
+    path: &std::path::Path,
+    sizes: &Sizes,
+    results: &mut Results,
+) -> Result<()> {
     const NAME: &str = "annals-sqlite";
     let sys = Annals::sqlite(path, Variant::Plain, false).await?;
     let accounts = crate::seed_accounts(&sys, sizes.proj_accounts * 10).await?;
@@ -532,7 +551,6 @@ pub async fn paired_proj_doc(url: &str, accounts: usize, rounds: usize) -> Resul
         crate::median(ratios)
     ))
 }
-
 
 /// `proj_doc` of cqrs-es, one pass: seeded through its own command path (untimed), then
 /// its `GenericQuery` replayed over every event.

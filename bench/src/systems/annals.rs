@@ -139,7 +139,11 @@ impl<S: EventStore> Annals<S> {
 
     /// A deposit through the repository; where its event is in the global order.
     pub async fn deposit_at(&self, id: &str, amount: u64) -> Result<Option<Checkpoint>> {
-        Ok(self.plain.execute(id, Deposit { amount }).await?.last_checkpoint)
+        Ok(self
+            .plain
+            .execute(id, Deposit { amount })
+            .await?
+            .last_checkpoint)
     }
 }
 

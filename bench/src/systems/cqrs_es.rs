@@ -407,7 +407,11 @@ impl Peer {
         let start = std::time::Instant::now();
         replay.replay_all().await?;
         let rate = (accounts * 10) as f64 / start.elapsed().as_secs_f64();
-        if let Some(failure) = failure.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        if let Some(failure) = failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             return Err(failure.into());
         }
         let (rows, nines): (i64, i64) = sqlx::query_as(
@@ -416,7 +420,9 @@ impl Peer {
         .fetch_one(&self.pool)
         .await?;
         if rows != accounts as i64 || nines != rows {
-            return Err(format!("{rows} views ({nines} of balance 9) for {accounts} accounts").into());
+            return Err(
+                format!("{rows} views ({nines} of balance 9) for {accounts} accounts").into(),
+            );
         }
         Ok(rate)
     }

@@ -379,7 +379,12 @@ impl Peer {
             seen += 1;
         }
         let rate = seen as f64 / start.elapsed().as_secs_f64();
-        if let Some(failure) = model.failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(failure) = model
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             return Err(failure.into());
         }
         let (rows, nines): (i64, i64) = sqlx::query_as(
@@ -388,7 +393,10 @@ impl Peer {
         .fetch_one(&self.pool)
         .await?;
         if rows != accounts as i64 || nines != rows || seen != accounts * 10 {
-            return Err(format!("{seen} events, {rows} rows ({nines} of 9) for {accounts} accounts").into());
+            return Err(format!(
+                "{seen} events, {rows} rows ({nines} of 9) for {accounts} accounts"
+            )
+            .into());
         }
         Ok(rate)
     }
