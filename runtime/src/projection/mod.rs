@@ -12,6 +12,7 @@
 mod describe;
 mod document;
 mod error;
+mod in_memory;
 pub(crate) mod inline;
 mod live;
 mod meta;
@@ -25,6 +26,7 @@ mod worker;
 pub use describe::Registration;
 pub use document::{Change, DocumentKey, DocumentProjection, Documents, IntoChange, Page, Routed};
 pub use error::{HandlerError, ProjectionError};
+pub use in_memory::InMemory;
 pub(crate) use inline::{InlineSet, InlineTx};
 pub use live::project_live;
 pub use meta::EventMeta;

@@ -781,3 +781,58 @@ pub async fn old_events_upcast_with_their_record_for_projections<S: ProjectionSt
         Some(joins)
     );
 }
+
+/// Projections kept in memory over the store's log: built by a runner, read by key, gone
+/// with the wrapper, and never written to the store.
+pub async fn documents_kept_in_memory_over_the_log<S: ProjectionStore>(store: S) {
+    use annals::projection::InMemory;
+    open(&store, "mem", "ann").await;
+    let last = deposit(&store, "mem", 4).await.expect("an event");
+    let memory = InMemory::new(store.clone());
+    up_to(&Runner::new(memory.clone()).with::<Balance>(), last).await;
+    let balances = Documents::<Balance, _>::new(memory.clone());
+    let balance = balances
+        .get("account-mem")
+        .await
+        .expect("get")
+        .expect("a document");
+    assert_eq!((balance.balance, balance.applied), (4, 2));
+    assert_eq!(
+        status_of::<Balance, _>(&memory)
+            .await
+            .expect("status")
+            .checkpoint,
+        last
+    );
+    // The store's own read models are untouched, and a new wrapper starts empty.
+    assert_eq!(
+        Documents::<Balance, _>::new(store.clone())
+            .get("account-mem")
+            .await
+            .expect("get"),
+        None
+    );
+    let fresh = InMemory::new(store.clone());
+    assert_eq!(
+        Documents::<Balance, _>::new(fresh)
+            .get("account-mem")
+            .await
+            .expect("get"),
+        None
+    );
+    // Appends through the wrapper reach the log, and a live runner follows them.
+    let running = Runner::new(memory.clone()).with::<Balance>().start();
+    let last = deposit(&memory, "mem", 6).await.expect("an event");
+    running
+        .wait_for(last, Duration::from_secs(10))
+        .await
+        .expect("applied");
+    running.shutdown().await.expect("a clean stop");
+    let balance = balances
+        .get("account-mem")
+        .await
+        .expect("get")
+        .expect("a document");
+    assert_eq!(balance.balance, 10);
+    assert!(memory.clone().inline::<Balance>().await.is_err());
+}
