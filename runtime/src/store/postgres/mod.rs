@@ -9,6 +9,7 @@ mod inline;
 mod migrate;
 mod notify;
 mod options;
+mod projection_sql;
 mod projections;
 mod read;
 mod session;
@@ -100,7 +101,7 @@ pub struct PostgresStore {
     /// The check of each new connection's cluster (see `cluster::Guard`).
     cluster: Arc<cluster::Guard>,
     /// The projections' SQL.
-    projections: Arc<projections::Sql>,
+    projections: Arc<projection_sql::Sql>,
     /// The projections applied inside each append.
     inline: InlineSet,
 }
@@ -216,7 +217,7 @@ impl PostgresStore {
             own,
             projector,
             tables,
-            projections: Arc::new(projections::Sql::new(schema)),
+            projections: Arc::new(projection_sql::Sql::new(schema)),
             inline: InlineSet::default(),
             sql: Arc::new(sql),
             group: Arc::new(Coalescer::new(writers, GROUP_MAX_EVENTS)),

@@ -1,0 +1,336 @@
+//! The projection SQL of a PostgreSQL store, its schema spliced in once, and the
+//! statements that run on a connection the caller holds.
+
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use crate::event::Checkpoint;
+use crate::projection::{Changes, Slot};
+use crate::store::StoreError;
+use crate::store::sql::convert::{checkpoint_params, stored_checkpoint};
+
+/// The projection SQL of one store, its schema spliced in once (a validated identifier).
+#[derive(Debug)]
+pub(super) struct Sql {
+    pub(super) live: String,
+    pub(super) mark_inline: String,
+    pub(super) start: String,
+    pub(super) checkpoint: String,
+    pub(super) load: String,
+    pub(super) lock: String,
+    pub(super) commit: String,
+    pub(super) advance: String,
+    pub(super) write: String,
+    pub(super) lock_live: String,
+    pub(super) drop_other_documents: String,
+    pub(super) drop_other_generations: String,
+    pub(super) new_generation: String,
+    pub(super) unset_live: String,
+    pub(super) set_live: String,
+    pub(super) read_live: String,
+    pub(super) list_live: String,
+    pub(super) log_after: String,
+    pub(super) head: String,
+    pub(super) fold_named: String,
+    pub(super) horizon: String,
+}
+
+impl Sql {
+    pub(super) fn new(schema: &str) -> Self {
+        let p = format!("\"{schema}\".annals_projections");
+        let d = format!("\"{schema}\".annals_documents");
+        let e = format!("\"{schema}\".annals_events");
+        let live_join = format!(
+            "FROM {d} d JOIN {p} p ON p.name = d.name AND p.version = d.version \
+             AND p.generation = d.generation AND p.live"
+        );
+        Self {
+            live: format!(
+                "SELECT generation, transaction_id, position, inline FROM {p} \
+                 WHERE name = $1 AND version = $2 AND live"
+            ),
+            mark_inline: format!(
+                "UPDATE {p} SET inline = true WHERE name = $1 AND version = $2 AND live"
+            ),
+            start: format!(
+                "INSERT INTO {p} (name, version, generation) VALUES ($1, $2, 1) ON CONFLICT DO NOTHING"
+            ),
+            checkpoint: format!(
+                "SELECT transaction_id, position FROM {p} WHERE name = $1 AND version = $2 AND generation = $3"
+            ),
+            load: format!(
+                "SELECT key, body::text FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
+                 AND key = ANY($4) ORDER BY key"
+            ),
+            // An inline projection's documents, locked until the append commits, in key
+            // order (two appends that share documents lock them in one order): a
+            // concurrent append changing one waits, then reads what this one wrote.
+            lock: format!(
+                "SELECT key, body::text FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
+                 AND key = ANY($4) ORDER BY key FOR UPDATE"
+            ),
+            // The checkpoint moves only from where the batch started; the documents change
+            // only if it did. A second runner's update waits for the first to commit, then
+            // finds the checkpoint moved and changes nothing.
+            commit: format!(
+                "WITH moved AS (UPDATE {p} SET transaction_id = $4, position = $5, updated_at = now() \
+                   WHERE name = $1 AND version = $2 AND generation = $3 \
+                     AND transaction_id = $6 AND position = $7 RETURNING 1), \
+                 gone AS (DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
+                   AND key = ANY($8) AND EXISTS (SELECT 1 FROM moved)), \
+                 put AS (INSERT INTO {d} (name, version, generation, key, body) \
+                   SELECT $1, $2, $3, u.key, u.body::jsonb FROM UNNEST($9::text[], $10::text[]) AS u(key, body) \
+                   WHERE EXISTS (SELECT 1 FROM moved) \
+                   ON CONFLICT (name, version, generation, key) DO UPDATE SET body = excluded.body) \
+                 SELECT count(*) FROM moved"
+            ),
+            advance: format!(
+                "UPDATE {p} SET transaction_id = $4, position = $5, updated_at = now() \
+                 WHERE name = $1 AND version = $2 AND generation = $3 \
+                   AND transaction_id = $6 AND position = $7"
+            ),
+            // The documents alone, for inline projections inside an append's transaction:
+            // those it locked are updated; new ones are inserted only if still absent, and
+            // the count tells the caller whether another append created one meanwhile.
+            write: format!(
+                "WITH gone AS (DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
+                   AND key = ANY($4)), \
+                 changed AS (UPDATE {d} AS d SET body = u.body::jsonb \
+                   FROM UNNEST($5::text[], $6::text[]) AS u(key, body) \
+                   WHERE d.name = $1 AND d.version = $2 AND d.generation = $3 AND d.key = u.key), \
+                 added AS (INSERT INTO {d} (name, version, generation, key, body) \
+                   SELECT $1, $2, $3, u.key, u.body::jsonb FROM UNNEST($7::text[], $8::text[]) AS u(key, body) \
+                   ON CONFLICT (name, version, generation, key) DO NOTHING RETURNING 1) \
+                 SELECT count(*) FROM added"
+            ),
+            lock_live: format!(
+                "SELECT generation, transaction_id, position, inline FROM {p} \
+                 WHERE name = $1 AND version = $2 AND live FOR UPDATE"
+            ),
+            drop_other_documents: format!(
+                "DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation <> $3"
+            ),
+            drop_other_generations: format!(
+                "DELETE FROM {p} WHERE name = $1 AND version = $2 AND generation <> $3"
+            ),
+            new_generation: format!(
+                "INSERT INTO {p} (name, version, generation, live) VALUES ($1, $2, $3, false)"
+            ),
+            unset_live: format!(
+                "UPDATE {p} SET live = false WHERE name = $1 AND version = $2 AND live"
+            ),
+            set_live: format!(
+                "UPDATE {p} SET live = true, updated_at = now() \
+                 WHERE name = $1 AND version = $2 AND generation = $3"
+            ),
+            read_live: format!(
+                "SELECT d.key, d.body::text {live_join} WHERE d.name = $1 AND d.version = $2 \
+                 AND d.key = ANY($3) ORDER BY d.key"
+            ),
+            list_live: format!(
+                "SELECT d.key, d.body::text {live_join} WHERE d.name = $1 AND d.version = $2 \
+                 AND ($3::text IS NULL OR d.key > $3) ORDER BY d.key LIMIT $4"
+            ),
+            head: format!(
+                // Named apart: as `transaction_id`, the cast would be what `ORDER BY` sorts
+                // by, a sort of every row instead of one step down the key.
+                "SELECT transaction_id::text::int8 AS head_transaction, position FROM {e} \
+                 WHERE transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
+                 ORDER BY transaction_id DESC, position DESC LIMIT 1"
+            ),
+            // `fold_all`'s columns and order, up to a head read before, for some names.
+            fold_named: format!(
+                "SELECT stream_version, position, event_name, event_version, payload, stream_id, \
+                   transaction_id FROM {e} \
+                 WHERE (transaction_id, position) > ($1::int8::text::xid8, $2::int8) \
+                   AND (transaction_id, position) <= ($3::int8::text::xid8, $4::int8) \
+                   AND event_name = ANY($6) \
+                 ORDER BY transaction_id, position LIMIT $5"
+            ),
+            // The oldest running transaction, whose id is the readers' bound, and what it
+            // holds back: a backend's `backend_xid` is that id's low 32 bits.
+            horizon: format!(
+                "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) \
+                 SELECT a.pid, a.application_name, \
+                   EXTRACT(EPOCH FROM (now() - a.xact_start))::float8, \
+                   (SELECT count(*) FROM {e}, h WHERE transaction_id >= h.xmin) \
+                 FROM h LEFT JOIN pg_stat_activity a \
+                   ON a.backend_xid::text::int8 = (h.xmin::text::int8 & 4294967295)"
+            ),
+            // Only what a reader can see: below the oldest running transaction.
+            log_after: format!(
+                "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) \
+                 SELECT \
+                   (SELECT transaction_id::text::int8 AS head_transaction FROM {e}, h \
+                      WHERE transaction_id < h.xmin \
+                      ORDER BY transaction_id DESC, position DESC LIMIT 1), \
+                   (SELECT position FROM {e}, h WHERE transaction_id < h.xmin \
+                      ORDER BY transaction_id DESC, position DESC LIMIT 1), \
+                   (SELECT count(*) FROM {e}, h WHERE transaction_id < h.xmin \
+                      AND (transaction_id, position) > ($1::int8::text::xid8, $2::int8)), \
+                   (SELECT recorded_at FROM {e}, h WHERE transaction_id < h.xmin \
+                      AND (transaction_id, position) > ($1::int8::text::xid8, $2::int8) \
+                      ORDER BY transaction_id, position LIMIT 1)"
+            ),
+        }
+    }
+}
+
+impl Sql {
+    /// The slot's documents under `keys`, on `conn`, locked until its transaction ends.
+    pub(super) async fn lock_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        slot: &Slot,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        documents_on(&self.lock, conn, slot, keys).await
+    }
+
+    /// The slot's documents under `keys`, on `conn`.
+    pub(super) async fn load_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        slot: &Slot,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        documents_on(&self.load, conn, slot, keys).await
+    }
+
+    /// Moves the slot's checkpoint from `from` to `to` on `conn`; `false` when it is no
+    /// longer at `from`.
+    pub(super) async fn advance_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        slot: &Slot,
+        from: Checkpoint,
+        to: Checkpoint,
+    ) -> Result<bool, StoreError> {
+        let (from_tx, from_pos) = checkpoint_params(from);
+        let (to_tx, to_pos) = checkpoint_params(to);
+        let moved = sqlx::query(&self.advance)
+            .bind(&slot.name)
+            .bind(version_param(slot.version)?)
+            .bind(generation_param(slot)?)
+            .bind(to_tx)
+            .bind(to_pos)
+            .bind(from_tx)
+            .bind(from_pos)
+            .execute(conn)
+            .await
+            .map_err(backend)?;
+        Ok(moved.rows_affected() == 1)
+    }
+
+    /// Stores and deletes documents of the slot, on `conn`.
+    /// `false`, with nothing to commit, when a document absent from `locked` was
+    /// created meanwhile by another transaction.
+    pub(super) async fn write_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        slot: &Slot,
+        changes: Changes,
+        locked: &[String],
+    ) -> Result<bool, StoreError> {
+        let (keys, bodies, deleted) = split(changes);
+        let (mut old, mut new) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+        for (key, body) in keys.into_iter().zip(bodies) {
+            let side = if locked.contains(&key) {
+                &mut old
+            } else {
+                &mut new
+            };
+            side.0.push(key);
+            side.1.push(body);
+        }
+        let expected = new.0.len();
+        let added: i64 = sqlx::query_scalar(&self.write)
+            .bind(&slot.name)
+            .bind(version_param(slot.version)?)
+            .bind(generation_param(slot)?)
+            .bind(&deleted)
+            .bind(&old.0)
+            .bind(&old.1)
+            .bind(&new.0)
+            .bind(&new.1)
+            .fetch_one(conn)
+            .await
+            .map_err(backend)?;
+        Ok(usize::try_from(added).is_ok_and(|added| added == expected))
+    }
+}
+
+/// The keys and bodies to store, and the keys to delete.
+pub(super) fn split(changes: Changes) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (mut keys, mut bodies, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, body) in changes {
+        match body {
+            Some(body) => {
+                keys.push(key);
+                bodies.push(body);
+            }
+            None => deleted.push(key),
+        }
+    }
+    (keys, bodies, deleted)
+}
+
+pub(super) fn backend(error: sqlx::Error) -> StoreError {
+    StoreError::backend(error)
+}
+
+pub(super) fn version_param(version: u32) -> Result<i32, StoreError> {
+    i32::try_from(version).map_err(|_| {
+        StoreError::backend(std::io::Error::other(format!(
+            "projection version {version} is beyond the column's {}",
+            i32::MAX
+        )))
+    })
+}
+
+pub(super) fn generation_param(slot: &Slot) -> Result<i32, StoreError> {
+    version_param(slot.generation)
+}
+
+pub(super) fn slot_of(
+    name: &str,
+    version: u32,
+    row: &PgRow,
+) -> Result<(Slot, Checkpoint), StoreError> {
+    let generation: i32 = row.try_get(0).map_err(backend)?;
+    let checkpoint = stored_checkpoint(
+        name,
+        row.try_get(1).map_err(backend)?,
+        row.try_get(2).map_err(backend)?,
+    )?;
+    let generation = u32::try_from(generation).map_err(|_| {
+        StoreError::backend(std::io::Error::other(format!(
+            "projection `{name}` has a negative generation {generation}"
+        )))
+    })?;
+    let inline: bool = row.try_get(3).map_err(backend)?;
+    let slot = Slot {
+        name: name.to_owned(),
+        version,
+        generation,
+        inline,
+    };
+    Ok((slot, checkpoint))
+}
+
+/// `sql` (a slot's documents under keys `$4`) on `conn`.
+async fn documents_on(
+    sql: &str,
+    conn: &mut sqlx::PgConnection,
+    slot: &Slot,
+    keys: &[String],
+) -> Result<Vec<(String, String)>, StoreError> {
+    sqlx::query_as(sql)
+        .bind(&slot.name)
+        .bind(version_param(slot.version)?)
+        .bind(generation_param(slot)?)
+        .bind(keys)
+        .fetch_all(conn)
+        .await
+        .map_err(backend)
+}
