@@ -330,6 +330,7 @@ impl<'a> StoredEvent<'a> {
     }
 
     /// A lean view of a row: what decoding needs and where the event is.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn lean(
         stream_id: &'a str,
         stream_version: u64,

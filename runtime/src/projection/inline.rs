@@ -159,6 +159,7 @@ pub(crate) async fn apply<T: InlineTx>(
 
 /// The records of events just appended to `stream`, from what the append knows: for
 /// projections that read no metadata, what decoding and keys need.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn records(
     stream: &str,
     first_version: u64,

@@ -1,7 +1,10 @@
 //! One projection's work: read a batch after its checkpoint, apply it, commit it with the
 //! checkpoint; for document projections and for SQL-table projections.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use std::collections::HashSet;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use std::sync::Arc;
 
 use tracing::Instrument;

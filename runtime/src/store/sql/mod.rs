@@ -19,7 +19,9 @@ pub(crate) use convert::{bound, limit, storable, stored, to_fingerprint};
 pub(crate) use migrate::{
     Migration, MigrationConnection, MigrationTable, Refused, migrate, migration_connection,
 };
+#[cfg_attr(not(feature = "postgres"), allow(unused_imports))]
 pub(crate) use read::{fold_global, fold_stream, read_stream, stream_version};
+#[cfg_attr(not(feature = "sqlite"), allow(unused_imports))]
 pub(crate) use row::{
     LeanRow, SnapshotRows, records_until_unreadable, snapshot_from_row, split_snapshot_rows,
     without_snapshot,

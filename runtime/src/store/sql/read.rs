@@ -38,6 +38,7 @@ where
 
 /// `sql` (lean rows of stream `?1` with versions `?2..=?3`) on `executor`, each row handed
 /// to `f` as it arrives.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) async fn fold_stream<'c, D, X, F, E>(
     executor: X,
     sql: &str,
@@ -90,6 +91,7 @@ where
 
 /// Hands each lean row of the global order in `rows` to `f` as it arrives, with its
 /// checkpoint; returns how many rows `f` took.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) async fn fold_global<D, F, E>(
     rows: BoxStream<'_, Result<D::Row, sqlx::Error>>,
     mut f: F,

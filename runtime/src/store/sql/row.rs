@@ -80,7 +80,8 @@ pub(crate) trait LeanRow<'r> {
     fn text(&self, index: usize) -> Result<&'r str, String>;
 }
 
-/// A driver's row of dialect `D`, read as a lean row.
+/// A driver's row of dialect `D`, read as a lean row (PostgreSQL's; SQLite steps its own).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) struct DriverRow<'r, D: Dialect>(pub(crate) &'r D::Row);
 
 impl<'r, D: Dialect> LeanRow<'r> for DriverRow<'r, D> {
@@ -276,6 +277,7 @@ pub(crate) async fn without_snapshot<S: StoreSession>(
 /// Hands each row of a streamed query to `f` as it arrives, so decoding overlaps the
 /// transfer and a page is never held whole; stops at the first error. Returns how many
 /// rows `f` took.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) async fn for_each_row<R, E>(
     mut rows: BoxStream<'_, Result<R, sqlx::Error>>,
     mut f: impl FnMut(&R) -> Result<(), E>,
