@@ -16,6 +16,7 @@ mod in_memory;
 pub(crate) mod inline;
 mod live;
 mod meta;
+pub mod metrics;
 mod progress;
 mod runner;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

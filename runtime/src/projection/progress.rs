@@ -69,6 +69,7 @@ pub(super) async fn status<S: ProjectionStore>(
         .first_recorded_at
         .and_then(|at| (Utc::now() - at).to_std().ok())
         .unwrap_or_default();
+    super::metrics::lag(name, version, after.events, lag);
     Ok(Status {
         name: name.to_owned(),
         version,

@@ -567,6 +567,7 @@ async fn follow<S: ProjectionStore>(
             }
             Err(error) => {
                 tracing::error!(projection = job.name(), %error, "projection batch failed; retrying");
+                super::metrics::failure(job.name(), job.version());
                 report(Some(error.to_string()));
                 // Reopened after a failure: the checkpoint is read again from the store.
                 worker = None;

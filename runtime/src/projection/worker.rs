@@ -171,13 +171,18 @@ impl<S: ProjectionStore> Worker<S> {
             return Ok(0);
         }
         let span = tracing::debug_span!("projection batch", projection = self.job.name(), from = %self.checkpoint);
-        match self.job.clone() {
+        let start = std::time::Instant::now();
+        let done = match self.job.clone() {
             Job::Documents(described) => self.documents(described).instrument(span).await,
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
             Job::Tables(run) => self.tables(run.as_ref()).instrument(span).await,
             #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
             Job::Never(_, never) => match never {},
+        };
+        if let Ok(read @ 1..) = done {
+            super::metrics::batch(self.job.name(), self.job.version(), read, start.elapsed());
         }
+        done
     }
 
     async fn documents(&mut self, described: Described) -> Result<usize, ProjectionError> {
