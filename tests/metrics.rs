@@ -11,8 +11,7 @@ use annals::projection::{Runner, metrics as names, status_of};
 use annals_tests::domain::{Account, Deposit, Open};
 use annals_tests::views::{Balance, Fragile};
 use metrics::{
-    Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
-    SharedString, Unit,
+    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
 
 /// Every sample of one histogram.
