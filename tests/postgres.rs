@@ -897,3 +897,99 @@ async fn the_status_names_the_transaction_holding_the_readers_back() {
         .await
         .expect("caught up once it ended");
 }
+
+/// A runner whose database connections are terminated under it, several times, while
+/// commands keep arriving, reconnects and goes on: every event applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_survives_its_connections_being_terminated() {
+    use annals::projection::{Documents, Runner, RunnerOptions};
+    use annals_tests::domain::{Account, Deposit, Open};
+    use annals_tests::views::Balance;
+
+    // A name of its own, so that the test ends only this store's connections.
+    let application = format!("annals_cut_{}", annals::uuid::Uuid::now_v7().simple());
+    let base = annals_tests::database_url();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}application_name={application}");
+    let schema = format!("annals_t_{}", annals::uuid::Uuid::now_v7().simple());
+    let _guard = annals_tests::SchemaGuard::new(schema.clone());
+    let options = annals::PostgresOptions::new(url)
+        .schema(schema)
+        .max_connections(4);
+    let store = PostgresStore::connect_with(options).await.expect("open");
+    let accounts = Repository::<Account, _>::new(store.clone());
+    for n in 0..4 {
+        accounts
+            .execute(&format!("c{n}"), Open("ann".into()))
+            .await
+            .expect("open");
+    }
+    let running = Runner::new(store.clone())
+        .with::<Balance>()
+        .options(
+            RunnerOptions::default()
+                .batch_size(5)
+                .retry_interval(Duration::from_millis(10)),
+        )
+        .start();
+    let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
+    let mut last = None;
+    let mut terminated = 0;
+    for round in 0..10 {
+        for n in 0..4 {
+            // An append may meet a connection that was just terminated: it fails whole,
+            // writes nothing, and is sent again.
+            loop {
+                match accounts.execute(&format!("c{n}"), Deposit(1)).await {
+                    Ok(done) => {
+                        last = done.last_checkpoint;
+                        break;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                }
+            }
+        }
+        let (ended,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+        )
+        .bind(&application)
+        .fetch_one(&mut admin)
+        .await
+        .expect("terminate the store's connections");
+        terminated += ended;
+        tokio::time::sleep(Duration::from_millis(3 * round)).await;
+    }
+    assert!(
+        terminated >= 10,
+        "connections were terminated: {terminated}"
+    );
+    running
+        .wait_for(last, Duration::from_secs(30))
+        .await
+        .expect("the runner reconnected and caught up");
+    running.shutdown().await.expect("a clean stop");
+    // A pooled connection the last termination ended fails its next use once, as any
+    // read on a connection the server ended does: read again.
+    let balances = Documents::<Balance, _>::new(store.clone());
+    for n in 0..4 {
+        let stream = format!("account-c{n}");
+        let mut found = None;
+        for _ in 0..5 {
+            if let (Ok(events), Ok(Some(balance))) = (
+                store.stream_version(&stream).await,
+                balances.get(stream.as_str()).await,
+            ) {
+                found = Some((events, balance));
+                break;
+            }
+        }
+        let (events, balance) = found.expect("read after the terminations");
+        assert_eq!(
+            u64::from(balance.applied),
+            events,
+            "{stream}: each event once"
+        );
+        assert_eq!(balance.balance, 10, "{stream}");
+    }
+}
