@@ -12,8 +12,10 @@
 mod describe;
 mod document;
 mod error;
+mod follow;
 mod in_memory;
 pub(crate) mod inline;
+mod lease;
 mod live;
 mod meta;
 pub mod metrics;
@@ -29,6 +31,7 @@ pub use document::{Change, DocumentKey, DocumentProjection, Documents, IntoChang
 pub use error::{HandlerError, ProjectionError};
 pub use in_memory::InMemory;
 pub(crate) use inline::{InlineSet, InlineTx};
+pub use lease::{Held, Lease};
 pub use live::project_live;
 pub use meta::EventMeta;
 pub use progress::{Status, status_of, wait_for_projection};

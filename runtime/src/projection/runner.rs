@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::describe::{Described, registered};
+use super::follow::{Failures, follow};
 use super::progress::{self, Status};
 use super::worker::{Job, Worker};
 use super::{DocumentProjection, ProjectionError, ProjectionStore};
@@ -26,6 +27,10 @@ pub struct RunnerOptions {
     pub poll_interval: Duration,
     /// How long a projection that failed waits before trying its batch again.
     pub retry_interval: Duration,
+    /// How often a runner without a projection's lease asks for it again, so how soon it
+    /// takes over from a runner that died; a runner that holds a lease checks it twice
+    /// as often.
+    pub takeover_interval: Duration,
 }
 
 impl Default for RunnerOptions {
@@ -34,6 +39,7 @@ impl Default for RunnerOptions {
             batch_size: 4096,
             poll_interval: Duration::from_millis(250),
             retry_interval: Duration::from_secs(1),
+            takeover_interval: Duration::from_secs(2),
         }
     }
 }
@@ -50,6 +56,13 @@ impl RunnerOptions {
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
+        self
+    }
+
+    /// Sets how often a lease is asked for, and checked.
+    #[must_use]
+    pub fn takeover_interval(mut self, interval: Duration) -> Self {
+        self.takeover_interval = interval;
         self
     }
 
@@ -431,7 +444,7 @@ pub struct RunnerHandle<S> {
     runner: Runner<S>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), ProjectionError>>>,
-    failures: Arc<Mutex<HashMap<(&'static str, u32), String>>>,
+    failures: Failures,
 }
 
 impl<S: ProjectionStore> RunnerHandle<S> {
@@ -502,92 +515,6 @@ impl<S> Drop for RunnerHandle<S> {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
-        }
-    }
-}
-
-/// One projection's task: batches while behind, then a wait for the next append.
-async fn follow<S: ProjectionStore>(
-    store: S,
-    job: Job<S>,
-    options: RunnerOptions,
-    mut stopped: watch::Receiver<bool>,
-    failures: Arc<Mutex<HashMap<(&'static str, u32), String>>>,
-) -> Result<(), ProjectionError> {
-    let mut signal = store.append_signal();
-    let mut worker = None;
-    let report = |failure: Option<String>| {
-        let mut failures = failures.lock().unwrap_or_else(|p| p.into_inner());
-        match failure {
-            Some(text) => failures.insert((job.name(), job.version()), text),
-            None => failures.remove(&(job.name(), job.version())),
-        };
-    };
-    loop {
-        if *stopped.borrow() {
-            return Ok(());
-        }
-        // Marked seen before reading: an append during the read wakes the wait below.
-        if let Some(signal) = &mut signal {
-            signal.borrow_and_update();
-        }
-        let step = async {
-            let worker = match &mut worker {
-                Some(worker) => worker,
-                None => worker.insert(Worker::open(store.clone(), job.clone(), options).await?),
-            };
-            if worker.slot.inline {
-                return Ok(None);
-            }
-            worker.step().await.map(Some)
-        };
-        let wait = match step.await {
-            Ok(None) => {
-                tracing::info!(
-                    projection = job.name(),
-                    "applied inline by the stores that append; this runner leaves it"
-                );
-                return Ok(());
-            }
-            Ok(Some(read)) if read == options.batch_size => {
-                report(None);
-                tokio::task::yield_now().await;
-                continue;
-            }
-            Ok(Some(_)) => {
-                report(None);
-                options.poll_interval
-            }
-            Err(error @ ProjectionError::Fenced { .. }) => {
-                // Another runner committed past this one, or a rebuild took over: nothing
-                // of the batch was written. Read the live generation and its checkpoint again.
-                tracing::warn!(projection = job.name(), %error, "projection checkpoint moved under this runner; reopening");
-                worker = None;
-                continue;
-            }
-            Err(error) => {
-                tracing::error!(projection = job.name(), %error, "projection batch failed; retrying");
-                super::metrics::failure(job.name(), job.version());
-                report(Some(error.to_string()));
-                // Reopened after a failure: the checkpoint is read again from the store.
-                worker = None;
-                options.retry_interval
-            }
-        };
-        let appended = async {
-            match &mut signal {
-                Some(receiver) => receiver.changed().await.is_ok(),
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            open = appended => {
-                if !open {
-                    signal = None;
-                }
-            }
-            _ = stopped.changed() => {}
-            () = tokio::time::sleep(wait) => {}
         }
     }
 }

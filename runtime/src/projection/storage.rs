@@ -5,7 +5,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use super::DocumentProjection;
+use super::{DocumentProjection, Lease};
 use crate::event::{Checkpoint, StoredEvent};
 use crate::store::{EventStore, StoreError};
 
@@ -186,6 +186,18 @@ pub trait ProjectionStore: EventStore {
                 }
             }
         }
+    }
+
+    /// Asks for the lease of a projection: the right to apply it, held by one runner at a
+    /// time across processes. `None` when another runner holds it. The default, for
+    /// stores only this process uses, grants every request.
+    fn lease(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send {
+        let _ = (name, version);
+        async { Ok(Some(Lease::unshared())) }
     }
 
     /// What holds back the log's readable end, when something does: on PostgreSQL, the

@@ -2,13 +2,14 @@
 //! schema; a batch's documents and its checkpoint in one statement, so one round trip.
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgConnection;
 use sqlx::{Postgres, Row};
 
 use super::PostgresStore;
 use super::projection_sql::{backend, generation_param, slot_of, split, version_param};
 use crate::event::{Checkpoint, StoredEvent};
 use crate::projection::{
-    Changes, DocumentProjection, Horizon, LogAfter, ProjectionStore, Scanned, Slot,
+    Changes, DocumentProjection, Held, Horizon, Lease, LogAfter, ProjectionStore, Scanned, Slot,
 };
 use crate::store::StoreError;
 use crate::store::sql::convert::{checkpoint_params, limit, stored_checkpoint};
@@ -287,6 +288,26 @@ impl ProjectionStore for PostgresStore {
         })
     }
 
+    async fn lease(&self, name: &str, version: u32) -> Result<Option<Lease>, StoreError> {
+        // A connection of its own, outside the pools: the advisory lock lives as long as
+        // it does, and ends with it when this process dies or the connection drops.
+        let mut conn: PgConnection =
+            sqlx::Connection::connect_with(&*self.projector.connect_options())
+                .await
+                .map_err(backend)?;
+        let key = format!("annals.projection.{}.{name}.{version}", self.schema());
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(&key)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(backend)?;
+        if !held {
+            let _ = sqlx::Connection::close(conn).await;
+            return Ok(None);
+        }
+        Ok(Some(Lease::held(AdvisoryLock(conn))))
+    }
+
     async fn horizon(&self) -> Result<Option<Horizon>, StoreError> {
         let row: (Option<i32>, Option<String>, Option<f64>, i64) =
             sqlx::query_as(&self.projections.horizon)
@@ -326,6 +347,22 @@ impl ProjectionStore for PostgresStore {
             head,
             events: u64::try_from(events).unwrap_or(0),
             first_recorded_at: first,
+        })
+    }
+}
+
+/// A projection's lease on PostgreSQL: a session advisory lock, held by this connection.
+struct AdvisoryLock(PgConnection);
+
+impl Held for AdvisoryLock {
+    fn alive(&mut self) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
+        Box::pin(async move { sqlx::Connection::ping(&mut self.0).await.is_ok() })
+    }
+
+    fn release(self: Box<Self>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        // Closing the session ends its advisory locks.
+        Box::pin(async move {
+            let _ = sqlx::Connection::close(self.0).await;
         })
     }
 }

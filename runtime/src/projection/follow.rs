@@ -1,0 +1,173 @@
+//! One projection's task in a started runner: hold the lease, read batches while behind,
+//! wait for the next append, try a failed batch again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::worker::{Job, Worker};
+use super::{Lease, ProjectionError, ProjectionStore, RunnerOptions};
+
+/// The failures of a runner's projections, by name and version, while they last.
+pub(super) type Failures = Arc<Mutex<HashMap<(&'static str, u32), String>>>;
+
+/// One projection's task: batches while behind, then a wait for the next append.
+pub(super) async fn follow<S: ProjectionStore>(
+    store: S,
+    job: Job<S>,
+    options: RunnerOptions,
+    mut stopped: watch::Receiver<bool>,
+    failures: Failures,
+) -> Result<(), ProjectionError> {
+    let mut signal = store.append_signal();
+    let mut worker = None;
+    let mut lease: Option<Lease> = None;
+    let mut checked = tokio::time::Instant::now();
+    let mut waiting_said = false;
+    let report = |failure: Option<String>| {
+        let mut failures = failures.lock().unwrap_or_else(|p| p.into_inner());
+        match failure {
+            Some(text) => failures.insert((job.name(), job.version()), text),
+            None => failures.remove(&(job.name(), job.version())),
+        };
+    };
+    'run: loop {
+        if *stopped.borrow() {
+            break 'run;
+        }
+        // The lease first: of the runners on one database, one applies each projection.
+        if lease.is_none() {
+            match store.lease(job.name(), job.version()).await {
+                Ok(Some(taken)) => {
+                    if waiting_said {
+                        tracing::warn!(
+                            projection = job.name(),
+                            "this runner took the projection over"
+                        );
+                    } else {
+                        tracing::info!(
+                            projection = job.name(),
+                            "this runner holds the projection's lease"
+                        );
+                    }
+                    lease = Some(taken);
+                    checked = tokio::time::Instant::now();
+                    // Another runner may have moved the checkpoint: read it again.
+                    worker = None;
+                }
+                Ok(None) => {
+                    if !waiting_said {
+                        tracing::warn!(
+                            projection = job.name(),
+                            "another runner holds the projection's lease; this one waits to take over"
+                        );
+                        waiting_said = true;
+                    }
+                    if wait_or_stop(&mut stopped, options.takeover_interval).await {
+                        break 'run;
+                    }
+                    continue;
+                }
+                Err(error) => {
+                    tracing::error!(projection = job.name(), %error, "the projection's lease could not be asked for; retrying");
+                    super::metrics::failure(job.name(), job.version());
+                    if wait_or_stop(&mut stopped, options.retry_interval).await {
+                        break 'run;
+                    }
+                    continue;
+                }
+            }
+        } else if checked.elapsed() >= options.takeover_interval / 2 {
+            checked = tokio::time::Instant::now();
+            if let Some(held) = &mut lease {
+                if !held.alive().await {
+                    tracing::error!(
+                        projection = job.name(),
+                        "this runner lost the projection's lease; it stops applying it until it takes the lease again"
+                    );
+                    lease = None;
+                    worker = None;
+                    continue;
+                }
+            }
+        }
+        // Marked seen before reading: an append during the read wakes the wait below.
+        if let Some(signal) = &mut signal {
+            signal.borrow_and_update();
+        }
+        let step = async {
+            let worker = match &mut worker {
+                Some(worker) => worker,
+                None => worker.insert(Worker::open(store.clone(), job.clone(), options).await?),
+            };
+            if worker.slot.inline {
+                return Ok(None);
+            }
+            worker.step().await.map(Some)
+        };
+        let wait = match step.await {
+            Ok(None) => {
+                tracing::info!(
+                    projection = job.name(),
+                    "applied inline by the stores that append; this runner leaves it"
+                );
+                break 'run;
+            }
+            Ok(Some(read)) if read == options.batch_size => {
+                report(None);
+                tokio::task::yield_now().await;
+                continue;
+            }
+            Ok(Some(_)) => {
+                report(None);
+                options.poll_interval
+            }
+            Err(error @ ProjectionError::Fenced { .. }) => {
+                // Another runner committed past this one, or a rebuild took over: nothing
+                // of the batch was written. Read the live generation and its checkpoint again.
+                tracing::warn!(projection = job.name(), %error, "projection checkpoint moved under this runner; reopening");
+                worker = None;
+                continue;
+            }
+            Err(error) => {
+                tracing::error!(projection = job.name(), %error, "projection batch failed; retrying");
+                super::metrics::failure(job.name(), job.version());
+                report(Some(error.to_string()));
+                // Reopened after a failure: the checkpoint is read again from the store.
+                worker = None;
+                options.retry_interval
+            }
+        };
+        let appended = async {
+            match &mut signal {
+                Some(receiver) => receiver.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            open = appended => {
+                if !open {
+                    signal = None;
+                }
+            }
+            _ = stopped.changed() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    // Handed back at once, so that another runner need not wait to take over.
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    Ok(())
+}
+
+/// Waits `wait`, or less if the runner is stopped: whether it was.
+async fn wait_or_stop(stopped: &mut watch::Receiver<bool>, wait: Duration) -> bool {
+    tokio::select! {
+        _ = stopped.changed() => {}
+        () = tokio::time::sleep(wait) => {}
+    }
+    *stopped.borrow()
+}
