@@ -26,6 +26,8 @@ pub(super) async fn follow<S: ProjectionStore>(
     let mut lease: Option<Lease> = None;
     let mut checked = tokio::time::Instant::now();
     let mut waiting_said = false;
+    // Failures in a row: each doubles the wait before the next try.
+    let mut failed = 0u32;
     let report = |failure: Option<String>| {
         let mut failures = failures.lock().unwrap_or_else(|p| p.into_inner());
         match failure {
@@ -117,11 +119,13 @@ pub(super) async fn follow<S: ProjectionStore>(
             }
             Ok(Some(read)) if read == options.batch_size => {
                 report(None);
+                failed = 0;
                 tokio::task::yield_now().await;
                 continue;
             }
             Ok(Some(_)) => {
                 report(None);
+                failed = 0;
                 options.poll_interval
             }
             Err(error @ ProjectionError::Fenced { .. }) => {
@@ -137,7 +141,8 @@ pub(super) async fn follow<S: ProjectionStore>(
                 report(Some(error.to_string()));
                 // Reopened after a failure: the checkpoint is read again from the store.
                 worker = None;
-                options.retry_interval
+                failed = failed.saturating_add(1);
+                backoff(&options, failed)
             }
         };
         let appended = async {
@@ -170,4 +175,29 @@ async fn wait_or_stop(stopped: &mut watch::Receiver<bool>, wait: Duration) -> bo
         () = tokio::time::sleep(wait) => {}
     }
     *stopped.borrow()
+}
+
+/// The wait after the `failed`-th failure in a row: the retry interval, doubled for each
+/// failure before it, at most the longest wait.
+fn backoff(options: &RunnerOptions, failed: u32) -> Duration {
+    let doublings = failed.saturating_sub(1).min(31);
+    options
+        .retry_interval
+        .saturating_mul(1 << doublings)
+        .min(options.max_retry_interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_in_a_row_double_the_wait_up_to_the_longest() {
+        let options = RunnerOptions::default()
+            .retry_interval(Duration::from_millis(100))
+            .max_retry_interval(Duration::from_secs(1));
+        let waits: Vec<u128> = (1..=6).map(|n| backoff(&options, n).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(backoff(&options, u32::MAX), Duration::from_secs(1));
+    }
 }

@@ -25,8 +25,11 @@ pub struct RunnerOptions {
     pub batch_size: usize,
     /// How long to wait for an append signal before reading anyway.
     pub poll_interval: Duration,
-    /// How long a projection that failed waits before trying its batch again.
+    /// How long a projection that failed waits before trying its batch again the first
+    /// time; the wait doubles with each failure in a row, up to `max_retry_interval`.
     pub retry_interval: Duration,
+    /// The longest wait between tries of a failing batch.
+    pub max_retry_interval: Duration,
     /// How often a runner without a projection's lease asks for it again, so how soon it
     /// takes over from a runner that died; a runner that holds a lease checks it twice
     /// as often.
@@ -39,6 +42,7 @@ impl Default for RunnerOptions {
             batch_size: 4096,
             poll_interval: Duration::from_millis(250),
             retry_interval: Duration::from_secs(1),
+            max_retry_interval: Duration::from_secs(60),
             takeover_interval: Duration::from_secs(2),
         }
     }
@@ -66,10 +70,17 @@ impl RunnerOptions {
         self
     }
 
-    /// Sets the wait before a failed batch is tried again.
+    /// Sets the wait before a failed batch is tried again the first time.
     #[must_use]
     pub fn retry_interval(mut self, interval: Duration) -> Self {
         self.retry_interval = interval;
+        self
+    }
+
+    /// Sets the longest wait between tries of a failing batch.
+    #[must_use]
+    pub fn max_retry_interval(mut self, interval: Duration) -> Self {
+        self.max_retry_interval = interval;
         self
     }
 }
