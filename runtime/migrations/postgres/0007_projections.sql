@@ -10,6 +10,8 @@ CREATE TABLE {schema}.annals_projections (
     live           boolean     NOT NULL DEFAULT true,
     -- Applied inline by the stores that append (inside each append): runners leave it.
     inline         boolean     NOT NULL DEFAULT false,
+    -- Why its runner's last batch failed, while it fails; NULL otherwise.
+    failure        text,
     updated_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (name, version, generation)
 );

@@ -9,6 +9,8 @@ CREATE TABLE annals_projections (
     live           INTEGER NOT NULL DEFAULT 1 CHECK (live IN (0, 1)),
     -- Applied inline by the stores that append (inside each append): runners leave it.
     inline         INTEGER NOT NULL DEFAULT 0 CHECK (inline IN (0, 1)),
+    -- Why its runner's last batch failed, while it fails; NULL otherwise.
+    failure        TEXT,
     updated_at     INTEGER NOT NULL, -- microseconds since the Unix epoch, UTC
     PRIMARY KEY (name, version, generation)
 );

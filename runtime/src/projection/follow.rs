@@ -28,6 +28,8 @@ pub(super) async fn follow<S: ProjectionStore>(
     let mut waiting_said = false;
     // Failures in a row: each doubles the wait before the next try.
     let mut failed = 0u32;
+    // Where the failure is recorded, so that a success clears it there.
+    let mut recorded: Option<super::Slot> = None;
     let report = |failure: Option<String>| {
         let mut failures = failures.lock().unwrap_or_else(|p| p.into_inner());
         match failure {
@@ -120,12 +122,14 @@ pub(super) async fn follow<S: ProjectionStore>(
             Ok(Some(read)) if read == options.batch_size => {
                 report(None);
                 failed = 0;
+                clear(&store, &mut recorded).await;
                 tokio::task::yield_now().await;
                 continue;
             }
             Ok(Some(_)) => {
                 report(None);
                 failed = 0;
+                clear(&store, &mut recorded).await;
                 options.poll_interval
             }
             Err(error @ ProjectionError::Fenced { .. }) => {
@@ -139,6 +143,14 @@ pub(super) async fn follow<S: ProjectionStore>(
                 tracing::error!(projection = job.name(), %error, "projection batch failed; retrying");
                 super::metrics::failure(job.name(), job.version());
                 report(Some(error.to_string()));
+                // In the database too, for every process's status call.
+                if let Some(slot) = worker.as_ref().map(|w: &Worker<S>| w.slot.clone()) {
+                    let text = error.to_string();
+                    if let Err(error) = store.record_failure(&slot, Some(&text)).await {
+                        tracing::warn!(projection = job.name(), %error, "the failure could not be recorded");
+                    }
+                    recorded = Some(slot);
+                }
                 // Reopened after a failure: the checkpoint is read again from the store.
                 worker = None;
                 failed = failed.saturating_add(1);
@@ -166,6 +178,16 @@ pub(super) async fn follow<S: ProjectionStore>(
         lease.release().await;
     }
     Ok(())
+}
+
+/// Clears a failure recorded for `slot`, now that a batch went through.
+async fn clear<S: ProjectionStore>(store: &S, recorded: &mut Option<super::Slot>) {
+    if let Some(slot) = recorded.take() {
+        if let Err(error) = store.record_failure(&slot, None).await {
+            tracing::warn!(projection = %slot.name, %error, "the failure could not be cleared");
+            *recorded = Some(slot);
+        }
+    }
 }
 
 /// Waits `wait`, or less if the runner is stopped: whether it was.

@@ -2,7 +2,9 @@
 
 use std::future::Future;
 
-use super::{Changes, DocumentProjection, Horizon, LogAfter, ProjectionStore, Scanned, Slot};
+use super::{
+    Changes, DocumentProjection, Horizon, LogAfter, ProjectionState, ProjectionStore, Scanned, Slot,
+};
 use crate::event::{Checkpoint, StoredEvent};
 use crate::store::memory::MemoryStore;
 use crate::store::{EventStore, StoreError, Subscription};
@@ -114,6 +116,18 @@ impl<S: ProjectionStore> ProjectionStore for InMemory<S> {
         changes: Changes,
     ) -> Result<bool, StoreError> {
         self.memory.commit_documents(slot, from, to, changes).await
+    }
+
+    async fn record_failure(&self, slot: &Slot, failure: Option<&str>) -> Result<(), StoreError> {
+        self.memory.record_failure(slot, failure).await
+    }
+
+    async fn projection_state(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<ProjectionState, StoreError> {
+        self.memory.projection_state(name, version).await
     }
 
     async fn read_documents(

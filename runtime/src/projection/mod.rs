@@ -34,11 +34,11 @@ pub(crate) use inline::{InlineSet, InlineTx};
 pub use lease::{Held, Lease};
 pub use live::project_live;
 pub use meta::EventMeta;
-pub use progress::{Status, status_of, wait_for_projection};
+pub use progress::{State, Status, status_of, statuses, wait_for_projection};
 pub use runner::{RebuildProgress, Runner, RunnerHandle, RunnerOptions};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::{Backend, SqlFuture, SqlProjection, SqlStore};
-pub use storage::{Changes, Horizon, LogAfter, ProjectionStore, Scanned, Slot};
+pub use storage::{Changes, Horizon, LogAfter, ProjectionState, ProjectionStore, Scanned, Slot};
 
 /// What every projection declares: its identity and the stored events it consumes.
 ///

@@ -18,6 +18,8 @@ pub struct Status {
     pub version: u32,
     /// The generation readers see.
     pub generation: u32,
+    /// Whether it is applied, being rebuilt, failing, or inline.
+    pub state: State,
     /// The last event it applied (or passed over).
     pub checkpoint: Checkpoint,
     /// The last event readable in the log.
@@ -31,10 +33,59 @@ pub struct Status {
     pub horizon: Option<super::Horizon>,
     /// Whether the store applies it inline, inside each append.
     pub inline: bool,
-    /// Why its last batch failed, while it is stuck (from a running [`Runner`]).
-    ///
-    /// [`Runner`]: super::Runner
+    /// Why its last batch failed, while it fails (recorded by the runner that runs it,
+    /// in whichever process).
     pub failure: Option<String>,
+}
+
+/// What a projection is doing, as its status says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum State {
+    /// Applied as events come (or waiting for a runner to apply it).
+    Live,
+    /// Live, with a rebuild building its next generation beside it.
+    Building,
+    /// Its last batch failed; it is tried again after a wait.
+    Failed,
+    /// Applied inline, inside each append.
+    Inline,
+}
+
+/// The status of every projection registered in the program (each `#[projection]`) that
+/// runs on `store`: name, version, state, checkpoint and lag, as stored, so the same from
+/// any process.
+///
+/// ```
+/// use annals::prelude::*;
+/// use annals::projection::{self, State};
+/// use annals::MemoryStore;
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone)]
+/// struct Pinged;
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Pings { count: u32 }
+///
+/// #[projection]
+/// impl Pings {
+///     #[handle]
+///     fn pinged(&mut self, _: &Pinged) { self.count += 1 }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new();
+/// let all = projection::statuses(&store).await?;
+/// let pings = all.iter().find(|s| s.name == "pings").expect("registered");
+/// assert_eq!((pings.version, pings.state), (1, State::Live));
+/// # Ok(()) }
+/// ```
+pub async fn statuses<S: ProjectionStore>(store: &S) -> Result<Vec<Status>, ProjectionError> {
+    let mut all = Vec::new();
+    for job in super::describe::registered::<S>() {
+        all.push(status(store, job.name(), job.version()).await?);
+    }
+    Ok(all)
 }
 
 pub(super) async fn status<S: ProjectionStore>(
@@ -60,11 +111,18 @@ pub(super) async fn status<S: ProjectionStore>(
             lag_events: 0,
             lag: Duration::ZERO,
             horizon: None,
+            state: State::Inline,
             inline: true,
             failure: None,
         });
     }
     let after = store.log_after(checkpoint).await.map_err(error)?;
+    let known = store.projection_state(name, version).await.map_err(error)?;
+    let state = match (&known.failure, known.building) {
+        (Some(_), _) => State::Failed,
+        (None, true) => State::Building,
+        (None, false) => State::Live,
+    };
     let lag = after
         .first_recorded_at
         .and_then(|at| (Utc::now() - at).to_std().ok())
@@ -79,8 +137,9 @@ pub(super) async fn status<S: ProjectionStore>(
         lag_events: after.events,
         lag,
         horizon: store.horizon().await.map_err(error)?,
+        state,
         inline: false,
-        failure: None,
+        failure: known.failure,
     })
 }
 

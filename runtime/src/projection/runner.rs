@@ -494,10 +494,14 @@ impl<S: ProjectionStore> RunnerHandle<S> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for status in &mut all {
-            status.failure = failures
+            let here = failures
                 .iter()
                 .find(|((name, version), _)| *name == status.name && *version == status.version)
                 .map(|(_, failure)| failure.clone());
+            if let Some(failure) = here {
+                status.failure = Some(failure);
+                status.state = super::State::Failed;
+            }
         }
         Ok(all)
     }

@@ -188,6 +188,28 @@ pub trait ProjectionStore: EventStore {
         }
     }
 
+    /// Records why `slot`'s last batch failed, or (`None`) that it no longer fails: in the
+    /// database, so every process's status call sees it. The default keeps nothing.
+    fn record_failure(
+        &self,
+        slot: &Slot,
+        failure: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (slot, failure);
+        async { Ok(()) }
+    }
+
+    /// What the store knows of a projection beyond its checkpoint: whether a rebuild is
+    /// building a generation beside the live one, and why its last batch failed.
+    fn projection_state(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<ProjectionState, StoreError>> + Send {
+        let _ = (name, version);
+        async { Ok(ProjectionState::default()) }
+    }
+
     /// Asks for the lease of a projection: the right to apply it, held by one runner at a
     /// time across processes. `None` when another runner holds it. The default, for
     /// stores only this process uses, grants every request.
@@ -227,6 +249,16 @@ pub struct Horizon {
     pub running_for: std::time::Duration,
     /// Committed events it keeps every reader from seeing.
     pub events_waiting: u64,
+}
+
+/// What [`ProjectionStore::projection_state`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProjectionState {
+    /// A rebuild is building a generation beside the live one.
+    pub building: bool,
+    /// Why the last batch failed, while the projection fails.
+    pub failure: Option<String>,
 }
 
 /// What [`ProjectionStore::fold_named`] did.

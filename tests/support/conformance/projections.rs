@@ -836,3 +836,69 @@ pub async fn documents_kept_in_memory_over_the_log<S: ProjectionStore>(store: S)
     assert_eq!(balance.balance, 10);
     assert!(memory.clone().inline::<Balance>().await.is_err());
 }
+
+/// The status of every registered projection, from the store: live, building beside a
+/// rebuild, failing (recorded by the runner, so any process sees it) and live again.
+pub async fn every_projection_has_a_status<S: ProjectionStore>(store: S) {
+    use annals::projection::{State, statuses};
+    let all = statuses(&store).await.expect("statuses");
+    let names: Vec<(&str, u32)> = all.iter().map(|s| (s.name.as_str(), s.version)).collect();
+    for registered in [
+        ("balances", 1),
+        ("fragile", 1),
+        ("joins", 1),
+        ("last_seen", 1),
+        ("owner", 1),
+    ] {
+        assert!(names.contains(&registered), "{registered:?} in {names:?}");
+    }
+    assert!(all.iter().all(|s| s.state == State::Live), "{all:?}");
+
+    let slot = store
+        .begin_rebuild("balances", 1)
+        .await
+        .expect("a rebuild begins");
+    assert_eq!(
+        status_of::<Balance, _>(&store).await.expect("status").state,
+        State::Building
+    );
+    assert!(
+        store
+            .promote(&slot, Checkpoint::START)
+            .await
+            .expect("promoted")
+    );
+    assert_eq!(
+        status_of::<Balance, _>(&store).await.expect("status").state,
+        State::Live
+    );
+
+    open(&store, "st", "ann").await;
+    deposit(&store, "st", 13).await;
+    let running = Runner::new(store.clone())
+        .with::<Fragile>()
+        .options(
+            annals::projection::RunnerOptions::default()
+                .retry_interval(Duration::from_millis(5))
+                .max_retry_interval(Duration::from_millis(20)),
+        )
+        .start();
+    let mut failing = None;
+    for _ in 0..1000 {
+        let status = status_of::<Fragile, _>(&store).await.expect("status");
+        if status.state == State::Failed {
+            failing = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let failing = failing.expect("the failure is recorded in the store");
+    assert!(
+        failing
+            .failure
+            .as_deref()
+            .is_some_and(|f| f.contains("thirteen is unlucky")),
+        "{failing:?}"
+    );
+    running.shutdown().await.expect("a clean stop");
+}

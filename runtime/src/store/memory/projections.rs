@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use super::MemoryStore;
 use crate::event::{Checkpoint, RecordedEvent};
 use crate::projection::{
-    Changes, DocumentProjection, InlineSet, InlineTx, LogAfter, ProjectionStore, Slot, inline,
+    Changes, DocumentProjection, InlineSet, InlineTx, LogAfter, ProjectionState, ProjectionStore,
+    Slot, inline,
 };
 use crate::store::StoreError;
 
@@ -23,6 +24,8 @@ pub(super) struct Projections {
 struct Generations {
     /// The generation readers see.
     live: u32,
+    /// Why a generation's last batch failed, by generation.
+    failures: HashMap<u32, String>,
     /// Applied inline by the stores that append.
     inline: bool,
     slots: HashMap<u32, Stored>,
@@ -61,6 +64,7 @@ impl ProjectionStore for MemoryStore {
             .entry((name.to_owned(), version))
             .or_insert_with(|| Generations {
                 live: 1,
+                failures: HashMap::new(),
                 inline: false,
                 slots: HashMap::from([(1, Stored::default())]),
             });
@@ -112,6 +116,40 @@ impl ProjectionStore for MemoryStore {
         generations.live = slot.generation;
         generations.slots.retain(|&g, _| g == slot.generation);
         Ok(true)
+    }
+
+    async fn record_failure(&self, slot: &Slot, failure: Option<&str>) -> Result<(), StoreError> {
+        let mut log = self.write();
+        if let Some(generations) = log
+            .projections
+            .by_name
+            .get_mut(&(slot.name.clone(), slot.version))
+        {
+            match failure {
+                Some(text) => generations
+                    .failures
+                    .insert(slot.generation, text.to_owned()),
+                None => generations.failures.remove(&slot.generation),
+            };
+        }
+        Ok(())
+    }
+
+    async fn projection_state(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<ProjectionState, StoreError> {
+        let log = self.read();
+        Ok(log
+            .projections
+            .by_name
+            .get(&(name.to_owned(), version))
+            .map(|g| ProjectionState {
+                building: g.slots.keys().any(|&generation| generation != g.live),
+                failure: g.failures.get(&g.live).cloned(),
+            })
+            .unwrap_or_default())
     }
 
     async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
@@ -283,6 +321,7 @@ impl Projections {
                 .entry((slot.name.clone(), slot.version))
                 .or_insert_with(|| Generations {
                     live: slot.generation,
+                    failures: HashMap::new(),
                     inline: true,
                     slots: HashMap::new(),
                 });

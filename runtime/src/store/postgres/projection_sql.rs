@@ -14,6 +14,8 @@ use crate::store::sql::convert::{checkpoint_params, stored_checkpoint};
 pub(super) struct Sql {
     pub(super) live: String,
     pub(super) mark_inline: String,
+    pub(super) record_failure: String,
+    pub(super) state: String,
     pub(super) start: String,
     pub(super) checkpoint: String,
     pub(super) load: String,
@@ -48,6 +50,13 @@ impl Sql {
             live: format!(
                 "SELECT generation, transaction_id, position, inline FROM {p} \
                  WHERE name = $1 AND version = $2 AND live"
+            ),
+            record_failure: format!(
+                "UPDATE {p} SET failure = $4 WHERE name = $1 AND version = $2 AND generation = $3"
+            ),
+            state: format!(
+                "SELECT COALESCE(bool_or(NOT live), false), max(failure) FILTER (WHERE live) \
+                 FROM {p} WHERE name = $1 AND version = $2"
             ),
             mark_inline: format!(
                 "UPDATE {p} SET inline = true WHERE name = $1 AND version = $2 AND live"

@@ -9,7 +9,8 @@ use super::PostgresStore;
 use super::projection_sql::{backend, generation_param, slot_of, split, version_param};
 use crate::event::{Checkpoint, StoredEvent};
 use crate::projection::{
-    Changes, DocumentProjection, Held, Horizon, Lease, LogAfter, ProjectionStore, Scanned, Slot,
+    Changes, DocumentProjection, Held, Horizon, Lease, LogAfter, ProjectionState, ProjectionStore,
+    Scanned, Slot,
 };
 use crate::store::StoreError;
 use crate::store::sql::convert::{checkpoint_params, limit, stored_checkpoint};
@@ -286,6 +287,32 @@ impl ProjectionStore for PostgresStore {
             delivered,
             reached: if delivered == max { last } else { head },
         })
+    }
+
+    async fn record_failure(&self, slot: &Slot, failure: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query(&self.projections.record_failure)
+            .bind(&slot.name)
+            .bind(version_param(slot.version)?)
+            .bind(generation_param(slot)?)
+            .bind(failure)
+            .execute(&self.projector)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn projection_state(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<ProjectionState, StoreError> {
+        let (building, failure): (bool, Option<String>) = sqlx::query_as(&self.projections.state)
+            .bind(name)
+            .bind(version_param(version)?)
+            .fetch_one(&self.projector)
+            .await
+            .map_err(backend)?;
+        Ok(ProjectionState { building, failure })
     }
 
     async fn lease(&self, name: &str, version: u32) -> Result<Option<Lease>, StoreError> {

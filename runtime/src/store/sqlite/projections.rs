@@ -9,7 +9,9 @@ use sqlx::{Sqlite, Transaction};
 use super::SqliteStore;
 use super::dialect::micros;
 use crate::event::Checkpoint;
-use crate::projection::{Changes, DocumentProjection, InlineTx, LogAfter, ProjectionStore, Slot};
+use crate::projection::{
+    Changes, DocumentProjection, InlineTx, LogAfter, ProjectionState, ProjectionStore, Slot,
+};
 use crate::store::StoreError;
 use crate::store::sql::convert::{bound, checkpoint_params, limit, stored_checkpoint};
 
@@ -54,6 +56,10 @@ const NEW_GENERATION: &str = "INSERT INTO annals_projections (name, version, gen
      VALUES (?1, ?2, ?3, 0, ?4)";
 const MARK_INLINE: &str =
     "UPDATE annals_projections SET inline = 1 WHERE name = ?1 AND version = ?2 AND live = 1";
+const RECORD_FAILURE: &str = "UPDATE annals_projections SET failure = ?4 \
+     WHERE name = ?1 AND version = ?2 AND generation = ?3";
+const STATE: &str = "SELECT COALESCE(MAX(live = 0), 0), MAX(CASE WHEN live = 1 THEN failure END) \
+     FROM annals_projections WHERE name = ?1 AND version = ?2";
 const UNSET_LIVE: &str =
     "UPDATE annals_projections SET live = 0 WHERE name = ?1 AND version = ?2 AND live = 1";
 const SET_LIVE: &str = "UPDATE annals_projections SET live = 1, updated_at = ?4 \
@@ -241,6 +247,32 @@ impl ProjectionStore for SqliteStore {
         }
         tx.commit().await.map_err(backend)?;
         Ok(true)
+    }
+
+    async fn record_failure(&self, slot: &Slot, failure: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query(RECORD_FAILURE)
+            .bind(&slot.name)
+            .bind(slot.version)
+            .bind(slot.generation)
+            .bind(failure)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn projection_state(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<ProjectionState, StoreError> {
+        let (building, failure): (bool, Option<String>) = sqlx::query_as(STATE)
+            .bind(name)
+            .bind(version)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(backend)?;
+        Ok(ProjectionState { building, failure })
     }
 
     async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
