@@ -70,7 +70,8 @@ pub fn command(_args: TokenStream, input: TokenStream) -> TokenStream {
 /// Options: `name = "..."` (default: the type's name in snake case; lowercase letters,
 /// digits and `_`), `version = N` (default 1; bump it to build a new read model), `of =
 /// Aggregate` or `of(A, B)` (every event of those aggregates must be handled or listed in
-/// `ignore(...)`, checked at compile time). Each `#[handle]` method takes `&mut self`, the
+/// `ignore(...)`, checked at compile time), `on_error = "stop"` (a failed batch halts the
+/// projection instead of being tried again). Each `#[handle]` method takes `&mut self`, the
 /// event by reference and optionally `&EventMeta`; `#[handle(key = e.customer_id)]` names
 /// the document (default: the event's stream id).
 #[proc_macro_attribute]

@@ -123,3 +123,22 @@ impl Joins {
             .push((e.name.clone(), e.joined_at, e.invited_by.clone()));
     }
 }
+
+/// Balances that halt on a deposit of 13 instead of trying it again.
+#[derive(Default, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Halting {
+    /// Sum of the deposits.
+    pub balance: u64,
+}
+
+#[projection(name = "halting", on_error = "stop")]
+impl Halting {
+    #[handle]
+    fn deposited(&mut self, e: &Deposited) -> Result<(), String> {
+        if e.amount == 13 {
+            return Err("thirteen stops it".to_owned());
+        }
+        self.balance += e.amount;
+        Ok(())
+    }
+}

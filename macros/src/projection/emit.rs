@@ -17,6 +17,7 @@ pub(super) fn emit(model: &Model) -> TokenStream {
         kind,
         setup,
         reset,
+        stop_on_error,
     } = model;
     let reads_metadata = handlers.iter().any(|h| h.meta);
     let upcasts_read = handlers.iter().map(|h| {
@@ -44,6 +45,7 @@ pub(super) fn emit(model: &Model) -> TokenStream {
             const NAME: &'static ::core::primitive::str = #name;
             const VERSION: ::core::primitive::u32 = #version;
             const READS_METADATA: ::core::primitive::bool = #reads_metadata;
+            const STOP_ON_ERROR: ::core::primitive::bool = #stop_on_error;
 
             fn consumes() -> ::annals::__private::Vec<(&'static ::core::primitive::str, ::core::primitive::u32)> {
                 let mut __all = ::annals::__private::Vec::new();

@@ -21,6 +21,8 @@ struct Model {
     ignore: Vec<TypePath>,
     handlers: Vec<Handler>,
     kind: Kind,
+    /// `on_error = "stop"`: a failure halts the projection instead of being retried.
+    stop_on_error: bool,
     /// `#[setup]` and `#[reset]` of a SQL projection.
     setup: Option<Ident>,
     reset: Option<Ident>,

@@ -15,7 +15,8 @@ const NAME: &str = "name";
 const VERSION: &str = "version";
 const OF: &str = "of";
 const IGNORE: &str = "ignore";
-const OPTIONS: &[&str] = &[NAME, VERSION, OF, IGNORE];
+const ON_ERROR: &str = "on_error";
+const OPTIONS: &[&str] = &[NAME, VERSION, OF, IGNORE, ON_ERROR];
 const KEY: &str = "key";
 const HANDLE_OPTIONS: &[&str] = &[KEY];
 
@@ -50,6 +51,7 @@ struct Options {
     version: Option<LitInt>,
     of: Option<Vec<TypePath>>,
     ignore: Option<Vec<TypePath>>,
+    on_error: Option<LitStr>,
 }
 
 /// `= A` or `(A, B, ...)`.
@@ -76,6 +78,9 @@ fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Options {
         } else if meta.path.is_ident(OF) {
             let value = types(&meta, "aggregates: `of = Order` or `of(Order, Invoice)`")?;
             options::set(cx, "projection", &meta, &mut o.of, value);
+        } else if meta.path.is_ident(ON_ERROR) {
+            let value = options::value(&meta, "`\"retry\"` or `\"stop\"`: `on_error = \"stop\"`")?;
+            options::set(cx, "projection", &meta, &mut o.on_error, value);
         } else if meta.path.is_ident(IGNORE) {
             let value = types(&meta, "event types: `ignore(OrderShipped, ItemRemoved)`")?;
             options::set(cx, "projection", &meta, &mut o.ignore, value);
@@ -201,6 +206,20 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
         );
     }
 
+    let stop_on_error = match &options.on_error {
+        None => false,
+        Some(lit) => match lit.value().as_str() {
+            "retry" => false,
+            "stop" => true,
+            other => {
+                cx.error_spanned_by(
+                    lit,
+                    format!("`on_error` is `\"retry\"` (the default: try the batch again after a wait) or `\"stop\"` (halt this projection, visibly), not `\"{other}\"`"),
+                );
+                false
+            }
+        },
+    };
     let kind = kind(cx, &handlers, &hooks);
     let ident = ident?;
     let name = match &options.name {
@@ -250,6 +269,7 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
         ignore,
         handlers,
         kind: kind?,
+        stop_on_error,
         setup: hooks.setup.map(|(ident, _)| ident),
         reset: hooks.reset.map(|(ident, _)| ident),
     })

@@ -12,6 +12,8 @@ CREATE TABLE {schema}.annals_projections (
     inline         boolean     NOT NULL DEFAULT false,
     -- Why its runner's last batch failed, while it fails; NULL otherwise.
     failure        text,
+    -- Halted on that failure (`on_error = "stop"`) until a runner starts it again.
+    stopped        boolean     NOT NULL DEFAULT false,
     updated_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (name, version, generation)
 );

@@ -11,6 +11,8 @@ CREATE TABLE annals_projections (
     inline         INTEGER NOT NULL DEFAULT 0 CHECK (inline IN (0, 1)),
     -- Why its runner's last batch failed, while it fails; NULL otherwise.
     failure        TEXT,
+    -- Halted on that failure (`on_error = "stop"`) until a runner starts it again.
+    stopped        INTEGER NOT NULL DEFAULT 0 CHECK (stopped IN (0, 1)),
     updated_at     INTEGER NOT NULL, -- microseconds since the Unix epoch, UTC
     PRIMARY KEY (name, version, generation)
 );

@@ -20,6 +20,7 @@ pub(crate) struct Described {
     pub name: &'static str,
     pub version: u32,
     pub reads_metadata: bool,
+    pub stop_on_error: bool,
     pub consumes: fn() -> Vec<(&'static str, u32)>,
     pub route: fn(&StoredEvent<'_>) -> ErasedRoute,
     pub new_document: fn() -> Erased,
@@ -40,6 +41,7 @@ impl Described {
             name: P::NAME,
             version: P::VERSION,
             reads_metadata: P::reads_records(),
+            stop_on_error: P::STOP_ON_ERROR,
             consumes: P::consumes,
             route: |event| {
                 P::route(event).map(|routed| {

@@ -104,7 +104,21 @@ pub(super) async fn follow<S: ProjectionStore>(
         let step = async {
             let worker = match &mut worker {
                 Some(worker) => worker,
-                None => worker.insert(Worker::open(store.clone(), job.clone(), options).await?),
+                None => {
+                    let opened = Worker::open(store.clone(), job.clone(), options).await?;
+                    // A failure recorded before (by this runner or another, maybe one that
+                    // stopped on it) is cleared by the next batch that goes through.
+                    if recorded.is_none() {
+                        let known = store
+                            .projection_state(job.name(), job.version())
+                            .await
+                            .map_err(|e| ProjectionError::store(job.name(), e))?;
+                        if known.failure.is_some() {
+                            recorded = Some(opened.slot.clone());
+                        }
+                    }
+                    worker.insert(opened)
+                }
             };
             if worker.slot.inline {
                 return Ok(None);
@@ -140,16 +154,24 @@ pub(super) async fn follow<S: ProjectionStore>(
                 continue;
             }
             Err(error) => {
-                tracing::error!(projection = job.name(), %error, "projection batch failed; retrying");
+                let stop = job.stop_on_error();
+                if stop {
+                    tracing::error!(projection = job.name(), %error, "projection batch failed; the projection stops (on_error = \"stop\") until a runner starts it again");
+                } else {
+                    tracing::error!(projection = job.name(), %error, "projection batch failed; retrying");
+                }
                 super::metrics::failure(job.name(), job.version());
                 report(Some(error.to_string()));
                 // In the database too, for every process's status call.
                 if let Some(slot) = worker.as_ref().map(|w: &Worker<S>| w.slot.clone()) {
                     let text = error.to_string();
-                    if let Err(error) = store.record_failure(&slot, Some(&text)).await {
+                    if let Err(error) = store.record_failure(&slot, Some(&text), stop).await {
                         tracing::warn!(projection = job.name(), %error, "the failure could not be recorded");
                     }
                     recorded = Some(slot);
+                }
+                if stop {
+                    break 'run;
                 }
                 // Reopened after a failure: the checkpoint is read again from the store.
                 worker = None;
@@ -183,7 +205,7 @@ pub(super) async fn follow<S: ProjectionStore>(
 /// Clears a failure recorded for `slot`, now that a batch went through.
 async fn clear<S: ProjectionStore>(store: &S, recorded: &mut Option<super::Slot>) {
     if let Some(slot) = recorded.take() {
-        if let Err(error) = store.record_failure(&slot, None).await {
+        if let Err(error) = store.record_failure(&slot, None, false).await {
             tracing::warn!(projection = %slot.name, %error, "the failure could not be cleared");
             *recorded = Some(slot);
         }

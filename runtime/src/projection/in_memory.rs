@@ -118,8 +118,13 @@ impl<S: ProjectionStore> ProjectionStore for InMemory<S> {
         self.memory.commit_documents(slot, from, to, changes).await
     }
 
-    async fn record_failure(&self, slot: &Slot, failure: Option<&str>) -> Result<(), StoreError> {
-        self.memory.record_failure(slot, failure).await
+    async fn record_failure(
+        &self,
+        slot: &Slot,
+        failure: Option<&str>,
+        stopped: bool,
+    ) -> Result<(), StoreError> {
+        self.memory.record_failure(slot, failure, stopped).await
     }
 
     async fn projection_state(

@@ -52,6 +52,9 @@ pub trait Projection: Send + Sync + 'static {
     /// Whether a handler takes the event's [`EventMeta`]: the runner then reads full
     /// records instead of the lean rows.
     const READS_METADATA: bool = false;
+    /// `#[projection(on_error = "stop")]`: a failed batch halts the projection (its status
+    /// says `Stopped`) instead of being tried again; the others go on.
+    const STOP_ON_ERROR: bool = false;
 
     /// Every stored (name, version) the projection consumes, the old versions of its
     /// event types included (they are upcast before a handler sees them).

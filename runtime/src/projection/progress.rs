@@ -48,6 +48,9 @@ pub enum State {
     Building,
     /// Its last batch failed; it is tried again after a wait.
     Failed,
+    /// Its last batch failed and it halted (`on_error = "stop"`) until a runner starts it
+    /// again; the other projections go on.
+    Stopped,
     /// Applied inline, inside each append.
     Inline,
 }
@@ -119,6 +122,7 @@ pub(super) async fn status<S: ProjectionStore>(
     let after = store.log_after(checkpoint).await.map_err(error)?;
     let known = store.projection_state(name, version).await.map_err(error)?;
     let state = match (&known.failure, known.building) {
+        (Some(_), _) if known.stopped => State::Stopped,
         (Some(_), _) => State::Failed,
         (None, true) => State::Building,
         (None, false) => State::Live,

@@ -146,6 +146,7 @@ pub(crate) trait SqlRun<S>: Send + Sync {
     fn name(&self) -> &'static str;
     fn version(&self) -> u32;
     fn reads_metadata(&self) -> bool;
+    fn stop_on_error(&self) -> bool;
     fn consumes(&self) -> Vec<(&'static str, u32)>;
 
     /// Runs the projection's setup in a transaction of its own.
@@ -222,6 +223,10 @@ where
 
     fn reads_metadata(&self) -> bool {
         P::reads_records()
+    }
+
+    fn stop_on_error(&self) -> bool {
+        P::STOP_ON_ERROR
     }
 
     fn consumes(&self) -> Vec<(&'static str, u32)> {

@@ -188,14 +188,16 @@ pub trait ProjectionStore: EventStore {
         }
     }
 
-    /// Records why `slot`'s last batch failed, or (`None`) that it no longer fails: in the
-    /// database, so every process's status call sees it. The default keeps nothing.
+    /// Records why `slot`'s last batch failed, and whether the projection halted on it
+    /// (`stopped`), or (`None`) that it no longer fails: in the database, so every
+    /// process's status call sees it. The default keeps nothing.
     fn record_failure(
         &self,
         slot: &Slot,
         failure: Option<&str>,
+        stopped: bool,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (slot, failure);
+        let _ = (slot, failure, stopped);
         async { Ok(()) }
     }
 
@@ -259,6 +261,8 @@ pub struct ProjectionState {
     pub building: bool,
     /// Why the last batch failed, while the projection fails.
     pub failure: Option<String>,
+    /// The projection halted on that failure.
+    pub stopped: bool,
 }
 
 /// What [`ProjectionStore::fold_named`] did.

@@ -58,6 +58,17 @@ impl<S> Job<S> {
         }
     }
 
+    /// Whether a failure halts it (`on_error = "stop"`).
+    pub(crate) fn stop_on_error(&self) -> bool {
+        match self {
+            Job::Documents(d) => d.stop_on_error,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(run) => run.stop_on_error(),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        }
+    }
+
     /// The stored names of the events it consumes, each once.
     pub(crate) fn names(&self) -> Vec<&'static str> {
         let consumes = match self {

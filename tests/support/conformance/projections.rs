@@ -902,3 +902,56 @@ pub async fn every_projection_has_a_status<S: ProjectionStore>(store: S) {
     );
     running.shutdown().await.expect("a clean stop");
 }
+
+/// A projection declared `on_error = "stop"` halts on a failed batch, visibly (`Stopped`,
+/// with the failure), while the runner's other projections go on.
+pub async fn a_projection_that_stops_on_error_leaves_the_others_running<S: ProjectionStore>(
+    store: S,
+) {
+    use crate::views::Halting;
+    use annals::projection::State;
+    open(&store, "h", "ann").await;
+    deposit(&store, "h", 2).await;
+    let poison = deposit(&store, "h", 13).await.expect("an event");
+    let running = Runner::new(store.clone())
+        .with::<Halting>()
+        .with::<Balance>()
+        .options(
+            annals::projection::RunnerOptions::default().retry_interval(Duration::from_millis(5)),
+        )
+        .start();
+    let mut stopped = None;
+    for _ in 0..1000 {
+        let status = status_of::<Halting, _>(&store).await.expect("status");
+        if status.state == State::Stopped {
+            stopped = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let stopped = stopped.expect("the projection stopped");
+    assert!(
+        stopped.checkpoint < poison,
+        "nothing of the failed event applied"
+    );
+    assert!(
+        stopped
+            .failure
+            .is_some_and(|f| f.contains("thirteen stops it"))
+    );
+    let last = deposit(&store, "h", 1).await.expect("an event");
+    annals::projection::wait_for_projection::<Balance, _>(&store, last, Duration::from_secs(10))
+        .await
+        .expect("the other projection goes on");
+    let halting = Documents::<Halting, _>::new(store.clone())
+        .get("account-h")
+        .await
+        .expect("get");
+    assert_eq!(halting.map(|h| h.balance), Some(2));
+    running.shutdown().await.expect("a clean stop");
+    assert_eq!(
+        status_of::<Halting, _>(&store).await.expect("status").state,
+        State::Stopped,
+        "it stays stopped until a runner starts it again"
+    );
+}

@@ -24,8 +24,8 @@ pub(super) struct Projections {
 struct Generations {
     /// The generation readers see.
     live: u32,
-    /// Why a generation's last batch failed, by generation.
-    failures: HashMap<u32, String>,
+    /// Why a generation's last batch failed, and whether it halted on it, by generation.
+    failures: HashMap<u32, (String, bool)>,
     /// Applied inline by the stores that append.
     inline: bool,
     slots: HashMap<u32, Stored>,
@@ -118,7 +118,12 @@ impl ProjectionStore for MemoryStore {
         Ok(true)
     }
 
-    async fn record_failure(&self, slot: &Slot, failure: Option<&str>) -> Result<(), StoreError> {
+    async fn record_failure(
+        &self,
+        slot: &Slot,
+        failure: Option<&str>,
+        stopped: bool,
+    ) -> Result<(), StoreError> {
         let mut log = self.write();
         if let Some(generations) = log
             .projections
@@ -128,7 +133,7 @@ impl ProjectionStore for MemoryStore {
             match failure {
                 Some(text) => generations
                     .failures
-                    .insert(slot.generation, text.to_owned()),
+                    .insert(slot.generation, (text.to_owned(), stopped)),
                 None => generations.failures.remove(&slot.generation),
             };
         }
@@ -145,9 +150,13 @@ impl ProjectionStore for MemoryStore {
             .projections
             .by_name
             .get(&(name.to_owned(), version))
-            .map(|g| ProjectionState {
-                building: g.slots.keys().any(|&generation| generation != g.live),
-                failure: g.failures.get(&g.live).cloned(),
+            .map(|g| {
+                let failure = g.failures.get(&g.live);
+                ProjectionState {
+                    building: g.slots.keys().any(|&generation| generation != g.live),
+                    failure: failure.map(|(text, _)| text.clone()),
+                    stopped: failure.is_some_and(|(_, stopped)| *stopped),
+                }
             })
             .unwrap_or_default())
     }

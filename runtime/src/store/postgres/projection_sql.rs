@@ -52,10 +52,12 @@ impl Sql {
                  WHERE name = $1 AND version = $2 AND live"
             ),
             record_failure: format!(
-                "UPDATE {p} SET failure = $4 WHERE name = $1 AND version = $2 AND generation = $3"
+                "UPDATE {p} SET failure = $4, stopped = $5 \
+                 WHERE name = $1 AND version = $2 AND generation = $3"
             ),
             state: format!(
-                "SELECT COALESCE(bool_or(NOT live), false), max(failure) FILTER (WHERE live) \
+                "SELECT COALESCE(bool_or(NOT live), false), max(failure) FILTER (WHERE live), \
+                   COALESCE(bool_or(stopped) FILTER (WHERE live), false) \
                  FROM {p} WHERE name = $1 AND version = $2"
             ),
             mark_inline: format!(

@@ -289,12 +289,18 @@ impl ProjectionStore for PostgresStore {
         })
     }
 
-    async fn record_failure(&self, slot: &Slot, failure: Option<&str>) -> Result<(), StoreError> {
+    async fn record_failure(
+        &self,
+        slot: &Slot,
+        failure: Option<&str>,
+        stopped: bool,
+    ) -> Result<(), StoreError> {
         sqlx::query(&self.projections.record_failure)
             .bind(&slot.name)
             .bind(version_param(slot.version)?)
             .bind(generation_param(slot)?)
             .bind(failure)
+            .bind(stopped && failure.is_some())
             .execute(&self.projector)
             .await
             .map_err(backend)?;
@@ -306,13 +312,18 @@ impl ProjectionStore for PostgresStore {
         name: &str,
         version: u32,
     ) -> Result<ProjectionState, StoreError> {
-        let (building, failure): (bool, Option<String>) = sqlx::query_as(&self.projections.state)
-            .bind(name)
-            .bind(version_param(version)?)
-            .fetch_one(&self.projector)
-            .await
-            .map_err(backend)?;
-        Ok(ProjectionState { building, failure })
+        let (building, failure, stopped): (bool, Option<String>, bool) =
+            sqlx::query_as(&self.projections.state)
+                .bind(name)
+                .bind(version_param(version)?)
+                .fetch_one(&self.projector)
+                .await
+                .map_err(backend)?;
+        Ok(ProjectionState {
+            building,
+            failure,
+            stopped,
+        })
     }
 
     async fn lease(&self, name: &str, version: u32) -> Result<Option<Lease>, StoreError> {

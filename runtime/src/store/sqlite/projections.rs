@@ -56,9 +56,10 @@ const NEW_GENERATION: &str = "INSERT INTO annals_projections (name, version, gen
      VALUES (?1, ?2, ?3, 0, ?4)";
 const MARK_INLINE: &str =
     "UPDATE annals_projections SET inline = 1 WHERE name = ?1 AND version = ?2 AND live = 1";
-const RECORD_FAILURE: &str = "UPDATE annals_projections SET failure = ?4 \
+const RECORD_FAILURE: &str = "UPDATE annals_projections SET failure = ?4, stopped = ?5 \
      WHERE name = ?1 AND version = ?2 AND generation = ?3";
-const STATE: &str = "SELECT COALESCE(MAX(live = 0), 0), MAX(CASE WHEN live = 1 THEN failure END) \
+const STATE: &str = "SELECT COALESCE(MAX(live = 0), 0), MAX(CASE WHEN live = 1 THEN failure END), \
+     COALESCE(MAX(CASE WHEN live = 1 THEN stopped END), 0) \
      FROM annals_projections WHERE name = ?1 AND version = ?2";
 const UNSET_LIVE: &str =
     "UPDATE annals_projections SET live = 0 WHERE name = ?1 AND version = ?2 AND live = 1";
@@ -249,12 +250,18 @@ impl ProjectionStore for SqliteStore {
         Ok(true)
     }
 
-    async fn record_failure(&self, slot: &Slot, failure: Option<&str>) -> Result<(), StoreError> {
+    async fn record_failure(
+        &self,
+        slot: &Slot,
+        failure: Option<&str>,
+        stopped: bool,
+    ) -> Result<(), StoreError> {
         sqlx::query(RECORD_FAILURE)
             .bind(&slot.name)
             .bind(slot.version)
             .bind(slot.generation)
             .bind(failure)
+            .bind(stopped && failure.is_some())
             .execute(&self.writer)
             .await
             .map_err(backend)?;
@@ -266,13 +273,17 @@ impl ProjectionStore for SqliteStore {
         name: &str,
         version: u32,
     ) -> Result<ProjectionState, StoreError> {
-        let (building, failure): (bool, Option<String>) = sqlx::query_as(STATE)
+        let (building, failure, stopped): (bool, Option<String>, bool) = sqlx::query_as(STATE)
             .bind(name)
             .bind(version)
             .fetch_one(&self.reader)
             .await
             .map_err(backend)?;
-        Ok(ProjectionState { building, failure })
+        Ok(ProjectionState {
+            building,
+            failure,
+            stopped,
+        })
     }
 
     async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
