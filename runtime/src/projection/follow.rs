@@ -23,9 +23,7 @@ pub(super) async fn follow<S: ProjectionStore>(
 ) -> Result<(), ProjectionError> {
     let mut signal = store.append_signal();
     let mut worker = None;
-    let mut lease: Option<Lease> = None;
-    let mut checked = tokio::time::Instant::now();
-    let mut waiting_said = false;
+    let mut holder = Holder::default();
     // Failures in a row: each doubles the wait before the next try.
     let mut failed = 0u32;
     // Where the failure is recorded, so that a success clears it there.
@@ -42,59 +40,19 @@ pub(super) async fn follow<S: ProjectionStore>(
             break 'run;
         }
         // The lease first: of the runners on one database, one applies each projection.
-        if lease.is_none() {
-            match store.lease(job.name(), job.version()).await {
-                Ok(Some(taken)) => {
-                    if waiting_said {
-                        tracing::warn!(
-                            projection = job.name(),
-                            "this runner took the projection over"
-                        );
-                    } else {
-                        tracing::info!(
-                            projection = job.name(),
-                            "this runner holds the projection's lease"
-                        );
-                    }
-                    lease = Some(taken);
-                    checked = tokio::time::Instant::now();
+        match holder.hold(&store, &job, &options).await {
+            Holding::Yes { taken } => {
+                if taken {
                     // Another runner may have moved the checkpoint: read it again.
                     worker = None;
                 }
-                Ok(None) => {
-                    if !waiting_said {
-                        tracing::warn!(
-                            projection = job.name(),
-                            "another runner holds the projection's lease; this one waits to take over"
-                        );
-                        waiting_said = true;
-                    }
-                    if wait_or_stop(&mut stopped, options.takeover_interval).await {
-                        break 'run;
-                    }
-                    continue;
-                }
-                Err(error) => {
-                    tracing::error!(projection = job.name(), %error, "the projection's lease could not be asked for; retrying");
-                    super::metrics::failure(job.name(), job.version());
-                    if wait_or_stop(&mut stopped, options.retry_interval).await {
-                        break 'run;
-                    }
-                    continue;
-                }
             }
-        } else if checked.elapsed() >= options.takeover_interval / 2 {
-            checked = tokio::time::Instant::now();
-            if let Some(held) = &mut lease {
-                if !held.alive().await {
-                    tracing::error!(
-                        projection = job.name(),
-                        "this runner lost the projection's lease; it stops applying it until it takes the lease again"
-                    );
-                    lease = None;
-                    worker = None;
-                    continue;
+            Holding::No(wait) => {
+                worker = None;
+                if wait_or_stop(&mut stopped, wait).await {
+                    break 'run;
                 }
+                continue;
             }
         }
         // Marked seen before reading: an append during the read wakes the wait below.
@@ -195,10 +153,7 @@ pub(super) async fn follow<S: ProjectionStore>(
             () = tokio::time::sleep(wait) => {}
         }
     }
-    // Handed back at once, so that another runner need not wait to take over.
-    if let Some(lease) = lease {
-        lease.release().await;
-    }
+    holder.release().await;
     Ok(())
 }
 
@@ -243,5 +198,89 @@ mod tests {
         let waits: Vec<u128> = (1..=6).map(|n| backoff(&options, n).as_millis()).collect();
         assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(backoff(&options, u32::MAX), Duration::from_secs(1));
+    }
+}
+
+/// Whether the runner may apply the projection now.
+enum Holding {
+    /// It holds the lease; `taken` when it has just taken it.
+    Yes { taken: bool },
+    /// It does not: ask again after this wait.
+    No(Duration),
+}
+
+/// A projection's lease, as one runner task asks for it, keeps it and checks it.
+#[derive(Default)]
+struct Holder {
+    lease: Option<Lease>,
+    checked: Option<tokio::time::Instant>,
+    /// Whether waiting for another runner's lease was logged already.
+    waiting: bool,
+}
+
+impl Holder {
+    /// Asks for the lease when it has none; checks it, now and then, when it has one.
+    /// Taking, waiting for and losing a lease are logged loudly.
+    async fn hold<S: ProjectionStore>(
+        &mut self,
+        store: &S,
+        job: &Job<S>,
+        options: &RunnerOptions,
+    ) -> Holding {
+        let name = job.name();
+        if let Some(lease) = &mut self.lease {
+            let due = self
+                .checked
+                .is_none_or(|at| at.elapsed() >= options.takeover_interval / 2);
+            if !due {
+                return Holding::Yes { taken: false };
+            }
+            self.checked = Some(tokio::time::Instant::now());
+            if lease.alive().await {
+                return Holding::Yes { taken: false };
+            }
+            tracing::error!(
+                projection = name,
+                "this runner lost the projection's lease; it stops applying it until it takes the lease again"
+            );
+            self.lease = None;
+        }
+        match store.lease(name, job.version()).await {
+            Ok(Some(lease)) => {
+                if self.waiting {
+                    tracing::warn!(projection = name, "this runner took the projection over");
+                } else {
+                    tracing::info!(
+                        projection = name,
+                        "this runner holds the projection's lease"
+                    );
+                }
+                self.lease = Some(lease);
+                self.checked = Some(tokio::time::Instant::now());
+                Holding::Yes { taken: true }
+            }
+            Ok(None) => {
+                if !self.waiting {
+                    tracing::warn!(
+                        projection = name,
+                        "another runner holds the projection's lease; this one waits to take over"
+                    );
+                    self.waiting = true;
+                }
+                Holding::No(options.takeover_interval)
+            }
+            Err(error) => {
+                tracing::error!(projection = name, %error, "the projection's lease could not be asked for; retrying");
+                super::metrics::failure(name, job.version());
+                Holding::No(options.retry_interval)
+            }
+        }
+    }
+
+    /// Hands the lease back at once, so that another runner need not wait to take over.
+    async fn release(self) {
+        if let Some(lease) = self.lease {
+            lease.release().await;
+        }
     }
 }
