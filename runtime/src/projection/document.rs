@@ -229,7 +229,8 @@ impl<P: DocumentProjection, S: ProjectionStore> Documents<P, S> {
     }
 
     /// Up to `limit` documents whose keys come after `after` (from the first with `None`),
-    /// in key order, and the key to continue from.
+    /// in key order, and the key to continue from: `Some` whenever the page is full, so
+    /// the last page may be empty.
     pub async fn list(
         &self,
         after: Option<&str>,
