@@ -28,6 +28,9 @@ pub struct Status {
     pub lag_events: u64,
     /// How long the oldest event it has still to read has been stored; zero when none.
     pub lag: Duration,
+    /// When its checkpoint last moved (or it started): with `lag_events` above zero, an
+    /// old time is a runner that has stalled, or none running.
+    pub moved_at: Option<chrono::DateTime<Utc>>,
     /// What holds back the log's readable end, if anything (PostgreSQL: a long
     /// transaction anywhere in the cluster holds every projection and subscription).
     pub horizon: Option<super::Horizon>,
@@ -113,6 +116,7 @@ pub(super) async fn status<S: ProjectionStore>(
             head,
             lag_events: 0,
             lag: Duration::ZERO,
+            moved_at: None,
             horizon: None,
             state: State::Inline,
             inline: true,
@@ -140,6 +144,7 @@ pub(super) async fn status<S: ProjectionStore>(
         head: after.head,
         lag_events: after.events,
         lag,
+        moved_at: known.moved_at,
         horizon: store.horizon().await.map_err(error)?,
         state,
         inline: false,

@@ -263,6 +263,8 @@ pub struct ProjectionState {
     pub failure: Option<String>,
     /// The projection halted on that failure.
     pub stopped: bool,
+    /// When the live generation's checkpoint last moved (or the projection started).
+    pub moved_at: Option<DateTime<Utc>>,
 }
 
 /// What [`ProjectionStore::fold_named`] did.

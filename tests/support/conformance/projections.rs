@@ -102,6 +102,13 @@ pub async fn documents_follow_the_log<S: ProjectionStore>(store: S) {
     let status = status_of::<Balance, _>(&store).await.expect("status");
     assert_eq!((status.name.as_str(), status.version), ("balances", 1));
     assert_eq!((status.lag_events, status.checkpoint), (0, status.head));
+    let moved = status.moved_at.expect("the checkpoint moved");
+    let age = annals::chrono::Utc::now() - moved;
+    assert!(age >= annals::chrono::TimeDelta::zero() - annals::chrono::TimeDelta::seconds(1));
+    assert!(
+        age < annals::chrono::TimeDelta::minutes(5),
+        "moved {age} ago"
+    );
 }
 
 /// A document keyed by a field of the event gathers the events of many streams.

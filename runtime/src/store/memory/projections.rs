@@ -34,6 +34,8 @@ struct Generations {
 #[derive(Default)]
 struct Stored {
     checkpoint: Checkpoint,
+    /// When the checkpoint last moved.
+    moved_at: Option<DateTime<Utc>>,
     documents: BTreeMap<String, String>,
 }
 
@@ -156,6 +158,7 @@ impl ProjectionStore for MemoryStore {
                     building: g.slots.keys().any(|&generation| generation != g.live),
                     failure: failure.map(|(text, _)| text.clone()),
                     stopped: failure.is_some_and(|(_, stopped)| *stopped),
+                    moved_at: g.slots.get(&g.live).and_then(|s| s.moved_at),
                 }
             })
             .unwrap_or_default())
@@ -204,6 +207,7 @@ impl ProjectionStore for MemoryStore {
             };
         }
         stored.checkpoint = to;
+        stored.moved_at = Some(Utc::now());
         Ok(true)
     }
 

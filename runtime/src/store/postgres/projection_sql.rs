@@ -57,7 +57,8 @@ impl Sql {
             ),
             state: format!(
                 "SELECT COALESCE(bool_or(NOT live), false), max(failure) FILTER (WHERE live), \
-                   COALESCE(bool_or(stopped) FILTER (WHERE live), false) \
+                   COALESCE(bool_or(stopped) FILTER (WHERE live), false), \
+                   max(updated_at) FILTER (WHERE live) \
                  FROM {p} WHERE name = $1 AND version = $2"
             ),
             mark_inline: format!(

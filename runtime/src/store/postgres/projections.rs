@@ -312,17 +312,22 @@ impl ProjectionStore for PostgresStore {
         name: &str,
         version: u32,
     ) -> Result<ProjectionState, StoreError> {
-        let (building, failure, stopped): (bool, Option<String>, bool) =
-            sqlx::query_as(&self.projections.state)
-                .bind(name)
-                .bind(version_param(version)?)
-                .fetch_one(&self.projector)
-                .await
-                .map_err(backend)?;
+        let (building, failure, stopped, moved_at): (
+            bool,
+            Option<String>,
+            bool,
+            Option<DateTime<Utc>>,
+        ) = sqlx::query_as(&self.projections.state)
+            .bind(name)
+            .bind(version_param(version)?)
+            .fetch_one(&self.projector)
+            .await
+            .map_err(backend)?;
         Ok(ProjectionState {
             building,
             failure,
             stopped,
+            moved_at,
         })
     }
 

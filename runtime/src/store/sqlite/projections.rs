@@ -59,7 +59,8 @@ const MARK_INLINE: &str =
 const RECORD_FAILURE: &str = "UPDATE annals_projections SET failure = ?4, stopped = ?5 \
      WHERE name = ?1 AND version = ?2 AND generation = ?3";
 const STATE: &str = "SELECT COALESCE(MAX(live = 0), 0), MAX(CASE WHEN live = 1 THEN failure END), \
-     COALESCE(MAX(CASE WHEN live = 1 THEN stopped END), 0) \
+     COALESCE(MAX(CASE WHEN live = 1 THEN stopped END), 0), \
+     MAX(CASE WHEN live = 1 THEN updated_at END) \
      FROM annals_projections WHERE name = ?1 AND version = ?2";
 const UNSET_LIVE: &str =
     "UPDATE annals_projections SET live = 0 WHERE name = ?1 AND version = ?2 AND live = 1";
@@ -273,16 +274,18 @@ impl ProjectionStore for SqliteStore {
         name: &str,
         version: u32,
     ) -> Result<ProjectionState, StoreError> {
-        let (building, failure, stopped): (bool, Option<String>, bool) = sqlx::query_as(STATE)
-            .bind(name)
-            .bind(version)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(backend)?;
+        let (building, failure, stopped, moved): (bool, Option<String>, bool, Option<i64>) =
+            sqlx::query_as(STATE)
+                .bind(name)
+                .bind(version)
+                .fetch_one(&self.reader)
+                .await
+                .map_err(backend)?;
         Ok(ProjectionState {
             building,
             failure,
             stopped,
+            moved_at: moved.and_then(DateTime::from_timestamp_micros),
         })
     }
 
