@@ -335,15 +335,11 @@ fn parse_handler(cx: &mut Ctxt, sig: &Signature, key: Option<Expr>) -> Option<Ha
         }
     });
     if let Some(meta) = meta_arg {
-        let is_meta = matches!(arg_type(&meta.ty), ArgType::Ref(path)
-            if path.path.segments.last().is_some_and(|s| s.ident == "EventMeta"));
-        if !is_meta {
-            cx.error_spanned_by(
-                &meta.ty,
-                "the second argument of a `#[handle]` method is the event's metadata: `meta: &EventMeta`",
-            );
-            ok = false;
-        }
+        ok &= metadata_argument(
+            cx,
+            meta,
+            "the second argument of a `#[handle]` method is the event's metadata: `meta: &EventMeta`",
+        );
     }
     let pat = event_arg.map(|arg| (*arg.pat).clone());
     if !ok {
@@ -401,15 +397,11 @@ fn parse_table_handler(cx: &mut Ctxt, sig: &Signature, key: Option<Expr>) -> Opt
         }
     };
     if let Some(meta) = meta_arg {
-        let is_meta = matches!(arg_type(&meta.ty), ArgType::Ref(path)
-            if path.path.segments.last().is_some_and(|s| s.ident == "EventMeta"));
-        if !is_meta {
-            cx.error_spanned_by(
-                &meta.ty,
-                "the third argument of an `async` handler is the event's metadata: `meta: &EventMeta`",
-            );
-            ok = false;
-        }
+        ok &= metadata_argument(
+            cx,
+            meta,
+            "the third argument of an `async` handler is the event's metadata: `meta: &EventMeta`",
+        );
     }
     if !ok {
         return None;
@@ -423,6 +415,16 @@ fn parse_table_handler(cx: &mut Ctxt, sig: &Signature, key: Option<Expr>) -> Opt
         sig: sig.clone(),
         database,
     })
+}
+
+/// Whether `arg` takes `&EventMeta`; else the error `message` at its type.
+fn metadata_argument(cx: &mut Ctxt, arg: &syn::PatType, message: &str) -> bool {
+    let is_meta = matches!(arg_type(&arg.ty), ArgType::Ref(path)
+        if path.path.segments.last().is_some_and(|s| s.ident == "EventMeta"));
+    if !is_meta {
+        cx.error_spanned_by(&arg.ty, message);
+    }
+    is_meta
 }
 
 /// `Db` of `&mut Transaction<'_, Db>` (any path to `Transaction`).

@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use crate::event::Checkpoint;
 use crate::projection::{Changes, Slot};
 use crate::store::StoreError;
-use crate::store::sql::convert::{checkpoint_params, stored_checkpoint};
+use crate::store::sql::convert::{checkpoint_at, checkpoint_params};
 
 /// The projection SQL of one store, its schema spliced in once (a validated identifier).
 #[derive(Debug)]
@@ -310,11 +310,7 @@ pub(super) fn slot_of(
     row: &PgRow,
 ) -> Result<(Slot, Checkpoint), StoreError> {
     let generation: i32 = row.try_get(0).map_err(backend)?;
-    let checkpoint = stored_checkpoint(
-        name,
-        row.try_get(1).map_err(backend)?,
-        row.try_get(2).map_err(backend)?,
-    )?;
+    let checkpoint = checkpoint_at(name, row, 1)?;
     let generation = u32::try_from(generation).map_err(|_| {
         StoreError::backend(std::io::Error::other(format!(
             "projection `{name}` has a negative generation {generation}"

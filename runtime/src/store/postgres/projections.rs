@@ -13,7 +13,7 @@ use crate::projection::{
     Scanned, Slot,
 };
 use crate::store::StoreError;
-use crate::store::sql::convert::{checkpoint_params, limit, stored_checkpoint};
+use crate::store::sql::convert::{checkpoint_at, checkpoint_params, limit, stored_checkpoint};
 use crate::store::sql::fold_global;
 
 impl ProjectionStore for PostgresStore {
@@ -98,13 +98,7 @@ impl ProjectionStore for PostgresStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?
-            .map(|row| {
-                stored_checkpoint(
-                    &slot.name,
-                    row.try_get(0).map_err(backend)?,
-                    row.try_get(1).map_err(backend)?,
-                )
-            })
+            .map(|row| checkpoint_at(&slot.name, &row, 0))
             .transpose()?;
         if rebuilt != Some(at) || live.is_some_and(|(_, live)| live > at) {
             tx.rollback().await.map_err(backend)?;
@@ -141,14 +135,8 @@ impl ProjectionStore for PostgresStore {
             .fetch_optional(&self.projector)
             .await
             .map_err(backend)?;
-        row.map(|row| {
-            stored_checkpoint(
-                &slot.name,
-                row.try_get(0).map_err(backend)?,
-                row.try_get(1).map_err(backend)?,
-            )
-        })
-        .transpose()
+        row.map(|row| checkpoint_at(&slot.name, &row, 0))
+            .transpose()
     }
 
     async fn load_documents(

@@ -81,6 +81,21 @@ pub(crate) fn stored_checkpoint(
     }
 }
 
+/// A projection's checkpoint from the two columns of `row` starting at `first`
+/// (transaction id, then position).
+pub(crate) fn checkpoint_at<R: sqlx::Row>(
+    projection: &str,
+    row: &R,
+    first: usize,
+) -> Result<Checkpoint, StoreError>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let column = |index: usize| row.try_get::<i64, _>(index).map_err(StoreError::backend);
+    stored_checkpoint(projection, column(first)?, column(first + 1)?)
+}
+
 /// A projection row whose checkpoint no event can have.
 #[derive(Debug, thiserror::Error)]
 #[error("projection `{projection}` has a corrupt checkpoint {transaction_id}/{position}")]

@@ -13,7 +13,9 @@ use crate::projection::{
     Changes, DocumentProjection, InlineTx, LogAfter, ProjectionState, ProjectionStore, Slot,
 };
 use crate::store::StoreError;
-use crate::store::sql::convert::{bound, checkpoint_params, limit, stored_checkpoint};
+use crate::store::sql::convert::{
+    bound, checkpoint_at, checkpoint_params, limit, stored_checkpoint,
+};
 
 const LIVE: &str = "SELECT generation, transaction_id, position, inline FROM annals_projections \
      WHERE name = ?1 AND version = ?2 AND live = 1";
@@ -112,11 +114,7 @@ impl ProjectionStore for SqliteStore {
     ) -> Result<(Slot, Checkpoint), StoreError> {
         let live = |row: sqlx::sqlite::SqliteRow| -> Result<(Slot, Checkpoint), StoreError> {
             let generation: u32 = row.try_get(0).map_err(backend)?;
-            let checkpoint = stored_checkpoint(
-                name,
-                row.try_get(1).map_err(backend)?,
-                row.try_get(2).map_err(backend)?,
-            )?;
+            let checkpoint = checkpoint_at(name, &row, 1)?;
             let inline: bool = row.try_get(3).map_err(backend)?;
             let slot = Slot {
                 name: name.to_owned(),
@@ -188,14 +186,8 @@ impl ProjectionStore for SqliteStore {
             .map_err(backend)?;
         let checkpoint =
             |row: Option<sqlx::sqlite::SqliteRow>| -> Result<Option<Checkpoint>, StoreError> {
-                row.map(|row| {
-                    stored_checkpoint(
-                        &slot.name,
-                        row.try_get(1).map_err(backend)?,
-                        row.try_get(2).map_err(backend)?,
-                    )
-                })
-                .transpose()
+                row.map(|row| checkpoint_at(&slot.name, &row, 1))
+                    .transpose()
             };
         let live = checkpoint(
             sqlx::query(LIVE)
@@ -212,13 +204,7 @@ impl ProjectionStore for SqliteStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?
-            .map(|row| {
-                stored_checkpoint(
-                    &slot.name,
-                    row.try_get(0).map_err(backend)?,
-                    row.try_get(1).map_err(backend)?,
-                )
-            })
+            .map(|row| checkpoint_at(&slot.name, &row, 0))
             .transpose()?;
         if rebuilt != Some(at) || live.is_some_and(|live| live > at) {
             tx.rollback().await.map_err(backend)?;
@@ -297,14 +283,8 @@ impl ProjectionStore for SqliteStore {
             .fetch_optional(&self.reader)
             .await
             .map_err(backend)?;
-        row.map(|row| {
-            stored_checkpoint(
-                &slot.name,
-                row.try_get(0).map_err(backend)?,
-                row.try_get(1).map_err(backend)?,
-            )
-        })
-        .transpose()
+        row.map(|row| checkpoint_at(&slot.name, &row, 0))
+            .transpose()
     }
 
     async fn load_documents(
