@@ -142,3 +142,19 @@ impl Halting {
         Ok(())
     }
 }
+
+/// The next version of [`Balance`]: deposits in cents. It builds beside version 1, which
+/// keeps serving until it is dropped.
+#[derive(Default, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct BalanceV2 {
+    /// Sum of the deposits, in cents.
+    pub cents: u64,
+}
+
+#[projection(name = "balances", version = 2)]
+impl BalanceV2 {
+    #[handle]
+    fn deposited(&mut self, e: &Deposited) {
+        self.cents += e.amount * 100;
+    }
+}

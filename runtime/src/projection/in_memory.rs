@@ -96,6 +96,10 @@ impl<S: ProjectionStore> ProjectionStore for InMemory<S> {
         self.memory.promote(slot, at).await
     }
 
+    async fn drop_projection(&self, name: &str, version: u32) -> Result<bool, StoreError> {
+        self.memory.drop_projection(name, version).await
+    }
+
     async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
         self.memory.projection_checkpoint(slot).await
     }

@@ -60,6 +60,15 @@ pub trait ProjectionStore: EventStore {
         at: Checkpoint,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Drops every generation of projection `name` at `version`: its documents and its
+    /// checkpoints. For an old version once the new one serves, or kept until then for a
+    /// rollback. Returns whether there was anything to drop.
+    fn drop_projection(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// A slot's checkpoint, `None` if it does not exist.
     fn projection_checkpoint(
         &self,

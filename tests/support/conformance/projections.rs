@@ -962,3 +962,40 @@ pub async fn a_projection_that_stops_on_error_leaves_the_others_running<S: Proje
         "it stays stopped until a runner starts it again"
     );
 }
+
+/// A new version of a projection builds beside the old one, each with its own documents
+/// and checkpoint; the old one serves until it is dropped, which removes it whole.
+pub async fn versions_stand_side_by_side_until_the_old_is_dropped<S: ProjectionStore>(store: S) {
+    use crate::views::BalanceV2;
+    open(&store, "v", "ann").await;
+    let last = deposit(&store, "v", 3).await.expect("an event");
+    up_to(&Runner::new(store.clone()).with::<Balance>(), last).await;
+    let v1 = Documents::<Balance, _>::new(store.clone());
+    let v2 = Documents::<BalanceV2, _>::new(store.clone());
+    assert_eq!(
+        v2.get("account-v").await.expect("get"),
+        None,
+        "not built yet"
+    );
+    up_to(&Runner::new(store.clone()).with::<BalanceV2>(), last).await;
+    assert_eq!(
+        v1.get("account-v").await.expect("get").map(|b| b.balance),
+        Some(3)
+    );
+    assert_eq!(
+        v2.get("account-v").await.expect("get").map(|b| b.cents),
+        Some(300)
+    );
+    assert!(store.drop_projection("balances", 1).await.expect("dropped"));
+    assert!(
+        !store
+            .drop_projection("balances", 1)
+            .await
+            .expect("nothing left")
+    );
+    assert_eq!(v1.get("account-v").await.expect("get"), None);
+    assert_eq!(
+        v2.get("account-v").await.expect("get").map(|b| b.cents),
+        Some(300)
+    );
+}

@@ -164,6 +164,15 @@ impl ProjectionStore for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn drop_projection(&self, name: &str, version: u32) -> Result<bool, StoreError> {
+        let mut log = self.write();
+        Ok(log
+            .projections
+            .by_name
+            .remove(&(name.to_owned(), version))
+            .is_some())
+    }
+
     async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
         Ok(self.read().projections.slot(slot).map(|s| s.checkpoint))
     }

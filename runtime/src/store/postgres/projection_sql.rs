@@ -26,6 +26,8 @@ pub(super) struct Sql {
     pub(super) lock_live: String,
     pub(super) drop_other_documents: String,
     pub(super) drop_other_generations: String,
+    pub(super) drop_documents: String,
+    pub(super) drop_projection: String,
     pub(super) new_generation: String,
     pub(super) unset_live: String,
     pub(super) set_live: String,
@@ -122,6 +124,8 @@ impl Sql {
             drop_other_documents: format!(
                 "DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation <> $3"
             ),
+            drop_documents: format!("DELETE FROM {d} WHERE name = $1 AND version = $2"),
+            drop_projection: format!("DELETE FROM {p} WHERE name = $1 AND version = $2"),
             drop_other_generations: format!(
                 "DELETE FROM {p} WHERE name = $1 AND version = $2 AND generation <> $3"
             ),

@@ -127,6 +127,23 @@ impl ProjectionStore for PostgresStore {
         Ok(true)
     }
 
+    async fn drop_projection(&self, name: &str, version: u32) -> Result<bool, StoreError> {
+        let sql = &self.projections;
+        let mut tx = self.projector.begin().await.map_err(backend)?;
+        let mut dropped = 0;
+        for statement in [&sql.drop_documents, &sql.drop_projection] {
+            dropped += sqlx::query(statement)
+                .bind(name)
+                .bind(version_param(version)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(dropped > 0)
+    }
+
     async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
         let row = sqlx::query(&self.projections.checkpoint)
             .bind(&slot.name)

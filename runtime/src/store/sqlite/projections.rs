@@ -52,6 +52,8 @@ const LOG_AFTER: &str = "SELECT (SELECT MAX(position) FROM annals_events), \
 
 const DROP_OTHER_DOCUMENTS: &str =
     "DELETE FROM annals_documents WHERE name = ?1 AND version = ?2 AND generation <> ?3";
+const DROP_DOCUMENTS: &str = "DELETE FROM annals_documents WHERE name = ?1 AND version = ?2";
+const DROP_PROJECTION: &str = "DELETE FROM annals_projections WHERE name = ?1 AND version = ?2";
 const DROP_OTHER_GENERATIONS: &str =
     "DELETE FROM annals_projections WHERE name = ?1 AND version = ?2 AND generation <> ?3";
 const NEW_GENERATION: &str = "INSERT INTO annals_projections (name, version, generation, live, updated_at) \
@@ -273,6 +275,26 @@ impl ProjectionStore for SqliteStore {
             stopped,
             moved_at: moved.and_then(DateTime::from_timestamp_micros),
         })
+    }
+
+    async fn drop_projection(&self, name: &str, version: u32) -> Result<bool, StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let mut dropped = 0;
+        for sql in [DROP_DOCUMENTS, DROP_PROJECTION] {
+            dropped += sqlx::query(sql)
+                .bind(name)
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(dropped > 0)
     }
 
     async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
