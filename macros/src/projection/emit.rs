@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::{Handler, Kind, Model};
+use super::{Handler, Kind, Model, OnError};
 
 pub(super) fn emit(model: &Model) -> TokenStream {
     let Model {
@@ -17,8 +17,10 @@ pub(super) fn emit(model: &Model) -> TokenStream {
         kind,
         setup,
         reset,
-        stop_on_error,
+        on_error,
     } = model;
+    let stop_on_error = *on_error == OnError::Stop;
+    let dead_letters = *on_error == OnError::DeadLetter;
     let reads_metadata = handlers.iter().any(|h| h.meta);
     let upcasts_read = handlers.iter().map(|h| {
         let event = &h.event;
@@ -46,6 +48,7 @@ pub(super) fn emit(model: &Model) -> TokenStream {
             const VERSION: ::core::primitive::u32 = #version;
             const READS_METADATA: ::core::primitive::bool = #reads_metadata;
             const STOP_ON_ERROR: ::core::primitive::bool = #stop_on_error;
+            const DEAD_LETTERS: ::core::primitive::bool = #dead_letters;
 
             fn consumes() -> ::annals::__private::Vec<(&'static ::core::primitive::str, ::core::primitive::u32)> {
                 let mut __all = ::annals::__private::Vec::new();

@@ -21,11 +21,22 @@ struct Model {
     ignore: Vec<TypePath>,
     handlers: Vec<Handler>,
     kind: Kind,
-    /// `on_error = "stop"`: a failure halts the projection instead of being retried.
-    stop_on_error: bool,
+    /// What a failed batch does: `on_error = "..."`.
+    on_error: OnError,
     /// `#[setup]` and `#[reset]` of a SQL projection.
     setup: Option<Ident>,
     reset: Option<Ident>,
+}
+
+/// What a failed batch does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnError {
+    /// Try it again after a wait (the default).
+    Retry,
+    /// Halt the projection, visibly.
+    Stop,
+    /// After some tries, set the event aside, its document's later events behind it.
+    DeadLetter,
 }
 
 /// What the projection's read model is.

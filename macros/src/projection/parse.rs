@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Expr, ImplItem, ItemImpl, LitInt, LitStr, Signature, Token, Type, TypePath};
 
-use super::{Handler, Kind, Model};
+use super::{Handler, Kind, Model, OnError};
 use crate::aggregate::snake_case;
 use crate::ctxt::Ctxt;
 use crate::marker::{self, Marker};
@@ -79,7 +79,10 @@ fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Options {
             let value = types(&meta, "aggregates: `of = Order` or `of(Order, Invoice)`")?;
             options::set(cx, "projection", &meta, &mut o.of, value);
         } else if meta.path.is_ident(ON_ERROR) {
-            let value = options::value(&meta, "`\"retry\"` or `\"stop\"`: `on_error = \"stop\"`")?;
+            let value = options::value(
+                &meta,
+                "`\"retry\"`, `\"stop\"` or `\"dead_letter\"`: `on_error = \"stop\"`",
+            )?;
             options::set(cx, "projection", &meta, &mut o.on_error, value);
         } else if meta.path.is_ident(IGNORE) {
             let value = types(&meta, "event types: `ignore(OrderShipped, ItemRemoved)`")?;
@@ -206,21 +209,30 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
         );
     }
 
-    let stop_on_error = match &options.on_error {
-        None => false,
+    let on_error = match &options.on_error {
+        None => OnError::Retry,
         Some(lit) => match lit.value().as_str() {
-            "retry" => false,
-            "stop" => true,
+            "retry" => OnError::Retry,
+            "stop" => OnError::Stop,
+            "dead_letter" => OnError::DeadLetter,
             other => {
                 cx.error_spanned_by(
                     lit,
-                    format!("`on_error` is `\"retry\"` (the default: try the batch again after a wait) or `\"stop\"` (halt this projection, visibly), not `\"{other}\"`"),
+                    format!("`on_error` is `\"retry\"` (the default: try the batch again after a wait), `\"stop\"` (halt this projection, visibly) or `\"dead_letter\"` (set the event aside after some tries, its document's later events waiting behind it), not `\"{other}\"`"),
                 );
-                false
+                OnError::Retry
             }
         },
     };
     let kind = kind(cx, &handlers, &hooks);
+    if let (Some(lit), OnError::DeadLetter, Some(Kind::Tables { .. })) =
+        (&options.on_error, on_error, &kind)
+    {
+        cx.error_spanned_by(
+            lit,
+            "dead letters are kept for document projections, whose order is per document: a SQL projection's order is its stream, so use `\"retry\"` or `\"stop\"`",
+        );
+    }
     let ident = ident?;
     let name = match &options.name {
         Some(lit) => {
@@ -269,7 +281,7 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
         ignore,
         handlers,
         kind: kind?,
-        stop_on_error,
+        on_error,
         setup: hooks.setup.map(|(ident, _)| ident),
         reset: hooks.reset.map(|(ident, _)| ident),
     })

@@ -21,6 +21,7 @@ pub(crate) struct Described {
     pub version: u32,
     pub reads_metadata: bool,
     pub stop_on_error: bool,
+    pub dead_letters: bool,
     pub consumes: fn() -> Vec<(&'static str, u32)>,
     pub route: fn(&StoredEvent<'_>) -> ErasedRoute,
     pub new_document: fn() -> Erased,
@@ -42,6 +43,7 @@ impl Described {
             version: P::VERSION,
             reads_metadata: P::reads_records(),
             stop_on_error: P::STOP_ON_ERROR,
+            dead_letters: P::DEAD_LETTERS,
             consumes: P::consumes,
             route: |event| {
                 P::route(event).map(|routed| {

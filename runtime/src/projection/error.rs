@@ -121,6 +121,18 @@ pub enum ProjectionError {
         /// The projection.
         projection: String,
     },
+    /// The projection's dead letters reached their bound: it pauses, visibly, until some
+    /// are retried or discarded.
+    #[error(
+        "projection `{projection}` holds {max} dead letters, its bound: it waits until some are \
+         retried or discarded"
+    )]
+    DeadLettersFull {
+        /// The projection.
+        projection: String,
+        /// The bound (`RunnerOptions::max_dead_letters`).
+        max: usize,
+    },
     /// A wait for the projection to reach a checkpoint ran out of time.
     #[error(
         "projection `{projection}` did not reach {checkpoint} within {waited:?} (it is at {reached})"

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::worker::{Job, Worker};
+use super::worker::{Job, Tries, Worker};
 use super::{Lease, ProjectionError, ProjectionStore, RunnerOptions};
 
 /// The failures of a runner's projections, by name and version, while they last.
@@ -26,6 +26,8 @@ pub(super) async fn follow<S: ProjectionStore>(
     let mut holder = Holder::default();
     // Failures in a row: each doubles the wait before the next try.
     let mut failed = 0u32;
+    // The tries of a failing event, for a projection that dead-letters it after enough.
+    let mut tries = Tries::default();
     // Where the failure is recorded, so that a success clears it there.
     let mut recorded: Option<super::Slot> = None;
     let report = |failure: Option<String>| {
@@ -63,7 +65,10 @@ pub(super) async fn follow<S: ProjectionStore>(
             let worker = match &mut worker {
                 Some(worker) => worker,
                 None => {
-                    let opened = Worker::open(store.clone(), job.clone(), options).await?;
+                    let mut opened = Worker::open(store.clone(), job.clone(), options).await?;
+                    if job.dead_letters() {
+                        opened.poison = tries.poison(options.dead_letter_after);
+                    }
                     // A failure recorded before (by this runner or another, maybe one that
                     // stopped on it) is cleared by the next batch that goes through.
                     if recorded.is_none() {
@@ -94,6 +99,7 @@ pub(super) async fn follow<S: ProjectionStore>(
             Ok(Some(read)) if read == options.batch_size => {
                 report(None);
                 failed = 0;
+                tries.succeeded();
                 clear(&store, &mut recorded).await;
                 tokio::task::yield_now().await;
                 continue;
@@ -101,6 +107,7 @@ pub(super) async fn follow<S: ProjectionStore>(
             Ok(Some(_)) => {
                 report(None);
                 failed = 0;
+                tries.succeeded();
                 clear(&store, &mut recorded).await;
                 options.poll_interval
             }
@@ -134,6 +141,13 @@ pub(super) async fn follow<S: ProjectionStore>(
                 // Reopened after a failure: the checkpoint is read again from the store.
                 worker = None;
                 failed = failed.saturating_add(1);
+                if job.dead_letters() && matches!(error, ProjectionError::Handler { .. }) {
+                    tries.failed(&error);
+                    if tries.poison(options.dead_letter_after).is_some() {
+                        // Tried often enough: the next batch dead-letters it, now.
+                        continue;
+                    }
+                }
                 backoff(&options, failed)
             }
         };

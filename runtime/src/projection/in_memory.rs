@@ -3,9 +3,10 @@
 use std::future::Future;
 
 use super::{
-    Changes, DocumentProjection, Horizon, LogAfter, ProjectionState, ProjectionStore, Scanned, Slot,
+    Changes, DeadLetter, DeadLetterAction, DocumentProjection, Horizon, LogAfter, ProjectionState,
+    ProjectionStore, Scanned, Slot,
 };
-use crate::event::{Checkpoint, StoredEvent};
+use crate::event::{Checkpoint, RecordedEvent, StoredEvent};
 use crate::store::memory::MemoryStore;
 use crate::store::{EventStore, StoreError, Subscription};
 
@@ -98,6 +99,40 @@ impl<S: ProjectionStore> ProjectionStore for InMemory<S> {
 
     async fn drop_projection(&self, name: &str, version: u32) -> Result<bool, StoreError> {
         self.memory.drop_projection(name, version).await
+    }
+
+    async fn park(&self, slot: &Slot, letters: &[DeadLetter]) -> Result<(), StoreError> {
+        self.memory.park(slot, letters).await
+    }
+
+    async fn dead_letters(&self, slot: &Slot) -> Result<Vec<DeadLetter>, StoreError> {
+        self.memory.dead_letters(slot).await
+    }
+
+    async fn settle_dead_letters(
+        &self,
+        slot: &Slot,
+        key: &str,
+        letters: &[Checkpoint],
+        document: Option<Option<String>>,
+        action: &str,
+    ) -> Result<u64, StoreError> {
+        self.memory
+            .settle_dead_letters(slot, key, letters, document, action)
+            .await
+    }
+
+    async fn dead_letter_actions(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Vec<DeadLetterAction>, StoreError> {
+        self.memory.dead_letter_actions(name, version).await
+    }
+
+    /// The events are in the log's store.
+    async fn read_event(&self, at: Checkpoint) -> Result<Option<RecordedEvent>, StoreError> {
+        self.log.read_event(at).await
     }
 
     async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {

@@ -9,6 +9,8 @@ pub const EVENTS_APPLIED: &str = "annals_projection_events_applied_total";
 pub const BATCH_SECONDS: &str = "annals_projection_batch_seconds";
 /// Batches that failed (and are tried again).
 pub const FAILURES: &str = "annals_projection_failures_total";
+/// Events put in the dead letters (failed, or parked behind one that did).
+pub const DEAD_LETTERS: &str = "annals_projection_dead_letters_total";
 /// Events the projection has still to read, when its status was last read.
 pub const LAG_EVENTS: &str = "annals_projection_lag_events";
 /// Seconds since the oldest event it has still to read was stored, when its status was
@@ -30,6 +32,14 @@ pub(super) fn failure(projection: &'static str, version: u32) {
         ("version", version.to_string()),
     ];
     metrics::counter!(FAILURES, &labels).increment(1);
+}
+
+pub(super) fn dead_letters(projection: &'static str, version: u32, events: usize) {
+    let labels = [
+        ("projection", projection.to_owned()),
+        ("version", version.to_string()),
+    ];
+    metrics::counter!(DEAD_LETTERS, &labels).increment(events as u64);
 }
 
 pub(super) fn lag(projection: &str, version: u32, events: u64, lag: Duration) {

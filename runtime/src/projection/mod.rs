@@ -9,6 +9,7 @@
 //! - live, with [`project_live`]: folded over the log on demand, stored nowhere;
 //! - read back with [`Documents`], which serves the projection's documents by key.
 
+mod dead;
 mod describe;
 mod document;
 mod error;
@@ -26,6 +27,7 @@ mod sql;
 mod storage;
 mod worker;
 
+pub use dead::{DeadLetter, DeadLetterAction, DeadLetters};
 pub use describe::Registration;
 pub use document::{Change, DocumentKey, DocumentProjection, Documents, IntoChange, Page, Routed};
 pub use error::{HandlerError, ProjectionError};
@@ -55,6 +57,9 @@ pub trait Projection: Send + Sync + 'static {
     /// `#[projection(on_error = "stop")]`: a failed batch halts the projection (its status
     /// says `Stopped`) instead of being tried again; the others go on.
     const STOP_ON_ERROR: bool = false;
+    /// `#[projection(on_error = "dead_letter")]`: an event whose handler keeps failing
+    /// goes to the dead letters, its document's later events parked behind it.
+    const DEAD_LETTERS: bool = false;
 
     /// Every stored (name, version) the projection consumes, the old versions of its
     /// event types included (they are upcast before a handler sees them).

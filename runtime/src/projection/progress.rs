@@ -39,6 +39,9 @@ pub struct Status {
     /// Why its last batch failed, while it fails (recorded by the runner that runs it,
     /// in whichever process).
     pub failure: Option<String>,
+    /// How many of its events wait in the dead letters (`on_error = "dead_letter"`): those
+    /// whose handler kept failing and the later events of their documents, parked behind.
+    pub dead_letters: usize,
 }
 
 /// What a projection is doing, as its status says.
@@ -121,6 +124,7 @@ pub(super) async fn status<S: ProjectionStore>(
             state: State::Inline,
             inline: true,
             failure: None,
+            dead_letters: 0,
         });
     }
     let after = store.log_after(checkpoint).await.map_err(error)?;
@@ -149,6 +153,7 @@ pub(super) async fn status<S: ProjectionStore>(
         state,
         inline: false,
         failure: known.failure,
+        dead_letters: store.dead_letters(&slot).await.map_err(error)?.len(),
     })
 }
 

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use super::describe::{Described, registered};
 use super::follow::{Failures, follow};
 use super::progress::{self, Status};
-use super::worker::{Job, Worker};
+use super::worker::{Job, Tries, Worker};
 use super::{DocumentProjection, ProjectionError, ProjectionStore};
 use crate::event::Checkpoint;
 
@@ -30,6 +30,11 @@ pub struct RunnerOptions {
     pub retry_interval: Duration,
     /// The longest wait between tries of a failing batch.
     pub max_retry_interval: Duration,
+    /// For a projection declared `on_error = "dead_letter"`: how many times an event's
+    /// handler is tried before the event goes to the dead letters.
+    pub dead_letter_after: u32,
+    /// The most dead letters a projection keeps; past it, the projection pauses.
+    pub max_dead_letters: usize,
     /// How often a runner without a projection's lease asks for it again, so how soon it
     /// takes over from a runner that died; a runner that holds a lease checks it twice
     /// as often.
@@ -43,6 +48,8 @@ impl Default for RunnerOptions {
             poll_interval: Duration::from_millis(250),
             retry_interval: Duration::from_secs(1),
             max_retry_interval: Duration::from_secs(60),
+            dead_letter_after: 3,
+            max_dead_letters: 1000,
             takeover_interval: Duration::from_secs(2),
         }
     }
@@ -74,6 +81,21 @@ impl RunnerOptions {
     #[must_use]
     pub fn retry_interval(mut self, interval: Duration) -> Self {
         self.retry_interval = interval;
+        self
+    }
+
+    /// Sets how many times an event's handler is tried before the event goes to the dead
+    /// letters (at least 1).
+    #[must_use]
+    pub fn dead_letter_after(mut self, attempts: u32) -> Self {
+        self.dead_letter_after = attempts.max(1);
+        self
+    }
+
+    /// Sets the most dead letters a projection keeps.
+    #[must_use]
+    pub fn max_dead_letters(mut self, letters: usize) -> Self {
+        self.max_dead_letters = letters;
         self
     }
 
@@ -213,6 +235,8 @@ impl<S: ProjectionStore> Runner<S> {
     /// Brings every projection up to the events readable now, then returns: for tests,
     /// scripts and rebuilds that need no live runner. A projection that fails stops
     /// before the event that failed; the others go on, and the first error is returned.
+    /// One that keeps dead letters tries a failing event `dead_letter_after` times at once,
+    /// without the waits of a started runner, then sets it aside and goes on.
     pub async fn catch_up(&self) -> Result<(), ProjectionError> {
         // Every projection goes as far as it can: one that fails does not hold the others.
         let mut first = None;
@@ -220,7 +244,8 @@ impl<S: ProjectionStore> Runner<S> {
             let caught_up = async {
                 let mut worker =
                     Worker::open(self.store.clone(), job.clone(), self.options).await?;
-                while worker.step().await? == self.options.batch_size {}
+                let mut tries = Tries::default();
+                while worker.step_now(&mut tries).await? == self.options.batch_size {}
                 Ok::<_, ProjectionError>(())
             };
             if let Err(error) = caught_up.await {
@@ -336,6 +361,7 @@ impl<S: ProjectionStore> Runner<S> {
             slot,
             checkpoint: Checkpoint::START,
             filtered: false,
+            poison: None,
         };
         let start = tokio::time::Instant::now();
         let mut report = RebuildProgress {
@@ -350,8 +376,9 @@ impl<S: ProjectionStore> Runner<S> {
             events_per_second: 0.0,
             checkpoint: Checkpoint::START,
         };
+        let mut tries = Tries::default();
         loop {
-            let read = worker.step().await?;
+            let read = worker.step_now(&mut tries).await?;
             report.done += read as u64;
             report.total = report.total.max(report.done);
             report.checkpoint = worker.checkpoint;

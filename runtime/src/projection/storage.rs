@@ -5,8 +5,8 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use super::{DocumentProjection, Lease};
-use crate::event::{Checkpoint, StoredEvent};
+use super::{DeadLetter, DeadLetterAction, DocumentProjection, Lease};
+use crate::event::{Checkpoint, RecordedEvent, StoredEvent};
 use crate::store::{EventStore, StoreError};
 
 /// A batch's document changes: `(key, Some(JSON))` to store, `(key, None)` to delete.
@@ -59,6 +59,47 @@ pub trait ProjectionStore: EventStore {
         slot: &Slot,
         at: Checkpoint,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Parks `letters` (dead letters of `slot`, and the events waiting behind them), each
+    /// once, whatever was parked before: a batch parks before it commits, and one that does
+    /// not commit parks the same letters again when it is tried again.
+    fn park(
+        &self,
+        slot: &Slot,
+        letters: &[DeadLetter],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The dead letters of `slot`, in the order of the log.
+    fn dead_letters(
+        &self,
+        slot: &Slot,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>, StoreError>> + Send;
+
+    /// In one transaction: removes the dead letters of `key` at `letters`, writes its
+    /// document when `document` is given (`Some(None)` deletes it), and records `action`.
+    /// Returns how many it removed: all of them, or none (and nothing written) when some
+    /// were settled by another call meanwhile.
+    fn settle_dead_letters(
+        &self,
+        slot: &Slot,
+        key: &str,
+        letters: &[Checkpoint],
+        document: Option<Option<String>>,
+        action: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// What was done with the dead letters of a projection, oldest first.
+    fn dead_letter_actions(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<Vec<DeadLetterAction>, StoreError>> + Send;
+
+    /// The stored event at `at`, if there is one.
+    fn read_event(
+        &self,
+        at: Checkpoint,
+    ) -> impl Future<Output = Result<Option<RecordedEvent>, StoreError>> + Send;
 
     /// Drops every generation of projection `name` at `version`: its documents and its
     /// checkpoints. For an old version once the new one serves, or kept until then for a

@@ -1,9 +1,7 @@
 //! One projection's work: read a batch after its checkpoint, apply it, commit it with the
 //! checkpoint; for document projections and for SQL-table projections.
 
-use std::collections::HashMap;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use std::sync::Arc;
 
@@ -12,7 +10,7 @@ use tracing::Instrument;
 use super::describe::{Described, Erased};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use super::sql::{Owned, SqlOutcome, SqlRun};
-use super::{Change, ProjectionError, ProjectionStore, RunnerOptions, Slot};
+use super::{Change, DeadLetter, ProjectionError, ProjectionStore, RunnerOptions, Slot};
 use crate::event::{Checkpoint, DecodeError, StoredEvent};
 use crate::store::StoreError;
 
@@ -69,6 +67,18 @@ impl<S> Job<S> {
         }
     }
 
+    /// Whether an event whose handler keeps failing goes to the dead letters
+    /// (`on_error = "dead_letter"`, for document projections).
+    pub(crate) fn dead_letters(&self) -> bool {
+        match self {
+            Job::Documents(d) => d.dead_letters,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(_) => false,
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        }
+    }
+
     /// The stored names of the events it consumes, each once.
     pub(crate) fn names(&self) -> Vec<&'static str> {
         let consumes = match self {
@@ -117,6 +127,7 @@ struct Item {
     stream: String,
     stream_version: u64,
     name: String,
+    version: u32,
 }
 
 /// What one read found.
@@ -140,6 +151,59 @@ pub(crate) struct Worker<S> {
     /// those when `filtered` (a rebuild reads everything, to count its progress).
     pub(crate) names: Vec<&'static str>,
     pub(crate) filtered: bool,
+    /// An event whose handler kept failing, to put in the dead letters instead of trying
+    /// it once more (`on_error = "dead_letter"`).
+    pub(crate) poison: Option<Poison>,
+}
+
+/// An event to dead-letter: where it is, why, and how often it failed since when.
+#[derive(Clone, Debug)]
+pub(crate) struct Poison {
+    pub(crate) position: u64,
+    pub(crate) error: String,
+    pub(crate) attempts: u32,
+    pub(crate) first_failed_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The tries of the event whose handler failed last, counted across batches, so that it
+/// goes to the dead letters once it failed often enough.
+#[derive(Default)]
+pub(crate) struct Tries {
+    failing: Option<Poison>,
+}
+
+impl Tries {
+    /// Counts a failed batch: a handler's failure at the same event as before is one more
+    /// try of it; at another event, the first.
+    pub(crate) fn failed(&mut self, error: &ProjectionError) {
+        let ProjectionError::Handler { position, .. } = error else {
+            return;
+        };
+        match &mut self.failing {
+            Some(poison) if poison.position == *position => {
+                poison.attempts = poison.attempts.saturating_add(1);
+                poison.error = error.to_string();
+            }
+            _ => {
+                self.failing = Some(Poison {
+                    position: *position,
+                    error: error.to_string(),
+                    attempts: 1,
+                    first_failed_at: chrono::Utc::now(),
+                });
+            }
+        }
+    }
+
+    /// The event to dead-letter instead of trying it again, once it was tried `after` times.
+    pub(crate) fn poison(&self, after: u32) -> Option<Poison> {
+        self.failing.clone().filter(|p| p.attempts >= after)
+    }
+
+    /// A batch went through: past the failing event, or that event dead-lettered.
+    pub(crate) fn succeeded(&mut self) {
+        self.failing = None;
+    }
 }
 
 impl<S: ProjectionStore> Worker<S> {
@@ -166,6 +230,7 @@ impl<S: ProjectionStore> Worker<S> {
             checkpoint,
             names,
             filtered: true,
+            poison: None,
         })
     }
 
@@ -190,10 +255,33 @@ impl<S: ProjectionStore> Worker<S> {
             #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
             Job::Never(_, never) => match never {},
         };
-        if let Ok(read @ 1..) = done {
-            super::metrics::batch(self.job.name(), self.job.version(), read, start.elapsed());
+        if let Ok(read) = done {
+            // Dead-lettered, if it was in the batch.
+            self.poison = None;
+            if read > 0 {
+                super::metrics::batch(self.job.name(), self.job.version(), read, start.elapsed());
+            }
         }
         done
+    }
+
+    /// One batch where nothing waits between tries: an event whose handler fails is tried
+    /// again at once, and goes to the dead letters once tried often enough (for a projection
+    /// that keeps them; for the others the failure is returned).
+    pub(crate) async fn step_now(&mut self, tries: &mut Tries) -> Result<usize, ProjectionError> {
+        loop {
+            match self.step().await {
+                Err(error @ ProjectionError::Handler { .. }) if self.job.dead_letters() => {
+                    tries.failed(&error);
+                    self.poison = tries.poison(self.options.dead_letter_after);
+                }
+                Ok(read) => {
+                    tries.succeeded();
+                    return Ok(read);
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     async fn documents(&mut self, described: Described) -> Result<usize, ProjectionError> {
@@ -331,6 +419,7 @@ impl<S: ProjectionStore> Worker<S> {
                     stream: event.stream_id.to_owned(),
                     stream_version: event.stream_version,
                     name: event.name.to_owned(),
+                    version: event.version,
                 }),
                 Some(Err(error)) => return Err(Stop::Decode(error)),
             }
@@ -380,6 +469,23 @@ impl<S: ProjectionStore> Worker<S> {
         let mut keys: Vec<String> = read.items.iter().map(|item| item.key.clone()).collect();
         keys.sort_unstable();
         keys.dedup();
+        // Dead letters: each document whose event was dead-lettered waits, its later
+        // events parked behind it in order; the other documents go on. Read before the
+        // documents, so a document a retry settled meanwhile is read as the retry left it.
+        let mut parked: HashMap<String, u64> = HashMap::new();
+        let mut held = HashSet::new();
+        if described.dead_letters {
+            let stored = self
+                .store
+                .dead_letters(&self.slot)
+                .await
+                .map_err(|e| self.store_error(e))?;
+            for letter in stored {
+                held.insert(letter.checkpoint.position);
+                let behind = letter.behind.unwrap_or(letter.checkpoint.position);
+                parked.entry(letter.key).or_insert(behind);
+            }
+        }
         let mut documents = HashMap::with_capacity(keys.len());
         if !keys.is_empty() {
             let stored = self
@@ -398,8 +504,45 @@ impl<S: ProjectionStore> Worker<S> {
                 documents.insert(key, (document, Change::Keep));
             }
         }
+        let mut letters = Vec::new();
+        let now = chrono::Utc::now();
         let mut touched = Vec::with_capacity(keys.len());
         for item in read.items {
+            let dead_letter = |error: String, attempts, first, behind| DeadLetter {
+                projection: described.name.to_owned(),
+                version: described.version,
+                checkpoint: item.checkpoint,
+                stream: item.stream.clone(),
+                stream_version: item.stream_version,
+                event: item.name.clone(),
+                event_version: item.version,
+                key: item.key.clone(),
+                error,
+                attempts,
+                first_failed_at: first,
+                last_failed_at: now,
+                behind,
+            };
+            if let Some(&behind) = parked.get(&item.key) {
+                let why = format!("waits behind the dead letter at global position {behind}");
+                letters.push(dead_letter(why, 0, now, Some(behind)));
+                continue;
+            }
+            if let Some(poison) = self
+                .poison
+                .as_ref()
+                .filter(|p| p.position == item.checkpoint.position)
+            {
+                letters.push(dead_letter(
+                    poison.error.clone(),
+                    poison.attempts,
+                    poison.first_failed_at,
+                    None,
+                ));
+                parked.insert(item.key.clone(), item.checkpoint.position);
+                tracing::warn!(projection = described.name, key = %item.key, position = item.checkpoint.position, "event dead-lettered; its document's later events wait behind it");
+                continue;
+            }
             let (document, change) = documents
                 .entry(item.key.clone())
                 .or_insert_with(|| ((described.new_document)(), Change::Keep));
@@ -436,6 +579,26 @@ impl<S: ProjectionStore> Worker<S> {
                 Change::Keep => Some(encode(described, &key, &document)?),
             };
             changes.push((key, body));
+        }
+        if !letters.is_empty() {
+            // Those parked by a try of this batch that did not commit are held already.
+            let fresh = letters
+                .iter()
+                .filter(|l| !held.contains(&l.checkpoint.position))
+                .count();
+            if held.len() + fresh > self.options.max_dead_letters {
+                return Err(ProjectionError::DeadLettersFull {
+                    projection: described.name.to_owned(),
+                    max: self.options.max_dead_letters,
+                });
+            }
+            // Parked before the commit, each letter once: a batch that does not commit
+            // parks the same letters when it is tried again.
+            self.store
+                .park(&self.slot, &letters)
+                .await
+                .map_err(|e| self.store_error(e))?;
+            super::metrics::dead_letters(described.name, described.version, fresh);
         }
         if read.last != self.checkpoint {
             let committed = self

@@ -281,3 +281,34 @@ pub(crate) async fn twelve_credits<S: EventStore>(
 }
 
 pub(crate) const NO_PAUSE: std::time::Duration = std::time::Duration::ZERO;
+
+/// Opens an account and returns where its event is in the global order.
+pub(crate) async fn open<S: EventStore>(store: &S, id: &str, owner: &str) -> Checkpoint {
+    Repository::<Account, _>::new(store.clone())
+        .execute(id, Open(owner.to_owned()))
+        .await
+        .expect("open")
+        .last_checkpoint
+        .expect("an event")
+}
+
+/// Catches `runner` up to `last`: on PostgreSQL, an event becomes readable once every
+/// transaction that could precede it has ended, which tests running beside this one delay.
+pub(crate) async fn up_to<S: annals::projection::ProjectionStore>(
+    runner: &annals::projection::Runner<S>,
+    last: Checkpoint,
+) {
+    runner
+        .catch_up_to(last, std::time::Duration::from_secs(10))
+        .await
+        .expect("caught up");
+}
+
+/// Deposits and returns where the deposit is in the global order.
+pub(crate) async fn deposit<S: EventStore>(store: &S, id: &str, amount: u64) -> Option<Checkpoint> {
+    Repository::<Account, _>::new(store.clone())
+        .execute(id, Deposit(amount))
+        .await
+        .expect("deposit")
+        .last_checkpoint
+}

@@ -28,6 +28,7 @@ pub mod append;
 pub mod commands;
 pub mod decode;
 pub mod input;
+pub mod operations;
 pub mod projections;
 pub mod read;
 pub mod snapshots;

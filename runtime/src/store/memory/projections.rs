@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use super::MemoryStore;
 use crate::event::{Checkpoint, RecordedEvent};
 use crate::projection::{
-    Changes, DocumentProjection, InlineSet, InlineTx, LogAfter, ProjectionState, ProjectionStore,
-    Slot, inline,
+    Changes, DeadLetter, DeadLetterAction, DocumentProjection, InlineSet, InlineTx, LogAfter,
+    ProjectionState, ProjectionStore, Slot, inline,
 };
 use crate::store::StoreError;
 
@@ -19,6 +19,10 @@ use crate::store::StoreError;
 #[derive(Default)]
 pub(super) struct Projections {
     by_name: HashMap<(String, u32), Generations>,
+    /// Dead letters by (name, version, generation), in the order of the log.
+    dead: HashMap<(String, u32, u32), BTreeMap<Checkpoint, DeadLetter>>,
+    /// What was done with dead letters, by (name, version).
+    actions: HashMap<(String, u32), Vec<DeadLetterAction>>,
 }
 
 struct Generations {
@@ -84,12 +88,16 @@ impl ProjectionStore for MemoryStore {
     async fn begin_rebuild(&self, name: &str, version: u32) -> Result<Slot, StoreError> {
         let (live, _) = self.open_projection(name, version).await?;
         let mut log = self.write();
-        let Some(generations) = log.projections.by_name.get_mut(&(name.to_owned(), version)) else {
+        let projections = &mut log.projections;
+        let Some(generations) = projections.by_name.get_mut(&(name.to_owned(), version)) else {
             return Err(StoreError::backend(std::io::Error::other(format!(
                 "projection `{name}` v{version} vanished"
             ))));
         };
         generations.slots.retain(|&g, _| g == live.generation);
+        projections
+            .dead
+            .retain(|(n, v, g), _| (n.as_str(), *v) != (name, version) || *g == live.generation);
         let generation = live.generation + 1;
         generations.slots.insert(generation, Stored::default());
         Ok(Slot { generation, ..live })
@@ -117,6 +125,9 @@ impl ProjectionStore for MemoryStore {
         }
         generations.live = slot.generation;
         generations.slots.retain(|&g, _| g == slot.generation);
+        log.projections
+            .dead
+            .retain(|(n, v, g), _| (n, *v) != (&slot.name, slot.version) || *g == slot.generation);
         Ok(true)
     }
 
@@ -166,11 +177,111 @@ impl ProjectionStore for MemoryStore {
 
     async fn drop_projection(&self, name: &str, version: u32) -> Result<bool, StoreError> {
         let mut log = self.write();
+        log.projections
+            .dead
+            .retain(|(n, v, _), _| (n.as_str(), *v) != (name, version));
         Ok(log
             .projections
             .by_name
             .remove(&(name.to_owned(), version))
             .is_some())
+    }
+
+    async fn park(&self, slot: &Slot, letters: &[DeadLetter]) -> Result<(), StoreError> {
+        let mut log = self.write();
+        let parked = log
+            .projections
+            .dead
+            .entry((slot.name.clone(), slot.version, slot.generation))
+            .or_default();
+        for letter in letters {
+            parked
+                .entry(letter.checkpoint)
+                .or_insert_with(|| letter.clone());
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self, slot: &Slot) -> Result<Vec<DeadLetter>, StoreError> {
+        let log = self.read();
+        Ok(log
+            .projections
+            .dead
+            .get(&(slot.name.clone(), slot.version, slot.generation))
+            .map(|parked| parked.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn settle_dead_letters(
+        &self,
+        slot: &Slot,
+        key: &str,
+        letters: &[Checkpoint],
+        document: Option<Option<String>>,
+        action: &str,
+    ) -> Result<u64, StoreError> {
+        let mut log = self.write();
+        let mut removed = 0;
+        if let Some(parked) =
+            log.projections
+                .dead
+                .get_mut(&(slot.name.clone(), slot.version, slot.generation))
+        {
+            let all = letters
+                .iter()
+                .all(|at| parked.get(at).is_some_and(|letter| letter.key == key));
+            if !all {
+                // Some were settled by another call meanwhile: this one changes nothing.
+                return Ok(0);
+            }
+            for at in letters {
+                parked.remove(at);
+                removed += 1;
+            }
+        }
+        if removed == 0 {
+            return Ok(0);
+        }
+        if let Some(document) = document {
+            let writes = Writes(vec![(slot.clone(), vec![(key.to_owned(), document)])]);
+            log.projections.apply(writes);
+        }
+        log.projections
+            .actions
+            .entry((slot.name.clone(), slot.version))
+            .or_default()
+            .push(DeadLetterAction {
+                action: action.to_owned(),
+                key: key.to_owned(),
+                events: removed,
+                at: Utc::now(),
+            });
+        Ok(removed)
+    }
+
+    async fn dead_letter_actions(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Vec<DeadLetterAction>, StoreError> {
+        let log = self.read();
+        Ok(log
+            .projections
+            .actions
+            .get(&(name.to_owned(), version))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn read_event(&self, at: Checkpoint) -> Result<Option<RecordedEvent>, StoreError> {
+        let log = self.read();
+        let index = usize::try_from(at.position)
+            .ok()
+            .and_then(|p| p.checked_sub(1));
+        Ok(index
+            .and_then(|i| log.events.get(i))
+            .filter(|event| event.checkpoint() == at)
+            .cloned())
     }
 
     async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {

@@ -27,6 +27,14 @@ pub(super) struct Sql {
     pub(super) drop_other_documents: String,
     pub(super) drop_other_generations: String,
     pub(super) drop_documents: String,
+    pub(super) park: String,
+    pub(super) commit_documents_only: String,
+    pub(super) dead_letters: String,
+    pub(super) drop_letters: String,
+    pub(super) drop_other_letters: String,
+    pub(super) settle: String,
+    pub(super) record_action: String,
+    pub(super) actions: String,
     pub(super) drop_projection: String,
     pub(super) new_generation: String,
     pub(super) unset_live: String,
@@ -44,6 +52,8 @@ impl Sql {
         let p = format!("\"{schema}\".annals_projections");
         let d = format!("\"{schema}\".annals_documents");
         let e = format!("\"{schema}\".annals_events");
+        let l = format!("\"{schema}\".annals_dead_letters");
+        let a = format!("\"{schema}\".annals_dead_letter_actions");
         let live_join = format!(
             "FROM {d} d JOIN {p} p ON p.name = d.name AND p.version = d.version \
              AND p.generation = d.generation AND p.live"
@@ -125,6 +135,45 @@ impl Sql {
                 "DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation <> $3"
             ),
             drop_documents: format!("DELETE FROM {d} WHERE name = $1 AND version = $2"),
+            drop_other_letters: format!(
+                "DELETE FROM {l} WHERE name = $1 AND version = $2 AND generation <> $3"
+            ),
+            drop_letters: format!("DELETE FROM {l} WHERE name = $1 AND version = $2"),
+            park: format!(
+                "INSERT INTO {l} (name, version, generation, transaction_id, position, stream_id, \
+                   stream_version, event_name, event_version, key, error, attempts, \
+                   first_failed_at, last_failed_at, behind) \
+                 SELECT $1, $2, $3, u.* FROM UNNEST($4::int8[], $5::int8[], $6::text[], $7::int8[], \
+                   $8::text[], $9::int4[], $10::text[], $11::text[], $12::int4[], \
+                   $13::timestamptz[], $14::timestamptz[], $15::int8[]) AS u \
+                 ON CONFLICT DO NOTHING"
+            ),
+            // Documents stored or deleted, whether they exist or not (upsert).
+            commit_documents_only: format!(
+                "WITH gone AS (DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
+                   AND key = ANY($4)) \
+                 INSERT INTO {d} (name, version, generation, key, body) \
+                 SELECT $1, $2, $3, u.key, u.body::jsonb FROM UNNEST($5::text[], $6::text[]) AS u(key, body) \
+                 ON CONFLICT (name, version, generation, key) DO UPDATE SET body = excluded.body"
+            ),
+            dead_letters: format!(
+                "SELECT transaction_id, position, stream_id, stream_version, event_name, \
+                   event_version, key, error, attempts, first_failed_at, last_failed_at, behind \
+                 FROM {l} WHERE name = $1 AND version = $2 AND generation = $3 \
+                 ORDER BY transaction_id, position"
+            ),
+            settle: format!(
+                "DELETE FROM {l} WHERE name = $1 AND version = $2 AND generation = $3 AND key = $4 \
+                 AND (transaction_id, position) IN \
+                   (SELECT * FROM UNNEST($5::int8[], $6::int8[]))"
+            ),
+            record_action: format!(
+                "INSERT INTO {a} (name, version, action, key, events) VALUES ($1, $2, $3, $4, $5)"
+            ),
+            actions: format!(
+                "SELECT action, key, events, at FROM {a} WHERE name = $1 AND version = $2 \
+                 ORDER BY at"
+            ),
             drop_projection: format!("DELETE FROM {p} WHERE name = $1 AND version = $2"),
             drop_other_generations: format!(
                 "DELETE FROM {p} WHERE name = $1 AND version = $2 AND generation <> $3"

@@ -17,6 +17,7 @@ pub(super) struct Statements {
     pub read_stream: String,
     pub fold_stream: String,
     pub read_all: String,
+    pub read_at: String,
     pub fold_all: String,
     pub stream_version: String,
     pub stored_ids: String,
@@ -97,6 +98,11 @@ impl Statements {
                  WHERE (transaction_id, position) > ($1::int8::text::xid8, $2::int8) \
                    AND transaction_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
                  ORDER BY transaction_id, position LIMIT $3"
+            ),
+            // One event by its place in the global order: the key, one probe.
+            read_at: format!(
+                "SELECT {COLUMNS} FROM {t} \
+                 WHERE (transaction_id, position) = ($1::int8::text::xid8, $2::int8)"
             ),
             // `read_all`'s order and bound, with the columns of `fold_stream` first. The
             // transaction id comes as it is stored, not cast through text on every row.

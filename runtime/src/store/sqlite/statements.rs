@@ -19,6 +19,8 @@ pub(super) const READ_STREAM: &str = select_records!(
 
 pub(super) const READ_ALL: &str = select_records!("WHERE position > ? ORDER BY position LIMIT ?");
 
+pub(super) const READ_AT: &str = select_records!("WHERE position = ?");
+
 pub(super) const STREAM_VERSION: &str =
     "SELECT COALESCE(MAX(stream_version), 0) FROM annals_events WHERE stream_id = ?";
 
