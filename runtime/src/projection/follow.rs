@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::worker::{Job, Tries, Worker};
+use super::dead::Tries;
+use super::worker::{Job, Worker};
 use super::{Lease, ProjectionError, ProjectionStore, RunnerOptions};
 
 /// The failures of a runner's projections, by name and version, while they last.

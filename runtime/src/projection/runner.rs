@@ -8,10 +8,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::dead::Tries;
 use super::describe::{Described, registered};
 use super::follow::{Failures, follow};
 use super::progress::{self, Status};
-use super::worker::{Job, Tries, Worker};
+use super::worker::{Job, Worker};
 use super::{DocumentProjection, ProjectionError, ProjectionStore};
 use crate::event::Checkpoint;
 

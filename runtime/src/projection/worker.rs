@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
+use super::dead::{Poison, Tries};
 use super::describe::{Described, Erased};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use super::sql::{Owned, SqlOutcome, SqlRun};
@@ -154,56 +155,6 @@ pub(crate) struct Worker<S> {
     /// An event whose handler kept failing, to put in the dead letters instead of trying
     /// it once more (`on_error = "dead_letter"`).
     pub(crate) poison: Option<Poison>,
-}
-
-/// An event to dead-letter: where it is, why, and how often it failed since when.
-#[derive(Clone, Debug)]
-pub(crate) struct Poison {
-    pub(crate) position: u64,
-    pub(crate) error: String,
-    pub(crate) attempts: u32,
-    pub(crate) first_failed_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// The tries of the event whose handler failed last, counted across batches, so that it
-/// goes to the dead letters once it failed often enough.
-#[derive(Default)]
-pub(crate) struct Tries {
-    failing: Option<Poison>,
-}
-
-impl Tries {
-    /// Counts a failed batch: a handler's failure at the same event as before is one more
-    /// try of it; at another event, the first.
-    pub(crate) fn failed(&mut self, error: &ProjectionError) {
-        let ProjectionError::Handler { position, .. } = error else {
-            return;
-        };
-        match &mut self.failing {
-            Some(poison) if poison.position == *position => {
-                poison.attempts = poison.attempts.saturating_add(1);
-                poison.error = error.to_string();
-            }
-            _ => {
-                self.failing = Some(Poison {
-                    position: *position,
-                    error: error.to_string(),
-                    attempts: 1,
-                    first_failed_at: chrono::Utc::now(),
-                });
-            }
-        }
-    }
-
-    /// The event to dead-letter instead of trying it again, once it was tried `after` times.
-    pub(crate) fn poison(&self, after: u32) -> Option<Poison> {
-        self.failing.clone().filter(|p| p.attempts >= after)
-    }
-
-    /// A batch went through: past the failing event, or that event dead-lettered.
-    pub(crate) fn succeeded(&mut self) {
-        self.failing = None;
-    }
 }
 
 impl<S: ProjectionStore> Worker<S> {

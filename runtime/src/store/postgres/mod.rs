@@ -3,6 +3,7 @@
 mod append;
 mod cluster;
 mod columns;
+mod dead_letters;
 mod dialect;
 mod group;
 mod inline;

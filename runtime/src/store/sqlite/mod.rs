@@ -1,6 +1,7 @@
 //! The embedded SQLite store: no server, one file (or memory).
 
 mod append;
+mod dead_letters;
 mod dialect;
 mod migrate;
 mod projections;
