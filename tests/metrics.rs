@@ -1,5 +1,6 @@
 //! Projections report through the `metrics` facade: a recorder installed for this test
-//! binary sees events applied, batch times, failures and lag, labelled by projection.
+//! binary sees events applied, batch times, failures, dead letters and lag, labelled by
+//! projection.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,7 @@ use std::time::Duration;
 use annals::prelude::*;
 use annals::projection::{Runner, metrics as names, status_of};
 use annals_tests::domain::{Account, Deposit, Open};
-use annals_tests::views::{Balance, Fragile};
+use annals_tests::views::{Balance, Careful, Fragile};
 use metrics::{
     Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
@@ -125,4 +126,15 @@ async fn projections_report_through_the_metrics_facade() {
     let gauge = recorded.gauges.lock().expect("not poisoned")[&lag].load(Ordering::Relaxed);
     assert_eq!(f64::from_bits(gauge), 1.0);
     running.shutdown().await.expect("a clean stop");
+
+    // Events set aside are counted, the poison and the one parked behind it.
+    accounts.execute("0", Deposit(2)).await.expect("deposit");
+    Runner::new(store.clone())
+        .with::<Careful>()
+        .options(annals::projection::RunnerOptions::default().dead_letter_after(1))
+        .catch_up()
+        .await
+        .expect("caught up");
+    let dead = format!("{}{{projection=careful,version=1}}", names::DEAD_LETTERS);
+    assert_eq!(counter(recorded, &dead), 2);
 }
