@@ -220,11 +220,17 @@ impl<P: DocumentProjection, S: ProjectionStore> Documents<P, S> {
 
     /// The documents under `keys` that exist, in key order.
     pub async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, P)>, ProjectionError> {
-        let rows = self
-            .store
-            .read_documents(P::NAME, P::VERSION, keys)
-            .await
-            .map_err(|e| ProjectionError::store(P::NAME, e))?;
+        let read = || async {
+            self.store
+                .read_documents(P::NAME, P::VERSION, keys)
+                .await
+                .map_err(|e| ProjectionError::store(P::NAME, e))
+        };
+        let mut rows = read().await?;
+        if rows.is_empty() && self.readable().await? {
+            // Taken over between the read and the check: read what it serves now.
+            rows = read().await?;
+        }
         rows.into_iter().map(decode::<P>).collect()
     }
 
@@ -236,11 +242,17 @@ impl<P: DocumentProjection, S: ProjectionStore> Documents<P, S> {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<P>, ProjectionError> {
-        let rows = self
-            .store
-            .list_documents(P::NAME, P::VERSION, after, limit)
-            .await
-            .map_err(|e| ProjectionError::store(P::NAME, e))?;
+        let read = || async {
+            self.store
+                .list_documents(P::NAME, P::VERSION, after, limit)
+                .await
+                .map_err(|e| ProjectionError::store(P::NAME, e))
+        };
+        let mut rows = read().await?;
+        if rows.is_empty() && self.readable().await? {
+            // Taken over between the read and the check: read what it serves now.
+            rows = read().await?;
+        }
         let next = (rows.len() == limit && limit > 0)
             .then(|| rows.last().map(|(key, _)| key.clone()))
             .flatten();
@@ -249,6 +261,39 @@ impl<P: DocumentProjection, S: ProjectionStore> Documents<P, S> {
             .map(decode::<P>)
             .collect::<Result<_, _>>()?;
         Ok(Page { items, next })
+    }
+
+    /// Refuses a read of a version still being built while another serves: what it holds
+    /// is partial, and an empty answer would be a wrong one. Asked only when a read found
+    /// nothing, so reads that find documents cost nothing more. Returns whether the
+    /// version serves now: it may have taken over since the read, which is then made again
+    /// (a version that serves goes on serving, so the second read is of the whole model).
+    async fn readable(&self) -> Result<bool, ProjectionError> {
+        let versions = self
+            .store
+            .projection_versions(P::NAME)
+            .await
+            .map_err(|e| ProjectionError::store(P::NAME, e))?;
+        let live = |v: u32| versions.iter().any(|&(version, live)| version == v && live);
+        if live(P::VERSION) {
+            return Ok(true);
+        }
+        // An older version that serves: this one is new, and being built beside it.
+        let older = versions
+            .iter()
+            .filter(|&&(v, live)| live && v < P::VERSION)
+            .map(|&(v, _)| v)
+            .max();
+        match older {
+            Some(serving) => Err(ProjectionError::Building {
+                projection: P::NAME.to_owned(),
+                version: P::VERSION,
+                serving,
+            }),
+            // Nothing older to serve: a projection new to the store reads as it fills, and
+            // a version dropped after a newer one took over reads as empty.
+            None => Ok(false),
+        }
     }
 }
 

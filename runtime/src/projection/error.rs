@@ -121,6 +121,20 @@ pub enum ProjectionError {
         /// The projection.
         projection: String,
     },
+    /// A read of a new version of a projection that is still being built beside the
+    /// version that serves: it becomes readable, all at once, when it has caught up.
+    #[error(
+        "projection `{projection}` v{version} is still being built; v{serving} serves its \
+         readers until it has caught up"
+    )]
+    Building {
+        /// The projection.
+        projection: String,
+        /// The version being built.
+        version: u32,
+        /// The version readers see meanwhile.
+        serving: u32,
+    },
     /// The projection's dead letters reached their bound: it pauses, visibly, until some
     /// are retried or discarded.
     #[error(

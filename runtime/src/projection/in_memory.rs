@@ -97,6 +97,10 @@ impl<S: ProjectionStore> ProjectionStore for InMemory<S> {
         self.memory.promote(slot, at).await
     }
 
+    async fn projection_versions(&self, name: &str) -> Result<Vec<(u32, bool)>, StoreError> {
+        self.memory.projection_versions(name).await
+    }
+
     async fn drop_projection(&self, name: &str, version: u32) -> Result<bool, StoreError> {
         self.memory.drop_projection(name, version).await
     }

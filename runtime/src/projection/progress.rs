@@ -42,6 +42,9 @@ pub struct Status {
     /// How many of its events wait in the dead letters (`on_error = "dead_letter"`): those
     /// whose handler kept failing and the later events of their documents, parked behind.
     pub dead_letters: usize,
+    /// The newer version that serves this projection's readers since it caught up, if
+    /// one does: this one is kept, for a rollback, until it is dropped.
+    pub superseded_by: Option<u32>,
 }
 
 /// What a projection is doing, as its status says.
@@ -50,7 +53,8 @@ pub struct Status {
 pub enum State {
     /// Applied as events come (or waiting for a runner to apply it).
     Live,
-    /// Live, with a rebuild building its next generation beside it.
+    /// Live, with a rebuild building its next generation beside it; or a new version
+    /// built unseen beside an older one that serves, until it has caught up.
     Building,
     /// Its last batch failed; it is tried again after a wait.
     Failed,
@@ -125,6 +129,7 @@ pub(super) async fn status<S: ProjectionStore>(
             inline: true,
             failure: None,
             dead_letters: 0,
+            superseded_by: None,
         });
     }
     let after = store.log_after(checkpoint).await.map_err(error)?;
@@ -154,6 +159,14 @@ pub(super) async fn status<S: ProjectionStore>(
         inline: false,
         failure: known.failure,
         dead_letters: store.dead_letters(&slot).await.map_err(error)?.len(),
+        superseded_by: store
+            .projection_versions(name)
+            .await
+            .map_err(error)?
+            .into_iter()
+            .filter(|&(v, live)| live && v > version)
+            .map(|(v, _)| v)
+            .max(),
     })
 }
 
@@ -173,7 +186,8 @@ pub(super) async fn wait_for<S: ProjectionStore>(
     let mut pause = Duration::from_millis(1);
     loop {
         let (slot, reached) = store.open_projection(name, version).await.map_err(error)?;
-        if slot.inline || reached >= target {
+        // A version still built unseen has reached nothing its readers see.
+        if slot.inline || (slot.live && reached >= target) {
             return Ok(());
         }
         let waited = start.elapsed();

@@ -363,6 +363,7 @@ impl<S: ProjectionStore> Runner<S> {
             checkpoint: Checkpoint::START,
             filtered: false,
             poison: None,
+            takes_over: false,
         };
         let start = tokio::time::Instant::now();
         let mut report = RebuildProgress {

@@ -25,6 +25,9 @@ pub struct Slot {
     /// Whether a store applies the projection inline, inside each append (recorded in the
     /// database, so runners of every process leave it alone).
     pub inline: bool,
+    /// Whether readers see this generation. A new version of a projection whose older
+    /// version serves is built unseen, and takes over once it has caught up.
+    pub live: bool,
 }
 
 /// A store that also keeps projections: their checkpoints and documents, next to the log.
@@ -133,6 +136,13 @@ pub trait ProjectionStore: EventStore {
         to: Checkpoint,
         changes: Changes,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every stored version of projection `name`, oldest first, each with whether readers
+    /// see it (it has a live generation) or it is still being built.
+    fn projection_versions(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<(u32, bool)>, StoreError>> + Send;
 
     /// The documents under `keys` of the generation readers see, in key order.
     fn read_documents(

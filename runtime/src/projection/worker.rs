@@ -155,6 +155,9 @@ pub(crate) struct Worker<S> {
     /// An event whose handler kept failing, to put in the dead letters instead of trying
     /// it once more (`on_error = "dead_letter"`).
     pub(crate) poison: Option<Poison>,
+    /// A new version built unseen beside an older one that serves: readers are moved to
+    /// it, in one transaction, once it has caught up.
+    pub(crate) takes_over: bool,
 }
 
 impl<S: ProjectionStore> Worker<S> {
@@ -173,6 +176,7 @@ impl<S: ProjectionStore> Worker<S> {
             run.setup(&store).await?;
         }
         let names = job.names();
+        let takes_over = !slot.live;
         Ok(Self {
             store,
             job,
@@ -182,6 +186,7 @@ impl<S: ProjectionStore> Worker<S> {
             names,
             filtered: true,
             poison: None,
+            takes_over,
         })
     }
 
@@ -212,8 +217,33 @@ impl<S: ProjectionStore> Worker<S> {
             if read > 0 {
                 super::metrics::batch(self.job.name(), self.job.version(), read, start.elapsed());
             }
+            if self.takes_over && read < self.options.batch_size {
+                self.take_over().await?;
+            }
         }
         done
+    }
+
+    /// Caught up: this version serves its readers from now on, the older ones kept (for
+    /// a rollback) until dropped. When another runner moved the checkpoint meanwhile, the
+    /// next caught-up batch tries again.
+    async fn take_over(&mut self) -> Result<(), ProjectionError> {
+        let promoted = self
+            .store
+            .promote(&self.slot, self.checkpoint)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if promoted {
+            self.takes_over = false;
+            self.slot.live = true;
+            tracing::info!(
+                projection = self.job.name(),
+                version = self.job.version(),
+                checkpoint = %self.checkpoint,
+                "the new version has caught up and serves its readers; older versions stay until dropped"
+            );
+        }
+        Ok(())
     }
 
     /// One batch where nothing waits between tries: an event whose handler fails is tried

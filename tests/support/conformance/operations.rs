@@ -66,7 +66,13 @@ pub async fn every_projection_has_a_status<S: ProjectionStore>(store: S) {
     ] {
         assert!(names.contains(&registered), "{registered:?} in {names:?}");
     }
-    assert!(all.iter().all(|s| s.state == State::Live), "{all:?}");
+    // Both versions of `balances` are registered: the second one opened is built unseen
+    // while the first serves, whichever order the registry gives.
+    assert!(
+        all.iter()
+            .all(|s| s.state == State::Live || (s.name == "balances" && s.state == State::Building)),
+        "{all:?}"
+    );
 
     let slot = store
         .begin_rebuild("balances", 1)
@@ -171,7 +177,8 @@ pub async fn a_projection_that_stops_on_error_leaves_the_others_running<S: Proje
 }
 
 /// A new version of a projection builds beside the old one, each with its own documents
-/// and checkpoint; the old one serves until it is dropped, which removes it whole.
+/// and checkpoint; the new one is not read until it has caught up; the old one serves
+/// until it is dropped, which removes it whole.
 pub async fn versions_stand_side_by_side_until_the_old_is_dropped<S: ProjectionStore>(store: S) {
     use crate::views::BalanceV2;
     open(&store, "v", "ann").await;
@@ -179,12 +186,25 @@ pub async fn versions_stand_side_by_side_until_the_old_is_dropped<S: ProjectionS
     up_to(&Runner::new(store.clone()).with::<Balance>(), last).await;
     let v1 = Documents::<Balance, _>::new(store.clone());
     let v2 = Documents::<BalanceV2, _>::new(store.clone());
-    assert_eq!(
-        v2.get("account-v").await.expect("get"),
-        None,
-        "not built yet"
+    assert!(
+        matches!(
+            v2.get("account-v").await,
+            Err(ProjectionError::Building {
+                version: 2,
+                serving: 1,
+                ..
+            })
+        ),
+        "not built yet: not read as empty"
     );
     up_to(&Runner::new(store.clone()).with::<BalanceV2>(), last).await;
+    assert_eq!(
+        status_of::<Balance, _>(&store)
+            .await
+            .expect("status")
+            .superseded_by,
+        Some(2)
+    );
     assert_eq!(
         v1.get("account-v").await.expect("get").map(|b| b.balance),
         Some(3)
@@ -417,4 +437,116 @@ pub async fn a_rebuild_keeps_dead_letters_of_its_own<S: ProjectionStore>(store: 
     let held = letters.list().await.expect("list");
     assert_eq!(held.len(), 2, "set aside again, once each: {held:?}");
     assert_eq!(applied(&store, &k).await, None, "its first deposit waits");
+}
+
+/// A new version is built unseen while the old one serves and commands keep arriving:
+/// its readers are refused (`Building`) until it has caught up, then see it whole, all at
+/// once; never a half-built model. The old version stays, superseded, for a rollback.
+pub async fn a_new_version_takes_over_whole_while_commands_arrive<S: ProjectionStore>(store: S) {
+    use crate::views::BalanceV2;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let accounts: Vec<String> = (0..20).map(|n| unique("t") + &format!("x{n}")).collect();
+    for id in &accounts {
+        open(&store, id, "ann").await;
+        for amount in 1..=3 {
+            deposit(&store, id, amount).await;
+        }
+    }
+    let last = deposit(&store, &accounts[0], 1).await.expect("an event");
+    up_to(&Runner::new(store.clone()).with::<Balance>(), last).await;
+    let old = Runner::new(store.clone()).with::<Balance>().start();
+    let v2 = status_of::<BalanceV2, _>(&store).await.expect("status");
+    assert_eq!(
+        (v2.state, v2.superseded_by),
+        (State::Building, None),
+        "built unseen"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (store, accounts, stop) = (store.clone(), accounts.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut last, mut n) = (None, 0);
+            while !stop.load(Ordering::Relaxed) || n < 20 {
+                last = deposit(&store, &accounts[n % accounts.len()], 1)
+                    .await
+                    .or(last);
+                n += 1;
+                tokio::task::yield_now().await;
+            }
+            last
+        })
+    };
+    let reader = {
+        let (store, accounts, stop) = (store.clone(), accounts.clone(), stop.clone());
+        tokio::spawn(async move {
+            let cents = Documents::<BalanceV2, _>::new(store);
+            let (mut refused, mut whole) = (0, 0);
+            let mut seen = vec![0u64; accounts.len()];
+            loop {
+                for (i, id) in accounts.iter().enumerate() {
+                    match cents.get(format!("account-{id}")).await {
+                        Err(ProjectionError::Building { serving: 1, .. }) => {
+                            assert_eq!(whole, 0, "refused again after taking over");
+                            refused += 1;
+                        }
+                        Ok(found) => {
+                            let found = found.unwrap_or_else(|| {
+                                panic!("account-{id} missing: a half-built model was read")
+                            });
+                            assert!(
+                                found.cents >= 600 && found.cents >= seen[i],
+                                "account-{id} at {} cents: a half-built model was read",
+                                found.cents
+                            );
+                            seen[i] = found.cents;
+                            whole += 1;
+                        }
+                        Err(other) => panic!("{other}"),
+                    }
+                }
+                if stop.load(Ordering::Relaxed) && whole > 0 {
+                    break (refused, whole);
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let new = Runner::new(store.clone())
+        .with::<BalanceV2>()
+        .options(RunnerOptions::default().batch_size(7))
+        .start();
+    let status = until::<_, BalanceV2>(&store, "the takeover", |s| s.state == State::Live).await;
+    assert_eq!(status.superseded_by, None);
+    stop.store(true, Ordering::Relaxed);
+    let last = writer.await.expect("no panic").expect("deposits");
+    let (refused, whole) = reader.await.expect("no panic: no half-built model read");
+    assert!(
+        whole > 0,
+        "read after the takeover ({refused} refused before)"
+    );
+    new.wait_for(last, Duration::from_secs(20))
+        .await
+        .expect("the new version follows");
+    old.wait_for(last, Duration::from_secs(20))
+        .await
+        .expect("the old version is still kept up to date");
+    let old_status = status_of::<Balance, _>(&store).await.expect("status");
+    assert_eq!(
+        (old_status.state, old_status.superseded_by),
+        (State::Live, Some(2))
+    );
+    let (v1, v2) = (
+        Documents::<Balance, _>::new(store.clone()),
+        Documents::<BalanceV2, _>::new(store.clone()),
+    );
+    for id in &accounts {
+        let key = format!("account-{id}");
+        let before = v1.get(key.as_str()).await.expect("get").expect("kept");
+        let after = v2.get(key.as_str()).await.expect("get").expect("built");
+        assert_eq!(after.cents, before.balance * 100, "{key}");
+    }
+    new.shutdown().await.expect("a clean stop");
+    old.shutdown().await.expect("a clean stop");
 }

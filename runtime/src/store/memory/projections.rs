@@ -26,8 +26,11 @@ pub(super) struct Projections {
 }
 
 struct Generations {
-    /// The generation readers see.
+    /// The generation readers see, once `serving`.
     live: u32,
+    /// Whether readers see `live`: false while a new version is built beside an older
+    /// one that serves, until it has caught up.
+    serving: bool,
     /// Why a generation's last batch failed, and whether it halted on it, by generation.
     failures: HashMap<u32, (String, bool)>,
     /// Applied inline by the stores that append.
@@ -52,7 +55,10 @@ impl Projections {
     }
 
     fn live(&self, name: &str, version: u32) -> Option<&Stored> {
-        let generations = self.by_name.get(&(name.to_owned(), version))?;
+        let generations = self
+            .by_name
+            .get(&(name.to_owned(), version))
+            .filter(|g| g.serving)?;
         generations.slots.get(&generations.live)
     }
 }
@@ -64,23 +70,32 @@ impl ProjectionStore for MemoryStore {
         version: u32,
     ) -> Result<(Slot, Checkpoint), StoreError> {
         let mut log = self.write();
+        // A new version is built unseen while an older one serves.
+        let older = log
+            .projections
+            .by_name
+            .iter()
+            .any(|((n, v), g)| n == name && *v < version && g.serving);
         let generations = log
             .projections
             .by_name
             .entry((name.to_owned(), version))
             .or_insert_with(|| Generations {
                 live: 1,
+                serving: !older,
                 failures: HashMap::new(),
                 inline: false,
                 slots: HashMap::from([(1, Stored::default())]),
             });
         let (live, inline) = (generations.live, generations.inline);
+        let serving = generations.serving;
         let checkpoint = generations.slots.entry(live).or_default().checkpoint;
         let slot = Slot {
             name: name.to_owned(),
             version,
             generation: live,
             inline,
+            live: serving,
         };
         Ok((slot, checkpoint))
     }
@@ -100,7 +115,11 @@ impl ProjectionStore for MemoryStore {
             .retain(|(n, v, g), _| (n.as_str(), *v) != (name, version) || *g == live.generation);
         let generation = live.generation + 1;
         generations.slots.insert(generation, Stored::default());
-        Ok(Slot { generation, ..live })
+        Ok(Slot {
+            generation,
+            live: false,
+            ..live
+        })
     }
 
     async fn promote(&self, slot: &Slot, at: Checkpoint) -> Result<bool, StoreError> {
@@ -124,6 +143,7 @@ impl ProjectionStore for MemoryStore {
             return Ok(false);
         }
         generations.live = slot.generation;
+        generations.serving = true;
         generations.slots.retain(|&g, _| g == slot.generation);
         log.projections
             .dead
@@ -166,13 +186,26 @@ impl ProjectionStore for MemoryStore {
             .map(|g| {
                 let failure = g.failures.get(&g.live);
                 ProjectionState {
-                    building: g.slots.keys().any(|&generation| generation != g.live),
+                    building: !g.serving || g.slots.keys().any(|&generation| generation != g.live),
                     failure: failure.map(|(text, _)| text.clone()),
                     stopped: failure.is_some_and(|(_, stopped)| *stopped),
                     moved_at: g.slots.get(&g.live).and_then(|s| s.moved_at),
                 }
             })
             .unwrap_or_default())
+    }
+
+    async fn projection_versions(&self, name: &str) -> Result<Vec<(u32, bool)>, StoreError> {
+        let log = self.read();
+        let mut versions: Vec<(u32, bool)> = log
+            .projections
+            .by_name
+            .iter()
+            .filter(|((n, _), _)| n == name)
+            .map(|((_, v), g)| (*v, g.serving))
+            .collect();
+        versions.sort_unstable();
+        Ok(versions)
     }
 
     async fn drop_projection(&self, name: &str, version: u32) -> Result<bool, StoreError> {
@@ -369,7 +402,13 @@ impl ProjectionStore for MemoryStore {
     }
 
     async fn inline<P: DocumentProjection>(mut self) -> Result<Self, StoreError> {
-        let (mut slot, _) = self.open_projection(P::NAME, P::VERSION).await?;
+        let (mut slot, at) = self.open_projection(P::NAME, P::VERSION).await?;
+        if !slot.live {
+            // Inline, a new version serves at once: it applies what is appended from now,
+            // and replays nothing (as any projection made inline).
+            self.promote(&slot, at).await?;
+            slot.live = true;
+        }
         if let Some(generations) = self
             .write()
             .projections
@@ -454,6 +493,7 @@ impl Projections {
                 .entry((slot.name.clone(), slot.version))
                 .or_insert_with(|| Generations {
                     live: slot.generation,
+                    serving: true,
                     failures: HashMap::new(),
                     inline: true,
                     slots: HashMap::new(),

@@ -13,6 +13,7 @@ use crate::store::sql::convert::{checkpoint_at, checkpoint_params};
 #[derive(Debug)]
 pub(super) struct Sql {
     pub(super) live: String,
+    pub(super) versions: String,
     pub(super) mark_inline: String,
     pub(super) record_failure: String,
     pub(super) state: String,
@@ -60,8 +61,12 @@ impl Sql {
         );
         Self {
             live: format!(
-                "SELECT generation, transaction_id, position, inline FROM {p} \
-                 WHERE name = $1 AND version = $2 AND live"
+                "SELECT generation, transaction_id, position, inline, live FROM {p} \
+                 WHERE name = $1 AND version = $2 ORDER BY live DESC, generation LIMIT 1"
+            ),
+            versions: format!(
+                "SELECT version, bool_or(live) FROM {p} WHERE name = $1 \
+                 GROUP BY version ORDER BY version"
             ),
             record_failure: format!(
                 "UPDATE {p} SET failure = $4, stopped = $5 \
@@ -77,7 +82,10 @@ impl Sql {
                 "UPDATE {p} SET inline = true WHERE name = $1 AND version = $2 AND live"
             ),
             start: format!(
-                "INSERT INTO {p} (name, version, generation) VALUES ($1, $2, 1) ON CONFLICT DO NOTHING"
+                "INSERT INTO {p} (name, version, generation, live) \
+                 SELECT $1, $2, 1, NOT EXISTS (SELECT 1 FROM {p} \
+                   WHERE name = $1 AND version < $2 AND live) \
+                 ON CONFLICT DO NOTHING"
             ),
             checkpoint: format!(
                 "SELECT transaction_id, position FROM {p} WHERE name = $1 AND version = $2 AND generation = $3"
@@ -128,7 +136,7 @@ impl Sql {
                  SELECT count(*) FROM added"
             ),
             lock_live: format!(
-                "SELECT generation, transaction_id, position, inline FROM {p} \
+                "SELECT generation, transaction_id, position, inline, live FROM {p} \
                  WHERE name = $1 AND version = $2 AND live FOR UPDATE"
             ),
             drop_other_documents: format!(
@@ -370,11 +378,13 @@ pub(super) fn slot_of(
         )))
     })?;
     let inline: bool = row.try_get(3).map_err(backend)?;
+    let live: bool = row.try_get(4).map_err(backend)?;
     let slot = Slot {
         name: name.to_owned(),
         version,
         generation,
         inline,
+        live,
     };
     Ok((slot, checkpoint))
 }

@@ -69,6 +69,7 @@ impl ProjectionStore for PostgresStore {
         }
         let rebuilt = Slot {
             generation: live.generation + 1,
+            live: false,
             ..live
         };
         sqlx::query(&sql.new_generation)
@@ -130,6 +131,20 @@ impl ProjectionStore for PostgresStore {
         }
         tx.commit().await.map_err(backend)?;
         Ok(true)
+    }
+
+    async fn projection_versions(&self, name: &str) -> Result<Vec<(u32, bool)>, StoreError> {
+        let rows: Vec<(i32, bool)> = sqlx::query_as(&self.projections.versions)
+            .bind(name)
+            .fetch_all(&self.projector)
+            .await
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(version, live)| {
+                let version = u32::try_from(version).map_err(StoreError::backend)?;
+                Ok((version, live))
+            })
+            .collect()
     }
 
     async fn drop_projection(&self, name: &str, version: u32) -> Result<bool, StoreError> {
@@ -269,7 +284,13 @@ impl ProjectionStore for PostgresStore {
     }
 
     async fn inline<P: DocumentProjection>(mut self) -> Result<Self, StoreError> {
-        let (mut slot, _) = self.open_projection(P::NAME, P::VERSION).await?;
+        let (mut slot, at) = self.open_projection(P::NAME, P::VERSION).await?;
+        if !slot.live {
+            // Inline, a new version serves at once: it applies what is appended from now,
+            // and replays nothing (as any projection made inline).
+            self.promote(&slot, at).await?;
+            slot.live = true;
+        }
         sqlx::query(&self.projections.mark_inline)
             .bind(P::NAME)
             .bind(version_param(P::VERSION)?)

@@ -22,8 +22,18 @@ use crate::store::sql::records_until_unreadable;
 
 const LIVE: &str = "SELECT generation, transaction_id, position, inline FROM annals_projections \
      WHERE name = ?1 AND version = ?2 AND live = 1";
-const START: &str = "INSERT INTO annals_projections (name, version, generation, updated_at) \
-     VALUES (?1, ?2, 1, ?3) ON CONFLICT DO NOTHING";
+/// The generation a runner works on: the live one, or else the one being built.
+const OPEN: &str = "SELECT generation, transaction_id, position, inline, live \
+     FROM annals_projections WHERE name = ?1 AND version = ?2 \
+     ORDER BY live DESC, generation LIMIT 1";
+/// A new version is built unseen while an older one serves (`WHERE true` tells the parser
+/// that `ON CONFLICT` belongs to the insert).
+const START: &str = "INSERT INTO annals_projections (name, version, generation, live, updated_at) \
+     SELECT ?1, ?2, 1, NOT EXISTS (SELECT 1 FROM annals_projections \
+       WHERE name = ?1 AND version < ?2 AND live = 1), ?3 WHERE true \
+     ON CONFLICT DO NOTHING";
+const VERSIONS: &str = "SELECT version, MAX(live) FROM annals_projections WHERE name = ?1 \
+     GROUP BY version ORDER BY version";
 const CHECKPOINT: &str = "SELECT transaction_id, position FROM annals_projections \
      WHERE name = ?1 AND version = ?2 AND generation = ?3";
 /// The keys come as one JSON array: one statement, whatever their number.
@@ -124,15 +134,17 @@ impl ProjectionStore for SqliteStore {
             let generation: u32 = row.try_get(0).map_err(backend)?;
             let checkpoint = checkpoint_at(name, &row, 1)?;
             let inline: bool = row.try_get(3).map_err(backend)?;
+            let live: bool = row.try_get(4).map_err(backend)?;
             let slot = Slot {
                 name: name.to_owned(),
                 version,
                 generation,
                 inline,
+                live,
             };
             Ok((slot, checkpoint))
         };
-        let found = sqlx::query(LIVE)
+        let found = sqlx::query(OPEN)
             .bind(name)
             .bind(version)
             .fetch_optional(&self.reader)
@@ -148,7 +160,7 @@ impl ProjectionStore for SqliteStore {
             .execute(&self.writer)
             .await
             .map_err(backend)?;
-        let row = sqlx::query(LIVE)
+        let row = sqlx::query(OPEN)
             .bind(name)
             .bind(version)
             .fetch_one(&self.writer)
@@ -187,7 +199,11 @@ impl ProjectionStore for SqliteStore {
             .await
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        Ok(Slot { generation, ..live })
+        Ok(Slot {
+            generation,
+            live: false,
+            ..live
+        })
     }
 
     async fn promote(&self, slot: &Slot, at: Checkpoint) -> Result<bool, StoreError> {
@@ -289,6 +305,20 @@ impl ProjectionStore for SqliteStore {
             stopped,
             moved_at: moved.and_then(DateTime::from_timestamp_micros),
         })
+    }
+
+    async fn projection_versions(&self, name: &str) -> Result<Vec<(u32, bool)>, StoreError> {
+        let rows: Vec<(i64, bool)> = sqlx::query_as(VERSIONS)
+            .bind(name)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(version, live)| {
+                let version = u32::try_from(version).map_err(StoreError::backend)?;
+                Ok((version, live))
+            })
+            .collect()
     }
 
     async fn drop_projection(&self, name: &str, version: u32) -> Result<bool, StoreError> {
@@ -435,7 +465,13 @@ impl ProjectionStore for SqliteStore {
     }
 
     async fn inline<P: DocumentProjection>(mut self) -> Result<Self, StoreError> {
-        let (mut slot, _) = self.open_projection(P::NAME, P::VERSION).await?;
+        let (mut slot, at) = self.open_projection(P::NAME, P::VERSION).await?;
+        if !slot.live {
+            // Inline, a new version serves at once: it applies what is appended from now,
+            // and replays nothing (as any projection made inline).
+            self.promote(&slot, at).await?;
+            slot.live = true;
+        }
         sqlx::query(MARK_INLINE)
             .bind(P::NAME)
             .bind(P::VERSION)
