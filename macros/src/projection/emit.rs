@@ -18,6 +18,7 @@ pub(super) fn emit(model: &Model) -> TokenStream {
         setup,
         reset,
         on_error,
+        shards,
     } = model;
     let stop_on_error = *on_error == OnError::Stop;
     let dead_letters = *on_error == OnError::DeadLetter;
@@ -49,6 +50,7 @@ pub(super) fn emit(model: &Model) -> TokenStream {
             const READS_METADATA: ::core::primitive::bool = #reads_metadata;
             const STOP_ON_ERROR: ::core::primitive::bool = #stop_on_error;
             const DEAD_LETTERS: ::core::primitive::bool = #dead_letters;
+            const SHARDS: ::core::primitive::u32 = #shards;
 
             fn consumes() -> ::annals::__private::Vec<(&'static ::core::primitive::str, ::core::primitive::u32)> {
                 let mut __all = ::annals::__private::Vec::new();

@@ -23,6 +23,8 @@ struct Model {
     kind: Kind,
     /// What a failed batch does: `on_error = "..."`.
     on_error: OnError,
+    /// `shards = N`: documents split into `N` parts by key.
+    shards: u32,
     /// `#[setup]` and `#[reset]` of a SQL projection.
     setup: Option<Ident>,
     reset: Option<Ident>,

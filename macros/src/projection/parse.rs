@@ -16,7 +16,10 @@ const VERSION: &str = "version";
 const OF: &str = "of";
 const IGNORE: &str = "ignore";
 const ON_ERROR: &str = "on_error";
-const OPTIONS: &[&str] = &[NAME, VERSION, OF, IGNORE, ON_ERROR];
+const SHARDS: &str = "shards";
+const OPTIONS: &[&str] = &[NAME, VERSION, OF, IGNORE, ON_ERROR, SHARDS];
+/// The most parts a projection is split into.
+const MAX_SHARDS: u32 = 1024;
 const KEY: &str = "key";
 const HANDLE_OPTIONS: &[&str] = &[KEY];
 
@@ -52,6 +55,7 @@ struct Options {
     of: Option<Vec<TypePath>>,
     ignore: Option<Vec<TypePath>>,
     on_error: Option<LitStr>,
+    shards: Option<LitInt>,
 }
 
 /// `= A` or `(A, B, ...)`.
@@ -84,6 +88,9 @@ fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Options {
                 "`\"retry\"`, `\"stop\"` or `\"dead_letter\"`: `on_error = \"stop\"`",
             )?;
             options::set(cx, "projection", &meta, &mut o.on_error, value);
+        } else if meta.path.is_ident(SHARDS) {
+            let value = options::value(&meta, "a number: `shards = 4`")?;
+            options::set(cx, "projection", &meta, &mut o.shards, value);
         } else if meta.path.is_ident(IGNORE) {
             let value = types(&meta, "event types: `ignore(OrderShipped, ItemRemoved)`")?;
             options::set(cx, "projection", &meta, &mut o.ignore, value);
@@ -225,6 +232,29 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
         },
     };
     let kind = kind(cx, &handlers, &hooks);
+    let shards = match &options.shards {
+        None => 1,
+        Some(lit) => {
+            match lit.base10_parse::<u32>() {
+                Ok(n) if (1..=MAX_SHARDS).contains(&n) => {
+                    if matches!(kind, Some(Kind::Tables { .. })) {
+                        cx.error_spanned_by(
+                        lit,
+                        "shards split a document projection's documents by key: a SQL projection writes tables of its own, so it runs whole",
+                    );
+                    }
+                    n
+                }
+                _ => {
+                    cx.error_spanned_by(
+                    lit,
+                    format!("a projection's shards are a number from 1 to {MAX_SHARDS}: `shards = 4`"),
+                );
+                    1
+                }
+            }
+        }
+    };
     if let (Some(lit), OnError::DeadLetter, Some(Kind::Tables { .. })) =
         (&options.on_error, on_error, &kind)
     {
@@ -282,6 +312,7 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
         handlers,
         kind: kind?,
         on_error,
+        shards,
         setup: hooks.setup.map(|(ident, _)| ident),
         reset: hooks.reset.map(|(ident, _)| ident),
     })

@@ -22,6 +22,7 @@ pub(crate) struct Described {
     pub reads_metadata: bool,
     pub stop_on_error: bool,
     pub dead_letters: bool,
+    pub shards: u32,
     pub consumes: fn() -> Vec<(&'static str, u32)>,
     pub route: fn(&StoredEvent<'_>) -> ErasedRoute,
     pub new_document: fn() -> Erased,
@@ -44,6 +45,7 @@ impl Described {
             reads_metadata: P::reads_records(),
             stop_on_error: P::STOP_ON_ERROR,
             dead_letters: P::DEAD_LETTERS,
+            shards: P::SHARDS,
             consumes: P::consumes,
             route: |event| {
                 P::route(event).map(|routed| {

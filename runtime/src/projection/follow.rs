@@ -9,10 +9,13 @@ use tokio::sync::watch;
 
 use super::dead::Tries;
 use super::worker::{Job, Worker};
-use super::{Lease, ProjectionError, ProjectionStore, RunnerOptions};
+use super::{Lease, ProjectionError, ProjectionStore, RunnerOptions, Shard};
 
 /// The failures of a runner's projections, by name and version, while they last.
 pub(super) type Failures = Arc<Mutex<HashMap<(&'static str, u32), String>>>;
+
+/// The leases a runner holds: projection name, version and part.
+pub(super) type Held = Arc<Mutex<std::collections::BTreeSet<(&'static str, u32, Shard)>>>;
 
 /// One projection's task: batches while behind, then a wait for the next append.
 pub(super) async fn follow<S: ProjectionStore>(
@@ -21,10 +24,17 @@ pub(super) async fn follow<S: ProjectionStore>(
     options: RunnerOptions,
     mut stopped: watch::Receiver<bool>,
     failures: Failures,
+    (shard, held): (Shard, Held),
 ) -> Result<(), ProjectionError> {
     let mut signal = store.append_signal();
     let mut worker = None;
-    let mut holder = Holder::default();
+    let mut holder = Holder {
+        shard,
+        held,
+        lease: None,
+        checked: None,
+        waiting: false,
+    };
     // Failures in a row: each doubles the wait before the next try.
     let mut failed = 0u32;
     // The tries of a failing event, for a projection that dead-letters it after enough.
@@ -66,7 +76,8 @@ pub(super) async fn follow<S: ProjectionStore>(
             let worker = match &mut worker {
                 Some(worker) => worker,
                 None => {
-                    let mut opened = Worker::open(store.clone(), job.clone(), options).await?;
+                    let mut opened =
+                        Worker::open(store.clone(), job.clone(), options, shard).await?;
                     if job.dead_letters() {
                         opened.poison = tries.poison(options.dead_letter_after);
                     }
@@ -168,7 +179,7 @@ pub(super) async fn follow<S: ProjectionStore>(
             () = tokio::time::sleep(wait) => {}
         }
     }
-    holder.release().await;
+    holder.release(&job).await;
     Ok(())
 }
 
@@ -201,20 +212,6 @@ fn backoff(options: &RunnerOptions, failed: u32) -> Duration {
         .min(options.max_retry_interval)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_in_a_row_double_the_wait_up_to_the_longest() {
-        let options = RunnerOptions::default()
-            .retry_interval(Duration::from_millis(100))
-            .max_retry_interval(Duration::from_secs(1));
-        let waits: Vec<u128> = (1..=6).map(|n| backoff(&options, n).as_millis()).collect();
-        assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(backoff(&options, u32::MAX), Duration::from_secs(1));
-    }
-}
 
 /// Whether the runner may apply the projection now.
 enum Holding {
@@ -224,9 +221,12 @@ enum Holding {
     No(Duration),
 }
 
-/// A projection's lease, as one runner task asks for it, keeps it and checks it.
-#[derive(Default)]
+/// A projection's lease (or a part's), as one runner task asks for it, keeps it and
+/// checks it.
 struct Holder {
+    shard: Shard,
+    /// Every lease of the runner, to keep to `max_shards` parts of a projection.
+    held: Held,
     lease: Option<Lease>,
     checked: Option<tokio::time::Instant>,
     /// Whether waiting for another runner's lease was logged already.
@@ -256,28 +256,55 @@ impl Holder {
             }
             tracing::error!(
                 projection = name,
+                shard = self.shard.index,
                 "this runner lost the projection's lease; it stops applying it until it takes the lease again"
             );
             self.lease = None;
+            self.mark(job, false);
         }
-        match store.lease(name, job.version()).await {
+        if self.shard.is_part() {
+            // Counted and reserved at once, so that the runner's tasks asking together
+            // take no more than its share.
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            let parts = held
+                .iter()
+                .filter(|(n, v, _)| *n == name && *v == job.version())
+                .count();
+            if parts >= options.max_shards {
+                // Its share taken: the other parts are left to other runners.
+                return Holding::No(options.takeover_interval);
+            }
+            held.insert((name, job.version(), self.shard));
+        }
+        let asked = store.lease(name, job.version(), self.shard).await;
+        if !matches!(asked, Ok(Some(_))) {
+            self.mark(job, false);
+        }
+        match asked {
             Ok(Some(lease)) => {
                 if self.waiting {
-                    tracing::warn!(projection = name, "this runner took the projection over");
+                    tracing::warn!(
+                        projection = name,
+                        shard = self.shard.index,
+                        "this runner took the projection over"
+                    );
                 } else {
                     tracing::info!(
                         projection = name,
+                        shard = self.shard.index,
                         "this runner holds the projection's lease"
                     );
                 }
                 self.lease = Some(lease);
                 self.checked = Some(tokio::time::Instant::now());
+                self.mark(job, true);
                 Holding::Yes { taken: true }
             }
             Ok(None) => {
                 if !self.waiting {
                     tracing::warn!(
                         projection = name,
+                        shard = self.shard.index,
                         "another runner holds the projection's lease; this one waits to take over"
                     );
                     self.waiting = true;
@@ -292,10 +319,37 @@ impl Holder {
         }
     }
 
+    /// Records in the runner's set whether this task holds its lease.
+    fn mark<S>(&self, job: &Job<S>, holding: bool) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let id = (job.name(), job.version(), self.shard);
+        if holding {
+            held.insert(id);
+        } else {
+            held.remove(&id);
+        }
+    }
+
     /// Hands the lease back at once, so that another runner need not wait to take over.
-    async fn release(self) {
-        if let Some(lease) = self.lease {
+    async fn release<S>(mut self, job: &Job<S>) {
+        if let Some(lease) = self.lease.take() {
+            self.mark(job, false);
             lease.release().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_in_a_row_double_the_wait_up_to_the_longest() {
+        let options = RunnerOptions::default()
+            .retry_interval(Duration::from_millis(100))
+            .max_retry_interval(Duration::from_secs(1));
+        let waits: Vec<u128> = (1..=6).map(|n| backoff(&options, n).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(backoff(&options, u32::MAX), Duration::from_secs(1));
     }
 }

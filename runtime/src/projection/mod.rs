@@ -21,6 +21,7 @@ mod live;
 mod meta;
 pub mod metrics;
 mod progress;
+mod rebuild;
 mod runner;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
@@ -37,10 +38,13 @@ pub use lease::{Held, Lease};
 pub use live::project_live;
 pub use meta::EventMeta;
 pub use progress::{State, Status, status_of, statuses, wait_for_projection};
-pub use runner::{RebuildProgress, Runner, RunnerHandle, RunnerOptions};
+pub use rebuild::RebuildProgress;
+pub use runner::{Runner, RunnerHandle, RunnerOptions};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::{Backend, SqlFuture, SqlProjection, SqlStore};
-pub use storage::{Changes, Horizon, LogAfter, ProjectionState, ProjectionStore, Scanned, Slot};
+pub use storage::{
+    Changes, Horizon, LogAfter, ProjectionState, ProjectionStore, Scanned, Shard, Slot, shard_of,
+};
 
 /// What every projection declares: its identity and the stored events it consumes.
 ///
@@ -60,6 +64,9 @@ pub trait Projection: Send + Sync + 'static {
     /// `#[projection(on_error = "dead_letter")]`: an event whose handler keeps failing
     /// goes to the dead letters, its document's later events parked behind it.
     const DEAD_LETTERS: bool = false;
+    /// `#[projection(shards = N)]`: a document projection split into `N` parts by a hash
+    /// of its keys, each with its own checkpoint and lease (on stores that keep shards).
+    const SHARDS: u32 = 1;
 
     /// Every stored (name, version) the projection consumes, the old versions of its
     /// event types included (they are upcast before a handler sees them).

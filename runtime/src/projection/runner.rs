@@ -10,10 +10,10 @@ use tokio::task::JoinHandle;
 
 use super::dead::Tries;
 use super::describe::{Described, registered};
-use super::follow::{Failures, follow};
+use super::follow::{Failures, Held, follow};
 use super::progress::{self, Status};
 use super::worker::{Job, Worker};
-use super::{DocumentProjection, ProjectionError, ProjectionStore};
+use super::{DocumentProjection, ProjectionError, ProjectionStore, Shard};
 use crate::event::Checkpoint;
 
 /// How a [`Runner`] reads and waits.
@@ -36,6 +36,8 @@ pub struct RunnerOptions {
     pub dead_letter_after: u32,
     /// The most dead letters a projection keeps; past it, the projection pauses.
     pub max_dead_letters: usize,
+    /// The most parts of one sharded projection this runner applies at once.
+    pub max_shards: usize,
     /// How often a runner without a projection's lease asks for it again, so how soon it
     /// takes over from a runner that died; a runner that holds a lease checks it twice
     /// as often.
@@ -51,6 +53,7 @@ impl Default for RunnerOptions {
             max_retry_interval: Duration::from_secs(60),
             dead_letter_after: 3,
             max_dead_letters: 1000,
+            max_shards: usize::MAX,
             takeover_interval: Duration::from_secs(2),
         }
     }
@@ -100,6 +103,16 @@ impl RunnerOptions {
         self
     }
 
+    /// Sets the most parts of one sharded projection this runner applies at once (all by
+    /// default): with several runners, each takes its share, and the parts beyond it are
+    /// left to the others. A runner at its share does not take over a part whose owner
+    /// died, so give the runners together room for every part, and some to spare.
+    #[must_use]
+    pub fn max_shards(mut self, parts: usize) -> Self {
+        self.max_shards = parts.max(1);
+        self
+    }
+
     /// Sets the longest wait between tries of a failing batch.
     #[must_use]
     pub fn max_retry_interval(mut self, interval: Duration) -> Self {
@@ -141,9 +154,9 @@ impl RunnerOptions {
 /// ```
 #[derive(Debug)]
 pub struct Runner<S> {
-    store: S,
-    projections: Vec<Job<S>>,
-    options: RunnerOptions,
+    pub(super) store: S,
+    pub(super) projections: Vec<Job<S>>,
+    pub(super) options: RunnerOptions,
 }
 
 impl<S: ProjectionStore> Runner<S> {
@@ -243,10 +256,12 @@ impl<S: ProjectionStore> Runner<S> {
         let mut first = None;
         for job in &self.projections {
             let caught_up = async {
-                let mut worker =
-                    Worker::open(self.store.clone(), job.clone(), self.options).await?;
-                let mut tries = Tries::default();
-                while worker.step_now(&mut tries).await? == self.options.batch_size {}
+                for shard in self.parts(job) {
+                    let (store, options) = (self.store.clone(), self.options);
+                    let mut worker = Worker::open(store, job.clone(), options, shard).await?;
+                    let mut tries = Tries::default();
+                    while worker.step_now(&mut tries).await? == self.options.batch_size {}
+                }
                 Ok::<_, ProjectionError>(())
             };
             if let Err(error) = caught_up.await {
@@ -297,132 +312,6 @@ impl<S: ProjectionStore> Runner<S> {
         }
     }
 
-    /// Rebuilds projection `P` from the first event: into a new generation beside the
-    /// live one, which readers keep seeing (and a running runner keeps following) until
-    /// the new one has caught up; then the new one takes its place in one transaction and
-    /// the old one is dropped. Readers never see an empty or half-built read model.
-    /// `progress` hears of every batch; so does `tracing`, at `info`.
-    ///
-    /// ```
-    /// use annals::prelude::*;
-    /// use annals::projection::{Documents, Runner};
-    /// use annals::MemoryStore;
-    ///
-    /// #[derive(Event, Serialize, Deserialize, Debug, Clone)]
-    /// struct Pinged;
-    ///
-    /// #[derive(Default, Serialize, Deserialize, Debug, PartialEq)]
-    /// struct Pings { count: u32 }
-    ///
-    /// #[projection]
-    /// impl Pings {
-    ///     #[handle]
-    ///     fn pinged(&mut self, _: &Pinged) { self.count += 1 }
-    /// }
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let store = MemoryStore::new();
-    /// store.append("pinger-1", ExpectedVersion::Any, vec![NewEvent::from_event(&Pinged)?]).await?;
-    /// let runner = Runner::new(store.clone()).with::<Pings>();
-    /// let done = runner.rebuild::<Pings>(|progress| println!("{} of {}", progress.done, progress.total)).await?;
-    /// assert_eq!((done.done, done.generation), (1, 2));
-    /// # Ok(()) }
-    /// ```
-    pub async fn rebuild<P: DocumentProjection>(
-        &self,
-        mut progress: impl FnMut(&RebuildProgress),
-    ) -> Result<RebuildProgress, ProjectionError> {
-        let described = Described::of::<P>();
-        let error = |e| ProjectionError::store(P::NAME, e);
-        let (live, _) = self
-            .store
-            .open_projection(P::NAME, P::VERSION)
-            .await
-            .map_err(error)?;
-        if live.inline {
-            return Err(ProjectionError::Inline {
-                projection: P::NAME.to_owned(),
-            });
-        }
-        let slot = self
-            .store
-            .begin_rebuild(P::NAME, P::VERSION)
-            .await
-            .map_err(error)?;
-        tracing::info!(
-            projection = P::NAME,
-            generation = slot.generation,
-            "rebuild started"
-        );
-        let mut worker = Worker {
-            store: self.store.clone(),
-            job: Job::Documents(described),
-            options: self.options,
-            names: Job::<S>::Documents(described).names(),
-            slot,
-            checkpoint: Checkpoint::START,
-            filtered: false,
-            poison: None,
-            takes_over: false,
-        };
-        let start = tokio::time::Instant::now();
-        let mut report = RebuildProgress {
-            generation: worker.slot.generation,
-            done: 0,
-            total: self
-                .store
-                .log_after(Checkpoint::START)
-                .await
-                .map_err(error)?
-                .events,
-            events_per_second: 0.0,
-            checkpoint: Checkpoint::START,
-        };
-        let mut tries = Tries::default();
-        loop {
-            let read = worker.step_now(&mut tries).await?;
-            report.done += read as u64;
-            report.total = report.total.max(report.done);
-            report.checkpoint = worker.checkpoint;
-            let seconds = start.elapsed().as_secs_f64();
-            report.events_per_second = if seconds > 0.0 {
-                report.done as f64 / seconds
-            } else {
-                0.0
-            };
-            progress(&report);
-            tracing::info!(
-                projection = P::NAME,
-                done = report.done,
-                total = report.total,
-                events_per_second = report.events_per_second as u64,
-                "rebuilding"
-            );
-            if read == self.options.batch_size {
-                // A long rebuild lets the other tasks of its thread run between batches.
-                tokio::task::yield_now().await;
-                continue;
-            }
-            // Caught up with what is readable: take over, unless the live generation
-            // has gone further meanwhile; then catch up again.
-            if self
-                .store
-                .promote(&worker.slot, worker.checkpoint)
-                .await
-                .map_err(error)?
-            {
-                tracing::info!(
-                    projection = P::NAME,
-                    generation = worker.slot.generation,
-                    events = report.done,
-                    "rebuild took over"
-                );
-                return Ok(report);
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-
     /// Where each projection is, against the log's head.
     pub async fn status(&self) -> Result<Vec<Status>, ProjectionError> {
         let mut all = Vec::with_capacity(self.projections.len());
@@ -439,16 +328,19 @@ impl<S: ProjectionStore> Runner<S> {
     pub fn start(self) -> RunnerHandle<S> {
         let (stop, stopped) = watch::channel(false);
         let failures = Arc::new(Mutex::new(HashMap::new()));
+        let held: Held = Arc::default();
         let tasks = self
             .projections
             .iter()
-            .map(|job| {
+            .flat_map(|job| self.parts(job).into_iter().map(move |shard| (job, shard)))
+            .map(|(job, shard)| {
                 tokio::spawn(follow(
                     self.store.clone(),
                     job.clone(),
                     self.options,
                     stopped.clone(),
                     Arc::clone(&failures),
+                    (shard, Arc::clone(&held)),
                 ))
             })
             .collect();
@@ -457,24 +349,20 @@ impl<S: ProjectionStore> Runner<S> {
             stop,
             tasks,
             failures,
+            held,
         }
     }
-}
 
-/// How far a [`Runner::rebuild`] has come.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct RebuildProgress {
-    /// The generation being built.
-    pub generation: u32,
-    /// Events read so far.
-    pub done: u64,
-    /// Events to read: the log's size when the rebuild began, or more if it grew.
-    pub total: u64,
-    /// Events read per second since the rebuild began.
-    pub events_per_second: f64,
-    /// The last event read.
-    pub checkpoint: Checkpoint,
+    /// The parts `job` runs in on this runner's store: one per shard on a store that keeps
+    /// shards, else the whole projection.
+    pub(super) fn parts(&self, job: &Job<S>) -> Vec<Shard> {
+        let count = job.shards();
+        if count > 1 && self.store.keeps_shards() {
+            (0..count).map(|index| Shard { index, count }).collect()
+        } else {
+            vec![Shard::WHOLE]
+        }
+    }
 }
 
 /// A started [`Runner`]: its projections follow the log until this is shut down (or
@@ -485,9 +373,21 @@ pub struct RunnerHandle<S> {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<(), ProjectionError>>>,
     failures: Failures,
+    held: Held,
 }
 
 impl<S: ProjectionStore> RunnerHandle<S> {
+    /// The leases this runner holds now: each projection (name and version) and part it
+    /// applies. On stores a single process uses, every projection it runs.
+    pub fn held(&self) -> Vec<(&'static str, u32, Shard)> {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+
     /// Waits until every projection of the runner has applied the event at `checkpoint`
     /// (read-your-writes after a command: pass `Executed::last_checkpoint`; `None`, a
     /// command that recorded nothing, returns at once). Progress is read from the store,

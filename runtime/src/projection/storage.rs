@@ -28,6 +28,44 @@ pub struct Slot {
     /// Whether readers see this generation. A new version of a projection whose older
     /// version serves is built unseen, and takes over once it has caught up.
     pub live: bool,
+    /// The part of the keys this slot applies, with a checkpoint of its own; the whole
+    /// projection for one that is not sharded.
+    pub shard: Shard,
+}
+
+/// One of the parts a sharded projection (`#[projection(shards = N)]`) splits its
+/// documents into, by a hash of their keys: each has its own checkpoint and lease, so
+/// several runners share the projection's work, while readers read across all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Shard {
+    /// Which part, from 0.
+    pub index: u32,
+    /// How many parts.
+    pub count: u32,
+}
+
+impl Shard {
+    /// The whole projection, not split.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether the document under `key` is in this part.
+    pub fn holds(&self, key: &str) -> bool {
+        self.count <= 1 || shard_of(key, self.count) == self.index
+    }
+
+    /// Whether this is a part of a split projection.
+    pub fn is_part(&self) -> bool {
+        self.count > 1
+    }
+}
+
+/// The part of `count` the document under `key` belongs to: FNV-1a over the key's bytes,
+/// fixed here so that every process and every release splits keys alike.
+pub fn shard_of(key: &str, count: u32) -> u32 {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % u64::from(count.max(1))) as u32
 }
 
 /// A store that also keeps projections: their checkpoints and documents, next to the log.
@@ -279,9 +317,40 @@ pub trait ProjectionStore: EventStore {
         &self,
         name: &str,
         version: u32,
+        shard: Shard,
     ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send {
-        let _ = (name, version);
+        let _ = (name, version, shard);
         async { Ok(Some(Lease::unshared())) }
+    }
+
+    /// Whether this store keeps sharded projections in parts, each with its checkpoint and
+    /// lease, for several runners to share. A store that does not (the default: stores a
+    /// single process uses) runs a sharded projection whole.
+    fn keeps_shards(&self) -> bool {
+        false
+    }
+
+    /// The slot of part `shard` of `slot`'s generation, and its checkpoint: every part of
+    /// the generation is created with the first one asked for, so progress read across
+    /// them is never ahead of one not yet started. Only for stores that keep shards.
+    fn open_shard(
+        &self,
+        slot: &Slot,
+        shard: Shard,
+    ) -> impl Future<Output = Result<(Slot, Checkpoint), StoreError>> + Send {
+        let _ = (slot, shard);
+        async {
+            Err(StoreError::backend(std::io::Error::other(
+                "this store keeps no shards",
+            )))
+        }
+    }
+
+    /// Records that part `slot.shard` has caught up with the log once: a sharded new
+    /// version or rebuild takes over only when every part has.
+    fn shard_caught_up(&self, slot: &Slot) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = slot;
+        async { Ok(()) }
     }
 
     /// What holds back the log's readable end, when something does: on PostgreSQL, the

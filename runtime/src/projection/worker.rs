@@ -11,7 +11,7 @@ use super::dead::{Poison, Tries};
 use super::describe::{Described, Erased};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use super::sql::{Owned, SqlOutcome, SqlRun};
-use super::{Change, DeadLetter, ProjectionError, ProjectionStore, RunnerOptions, Slot};
+use super::{Change, DeadLetter, ProjectionError, ProjectionStore, RunnerOptions, Shard, Slot};
 use crate::event::{Checkpoint, DecodeError, StoredEvent};
 use crate::store::StoreError;
 
@@ -63,6 +63,17 @@ impl<S> Job<S> {
             Job::Documents(d) => d.stop_on_error,
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
             Job::Tables(run) => run.stop_on_error(),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        }
+    }
+
+    /// Into how many parts its keys are split (`#[projection(shards = N)]`).
+    pub(crate) fn shards(&self) -> u32 {
+        match self {
+            Job::Documents(d) => d.shards.max(1),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(_) => 1,
             #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
             Job::Never(_, never) => match *never {},
         }
@@ -158,6 +169,8 @@ pub(crate) struct Worker<S> {
     /// A new version built unseen beside an older one that serves: readers are moved to
     /// it, in one transaction, once it has caught up.
     pub(crate) takes_over: bool,
+    /// For a part of a sharded projection: whether it was recorded as caught up once.
+    pub(crate) marked: bool,
 }
 
 impl<S: ProjectionStore> Worker<S> {
@@ -166,11 +179,18 @@ impl<S: ProjectionStore> Worker<S> {
         store: S,
         job: Job<S>,
         options: RunnerOptions,
+        shard: Shard,
     ) -> Result<Self, ProjectionError> {
+        let error = |e| ProjectionError::store(job.name(), e);
         let (slot, checkpoint) = store
             .open_projection(job.name(), job.version())
             .await
-            .map_err(|e| ProjectionError::store(job.name(), e))?;
+            .map_err(error)?;
+        let (slot, checkpoint) = if shard.is_part() {
+            store.open_shard(&slot, shard).await.map_err(error)?
+        } else {
+            (slot, checkpoint)
+        };
         #[cfg(any(feature = "sqlite", feature = "postgres"))]
         if let Job::Tables(run) = &job {
             run.setup(&store).await?;
@@ -187,6 +207,7 @@ impl<S: ProjectionStore> Worker<S> {
             filtered: true,
             poison: None,
             takes_over,
+            marked: false,
         })
     }
 
@@ -217,8 +238,17 @@ impl<S: ProjectionStore> Worker<S> {
             if read > 0 {
                 super::metrics::batch(self.job.name(), self.job.version(), read, start.elapsed());
             }
-            if self.takes_over && read < self.options.batch_size {
-                self.take_over().await?;
+            if read < self.options.batch_size {
+                if self.slot.shard.is_part() && !self.marked {
+                    self.store
+                        .shard_caught_up(&self.slot)
+                        .await
+                        .map_err(|e| self.store_error(e))?;
+                    self.marked = true;
+                }
+                if self.takes_over {
+                    self.take_over().await?;
+                }
             }
         }
         done
@@ -380,6 +410,7 @@ impl<S: ProjectionStore> Worker<S> {
     /// handles.
     async fn read(&self, described: Described, limit: usize) -> Result<Read, ProjectionError> {
         let route = described.route;
+        let shard = self.slot.shard;
         let mut read = Read {
             items: Vec::new(),
             last: self.checkpoint,
@@ -392,6 +423,8 @@ impl<S: ProjectionStore> Worker<S> {
         let mut take = |checkpoint: Checkpoint, event: &StoredEvent<'_>| -> Result<(), Stop> {
             match route(event) {
                 None => {}
+                // Another part's document: passed over, as an event not consumed.
+                Some(Ok((key, _))) if !shard.holds(&key) => {}
                 Some(Ok((key, decoded))) => read.items.push(Item {
                     checkpoint,
                     ordinal: read.seen + 1,

@@ -11,7 +11,7 @@ use super::MemoryStore;
 use crate::event::{Checkpoint, RecordedEvent};
 use crate::projection::{
     Changes, DeadLetter, DeadLetterAction, DocumentProjection, InlineSet, InlineTx, LogAfter,
-    ProjectionState, ProjectionStore, Slot, inline,
+    ProjectionState, ProjectionStore, Shard, Slot, inline,
 };
 use crate::store::StoreError;
 
@@ -96,6 +96,7 @@ impl ProjectionStore for MemoryStore {
             generation: live,
             inline,
             live: serving,
+            shard: Shard::WHOLE,
         };
         Ok((slot, checkpoint))
     }

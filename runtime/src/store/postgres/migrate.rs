@@ -29,6 +29,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(5, "global order key", "0005_global_order_key.sql"),
     migration!(6, "cluster", "0006_cluster.sql"),
     migration!(7, "projections", "0007_projections.sql"),
+    migration!(8, "projection shards", "0008_projection_shards.sql"),
 ];
 
 /// Creates or upgrades the schema `schema` (a validated identifier). Concurrent first

@@ -14,6 +14,7 @@ mod projection_sql;
 mod projections;
 mod read;
 mod session;
+mod shards;
 mod snapshot;
 mod statements;
 mod tables;

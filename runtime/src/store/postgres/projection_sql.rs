@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use crate::event::Checkpoint;
-use crate::projection::{Changes, Slot};
+use crate::projection::{Changes, Shard, Slot};
 use crate::store::StoreError;
 use crate::store::sql::convert::{checkpoint_at, checkpoint_params};
 
@@ -46,6 +46,70 @@ pub(super) struct Sql {
     pub(super) head: String,
     pub(super) fold_named: String,
     pub(super) horizon: String,
+    pub(super) shards: ShardSql,
+}
+
+/// The statements of sharded projections: a checkpoint per part.
+#[derive(Debug)]
+pub(super) struct ShardSql {
+    pub(super) open: String,
+    pub(super) checkpoint: String,
+    pub(super) commit: String,
+    pub(super) caught_up: String,
+    pub(super) lock: String,
+    pub(super) parts: String,
+    pub(super) drop_others: String,
+    pub(super) drop_all: String,
+}
+
+impl ShardSql {
+    fn new(schema: &str, d: &str) -> Self {
+        let s = format!("\"{schema}\".annals_projection_shards");
+        Self {
+            // Every part at once, so that the slowest is always there to be read.
+            open: format!(
+                "INSERT INTO {s} (name, version, generation, shard, shards) \
+                 SELECT $1, $2, $3, g, $4 FROM generate_series(0, $4 - 1) AS g \
+                 ON CONFLICT DO NOTHING"
+            ),
+            checkpoint: format!(
+                "SELECT transaction_id, position, shards FROM {s} \
+                 WHERE name = $1 AND version = $2 AND generation = $3 AND shard = $4"
+            ),
+            // As a whole projection's commit: the documents only if the part's checkpoint
+            // moved from where this runner read it.
+            commit: format!(
+                "WITH moved AS (UPDATE {s} SET transaction_id = $4, position = $5, updated_at = now() \
+                   WHERE name = $1 AND version = $2 AND generation = $3 AND shard = $11 \
+                     AND transaction_id = $6 AND position = $7 RETURNING 1), \
+                 gone AS (DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
+                   AND key = ANY($8) AND EXISTS (SELECT 1 FROM moved)), \
+                 put AS (INSERT INTO {d} (name, version, generation, key, body) \
+                   SELECT $1, $2, $3, u.key, u.body::jsonb FROM UNNEST($9::text[], $10::text[]) AS u(key, body) \
+                   WHERE EXISTS (SELECT 1 FROM moved) \
+                   ON CONFLICT (name, version, generation, key) DO UPDATE SET body = excluded.body) \
+                 SELECT count(*) FROM moved"
+            ),
+            caught_up: format!(
+                "UPDATE {s} SET caught_up = true \
+                 WHERE name = $1 AND version = $2 AND generation = $3 AND shard = $4 AND NOT caught_up"
+            ),
+            // The live generation's parts, locked: none commits past them while a
+            // generation takes over.
+            lock: format!(
+                "SELECT shard, transaction_id, position FROM {s} \
+                 WHERE name = $1 AND version = $2 AND generation = $3 ORDER BY shard FOR UPDATE"
+            ),
+            parts: format!(
+                "SELECT shard, transaction_id, position, caught_up, shards FROM {s} \
+                 WHERE name = $1 AND version = $2 AND generation = $3 ORDER BY shard"
+            ),
+            drop_others: format!(
+                "DELETE FROM {s} WHERE name = $1 AND version = $2 AND generation <> $3"
+            ),
+            drop_all: format!("DELETE FROM {s} WHERE name = $1 AND version = $2"),
+        }
+    }
 }
 
 impl Sql {
@@ -60,9 +124,14 @@ impl Sql {
              AND p.generation = d.generation AND p.live"
         );
         Self {
+            // The checkpoint of a sharded projection is that of its slowest part.
             live: format!(
-                "SELECT generation, transaction_id, position, inline, live FROM {p} \
-                 WHERE name = $1 AND version = $2 ORDER BY live DESC, generation LIMIT 1"
+                "SELECT p.generation, COALESCE(s.transaction_id, p.transaction_id), \
+                   COALESCE(s.position, p.position), p.inline, p.live FROM {p} p \
+                 LEFT JOIN LATERAL (SELECT transaction_id, position FROM \"{schema}\".annals_projection_shards \
+                   WHERE name = p.name AND version = p.version AND generation = p.generation \
+                   ORDER BY transaction_id, position LIMIT 1) s ON true \
+                 WHERE p.name = $1 AND p.version = $2 ORDER BY p.live DESC, p.generation LIMIT 1"
             ),
             versions: format!(
                 "SELECT version, bool_or(live) FROM {p} WHERE name = $1 \
@@ -72,10 +141,15 @@ impl Sql {
                 "UPDATE {p} SET failure = $4, stopped = $5 \
                  WHERE name = $1 AND version = $2 AND generation = $3"
             ),
+            // A sharded projection moves when its slowest part does.
             state: format!(
                 "SELECT COALESCE(bool_or(NOT live), false), max(failure) FILTER (WHERE live), \
                    COALESCE(bool_or(stopped) FILTER (WHERE live), false), \
-                   max(updated_at) FILTER (WHERE live) \
+                   COALESCE((SELECT min(s.updated_at) FROM \"{schema}\".annals_projection_shards s \
+                     JOIN {p} l ON l.name = s.name AND l.version = s.version \
+                       AND l.generation = s.generation AND l.live \
+                     WHERE s.name = $1 AND s.version = $2), \
+                   max(updated_at) FILTER (WHERE live)) \
                  FROM {p} WHERE name = $1 AND version = $2"
             ),
             mark_inline: format!(
@@ -245,6 +319,7 @@ impl Sql {
                       AND (transaction_id, position) > ($1::int8::text::xid8, $2::int8) \
                       ORDER BY transaction_id, position LIMIT 1)"
             ),
+            shards: ShardSql::new(schema, &d),
         }
     }
 }
@@ -385,6 +460,7 @@ pub(super) fn slot_of(
         generation,
         inline,
         live,
+        shard: Shard::WHOLE,
     };
     Ok((slot, checkpoint))
 }

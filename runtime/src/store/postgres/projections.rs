@@ -10,7 +10,7 @@ use super::projection_sql::{backend, generation_param, slot_of, split, version_p
 use crate::event::{Checkpoint, RecordedEvent, StoredEvent};
 use crate::projection::{
     Changes, DeadLetter, DeadLetterAction, DocumentProjection, Held, Horizon, Lease, LogAfter,
-    ProjectionState, ProjectionStore, Scanned, Slot,
+    ProjectionState, ProjectionStore, Scanned, Shard, Slot,
 };
 use crate::store::StoreError;
 use crate::store::sql::convert::{checkpoint_at, checkpoint_params, limit, stored_checkpoint};
@@ -57,6 +57,7 @@ impl ProjectionStore for PostgresStore {
         for statement in [
             &sql.drop_other_documents,
             &sql.drop_other_letters,
+            &sql.shards.drop_others,
             &sql.drop_other_generations,
         ] {
             sqlx::query(statement)
@@ -84,6 +85,9 @@ impl ProjectionStore for PostgresStore {
     }
 
     async fn promote(&self, slot: &Slot, at: Checkpoint) -> Result<bool, StoreError> {
+        if slot.shard.is_part() {
+            return self.promote_parts(slot).await;
+        }
         let sql = &self.projections;
         let v = version_param(slot.version)?;
         let mut tx = self.projector.begin().await.map_err(backend)?;
@@ -119,6 +123,7 @@ impl ProjectionStore for PostgresStore {
             &sql.set_live,
             &sql.drop_other_documents,
             &sql.drop_other_letters,
+            &sql.shards.drop_others,
             &sql.drop_other_generations,
         ] {
             sqlx::query(statement)
@@ -151,7 +156,12 @@ impl ProjectionStore for PostgresStore {
         let sql = &self.projections;
         let mut tx = self.projector.begin().await.map_err(backend)?;
         let mut dropped = 0;
-        for statement in [&sql.drop_documents, &sql.drop_letters, &sql.drop_projection] {
+        for statement in [
+            &sql.drop_documents,
+            &sql.drop_letters,
+            &sql.shards.drop_all,
+            &sql.drop_projection,
+        ] {
             dropped += sqlx::query(statement)
                 .bind(name)
                 .bind(version_param(version)?)
@@ -204,6 +214,9 @@ impl ProjectionStore for PostgresStore {
     }
 
     async fn projection_checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
+        if slot.shard.is_part() {
+            return self.part_checkpoint(slot).await;
+        }
         let row = sqlx::query(&self.projections.checkpoint)
             .bind(&slot.name)
             .bind(version_param(slot.version)?)
@@ -231,6 +244,9 @@ impl ProjectionStore for PostgresStore {
         to: Checkpoint,
         changes: Changes,
     ) -> Result<bool, StoreError> {
+        if slot.shard.is_part() {
+            return self.commit_part(slot, from, to, changes).await;
+        }
         let (keys, bodies, deleted) = split(changes);
         let (from_tx, from_pos) = checkpoint_params(from);
         let (to_tx, to_pos) = checkpoint_params(to);
@@ -401,14 +417,28 @@ impl ProjectionStore for PostgresStore {
         })
     }
 
-    async fn lease(&self, name: &str, version: u32) -> Result<Option<Lease>, StoreError> {
+    async fn lease(
+        &self,
+        name: &str,
+        version: u32,
+        shard: Shard,
+    ) -> Result<Option<Lease>, StoreError> {
         // A connection of its own, outside the pools: the advisory lock lives as long as
         // it does, and ends with it when this process dies or the connection drops.
         let mut conn: PgConnection =
             sqlx::Connection::connect_with(&*self.projector.connect_options())
                 .await
                 .map_err(backend)?;
-        let key = format!("annals.projection.{}.{name}.{version}", self.schema());
+        let key = if shard.is_part() {
+            format!(
+                "annals.projection.{}.{name}.{version}.{}/{}",
+                self.schema(),
+                shard.index,
+                shard.count
+            )
+        } else {
+            format!("annals.projection.{}.{name}.{version}", self.schema())
+        };
         let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
             .bind(&key)
             .fetch_one(&mut conn)
@@ -419,6 +449,25 @@ impl ProjectionStore for PostgresStore {
             return Ok(None);
         }
         Ok(Some(Lease::held(AdvisoryLock(conn))))
+    }
+
+    fn keeps_shards(&self) -> bool {
+        true
+    }
+
+    async fn open_shard(
+        &self,
+        slot: &Slot,
+        shard: Shard,
+    ) -> Result<(Slot, Checkpoint), StoreError> {
+        self.open_part(slot, shard).await
+    }
+
+    async fn shard_caught_up(&self, slot: &Slot) -> Result<(), StoreError> {
+        if slot.shard.is_part() {
+            self.part_caught_up(slot).await?;
+        }
+        Ok(())
     }
 
     async fn horizon(&self) -> Result<Option<Horizon>, StoreError> {

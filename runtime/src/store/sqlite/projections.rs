@@ -12,7 +12,7 @@ use super::statements::READ_AT;
 use crate::event::{Checkpoint, RecordedEvent};
 use crate::projection::{
     Changes, DeadLetter, DeadLetterAction, DocumentProjection, InlineTx, LogAfter, ProjectionState,
-    ProjectionStore, Slot,
+    ProjectionStore, Shard, Slot,
 };
 use crate::store::StoreError;
 use crate::store::sql::convert::{
@@ -141,6 +141,7 @@ impl ProjectionStore for SqliteStore {
                 generation,
                 inline,
                 live,
+                shard: Shard::WHOLE,
             };
             Ok((slot, checkpoint))
         };

@@ -1,0 +1,135 @@
+//! Sharded projections on PostgreSQL: runners share the parts, one lease each, take over
+//! the parts of a runner that stops, and every event is applied once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use annals::prelude::*;
+use annals::projection::{Documents, Runner, RunnerHandle, RunnerOptions, Shard};
+use annals::{Checkpoint, PostgresOptions, PostgresStore};
+use annals_tests::domain::{Account, Deposit, Open};
+use annals_tests::views::Sharded;
+
+/// The parts of `sharded_balances` a runner holds now.
+fn parts(runner: &RunnerHandle<PostgresStore>) -> BTreeSet<u32> {
+    runner
+        .held()
+        .into_iter()
+        .filter(|(name, _, _)| *name == "sharded_balances")
+        .map(|(_, _, shard): (_, _, Shard)| shard.index)
+        .collect()
+}
+
+/// Waits until `runner` holds `count` parts.
+async fn holding(runner: &RunnerHandle<PostgresStore>, count: usize) -> BTreeSet<u32> {
+    for _ in 0..2000 {
+        let held = parts(runner);
+        if held.len() == count {
+            return held;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the runner never held {count} parts: {:?}", parts(runner));
+}
+
+/// Deposits 1 into each account, `rounds` times; the last deposit's place.
+async fn deposits(store: &PostgresStore, accounts: &[String], rounds: usize) -> Checkpoint {
+    let repository = Repository::<Account, _>::new(store.clone());
+    let mut last = Checkpoint::START;
+    for _ in 0..rounds {
+        for id in accounts {
+            last = repository
+                .execute(id, Deposit(1))
+                .await
+                .expect("deposit")
+                .last_checkpoint
+                .expect("an event");
+        }
+    }
+    last
+}
+
+/// Every account's document applied each of its events once.
+async fn exact(store: &PostgresStore, accounts: &[String]) {
+    let documents = Documents::<Sharded, _>::new(store.clone());
+    for id in accounts {
+        let stream = format!("account-{id}");
+        let events = store.stream_version(&stream).await.expect("version");
+        let found = documents
+            .get(stream.as_str())
+            .await
+            .expect("get")
+            .expect("a document");
+        assert_eq!(u64::from(found.applied), events, "{stream}");
+        assert_eq!(found.balance, events - 1, "{stream}");
+    }
+}
+
+/// Two runners, each on connections of its own as two processes would be, share a
+/// four-part projection: one takes its share of two, the other the rest. When the first
+/// stops, the other takes its parts over; every event is applied exactly once throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_share_the_parts_of_a_sharded_projection() {
+    let fixture = annals_tests::postgres().await;
+    let store = fixture.store.clone();
+    let other = PostgresStore::connect_with(
+        PostgresOptions::new(annals_tests::database_url())
+            .schema(store.schema().to_owned())
+            .max_connections(8),
+    )
+    .await
+    .expect("a second store on the schema");
+    let accounts: Vec<String> = (0..16).map(|n| format!("p{n}")).collect();
+    let repository = Repository::<Account, _>::new(store.clone());
+    for id in &accounts {
+        repository
+            .execute(id, Open("ann".into()))
+            .await
+            .expect("open");
+    }
+    deposits(&store, &accounts, 2).await;
+
+    let options = RunnerOptions::default()
+        .batch_size(8)
+        .retry_interval(Duration::from_millis(10))
+        .takeover_interval(Duration::from_millis(200));
+    let first = Runner::new(store.clone())
+        .with::<Sharded>()
+        .options(options.max_shards(2))
+        .start();
+    let mine = holding(&first, 2).await;
+    let second = Runner::new(other.clone())
+        .with::<Sharded>()
+        .options(options)
+        .start();
+    let theirs = holding(&second, 2).await;
+    assert!(mine.is_disjoint(&theirs), "{mine:?} and {theirs:?}");
+
+    let last = deposits(&store, &accounts, 3).await;
+    first
+        .wait_for(last, Duration::from_secs(30))
+        .await
+        .expect("every part caught up");
+    exact(&store, &accounts).await;
+    let (rows,): (i64,) = sqlx::query_as(&format!(
+        "SELECT count(DISTINCT shard) FROM \"{}\".annals_projection_shards \
+         WHERE name = 'sharded_balances' AND transaction_id > 0",
+        store.schema()
+    ))
+    .fetch_one(store.pool())
+    .await
+    .expect("parts");
+    assert_eq!(rows, 4, "each part moved its own checkpoint");
+
+    first.shutdown().await.expect("a clean stop");
+    let all = holding(&second, 4).await;
+    assert_eq!(all.len(), 4);
+    let last = deposits(&store, &accounts, 2).await;
+    second
+        .wait_for(last, Duration::from_secs(30))
+        .await
+        .expect("the parts taken over caught up");
+    exact(&store, &accounts).await;
+    second.shutdown().await.expect("a clean stop");
+    drop(other);
+}
