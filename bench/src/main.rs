@@ -48,6 +48,8 @@ const MEASURES: &[(&str, &str)] = &[
     ("hot_16", "commands/s"),
     ("proj_doc", "events/s"),
     ("proj_sql", "events/s"),
+    ("proj_rebuild_1", "events/s"),
+    ("proj_rebuild_4", "events/s"),
     ("proj_lag_p50_ms", "ms"),
     ("proj_lag_p99_ms", "ms"),
     ("cmd_1_inline", "events/s"),

@@ -39,6 +39,28 @@ impl BalanceDoc {
     }
 }
 
+/// [`BalanceDoc`] split into four parts by account (`proj_rebuild_4`).
+#[derive(Default, Serialize, Deserialize, Debug)]
+pub struct BalanceShards {
+    pub balance: i64,
+}
+
+#[projection(name = "bench_balances_sharded", shards = 4)]
+impl BalanceShards {
+    #[handle]
+    fn opened(&mut self, _: &Opened) {}
+
+    #[handle]
+    fn deposited(&mut self, e: &Deposited) {
+        self.balance += e.amount as i64;
+    }
+
+    #[handle]
+    fn withdrawn(&mut self, e: &Withdrawn) {
+        self.balance -= e.amount as i64;
+    }
+}
+
 /// Each account's balance in a table of its own, one statement per event: what a
 /// handler that writes SQL does.
 macro_rules! balance_table {
@@ -161,6 +183,50 @@ pub async fn proj_doc<S: ProjectionStore>(store: &S, accounts: usize) -> Result<
         .await?;
     let rate = events / start.elapsed().as_secs_f64();
     check_documents(store, accounts).await?;
+    Ok(rate)
+}
+
+/// `proj_rebuild_4`: events/s for a rebuild of [`BalanceShards`], four parts built by
+/// four tasks at once, from position 0 until the new generation takes over. Built once
+/// untimed, so that the rebuild replaces a live generation as in service.
+pub async fn proj_rebuild_4(store: &PostgresStore, accounts: usize) -> Result<f64> {
+    proj_rebuild::<BalanceShards>(store, accounts).await
+}
+
+/// `proj_rebuild_1`: the same rebuild of [`BalanceDoc`], in one piece: the baseline that
+/// tells what the four parts bring.
+pub async fn proj_rebuild_1(store: &PostgresStore, accounts: usize) -> Result<f64> {
+    proj_rebuild::<BalanceDoc>(store, accounts).await
+}
+
+async fn proj_rebuild<P: annals::projection::DocumentProjection>(
+    store: &PostgresStore,
+    accounts: usize,
+) -> Result<f64> {
+    let events = (accounts * 10) as f64;
+    let runner = Runner::new(store.clone()).with::<P>();
+    runner.catch_up().await?;
+    crate::settle().await;
+    let start = Instant::now();
+    let done = runner.rebuild::<P>(|_| {}).await?;
+    let rate = events / start.elapsed().as_secs_f64();
+    if done.generation < 2 {
+        return Err(format!("the rebuild built generation {}", done.generation).into());
+    }
+    let mut seen = 0;
+    let mut after: Option<String> = None;
+    let documents = Documents::<P, _>::new(store.clone());
+    loop {
+        let page = documents.list(after.as_deref(), 5000).await?;
+        seen += page.items.len();
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    if seen != accounts {
+        return Err(format!("{seen} documents for {accounts} accounts after the rebuild").into());
+    }
     Ok(rate)
 }
 
@@ -417,6 +483,12 @@ pub async fn postgres_pass(url: &str, sizes: &Sizes, results: &mut Results) -> R
     let rate = proj_sql_postgres(sys.store(), accounts).await?;
     results.put(NAME, "proj_sql", rate);
     eprintln!("   proj_sql: {rate:.0} events/s");
+    let rate = proj_rebuild_1(sys.store(), accounts).await?;
+    results.put(NAME, "proj_rebuild_1", rate);
+    eprintln!("   proj_rebuild_1: {rate:.0} events/s");
+    let rate = proj_rebuild_4(sys.store(), accounts).await?;
+    results.put(NAME, "proj_rebuild_4", rate);
+    eprintln!("   proj_rebuild_4: {rate:.0} events/s");
     let (p50, p99) = proj_lag(url, sizes.lag_commands, LAG_RATE).await?;
     results.put(NAME, "proj_lag_p50_ms", p50);
     results.put(NAME, "proj_lag_p99_ms", p99);
@@ -481,9 +553,9 @@ pub fn print(results: &Results, systems: &[&str]) {
     }
     println!();
     println!(
-        "| system | proj_doc (events/s) | proj_sql (events/s) | proj_lag_p50_ms | proj_lag_p99_ms | cmd_1_inline (events/s) | proj_doc / floor | cmd_1_inline / cmd_1 |"
+        "| system | proj_doc (events/s) | proj_sql (events/s) | proj_rebuild_1 (events/s) | proj_rebuild_4 (events/s) | proj_lag_p50_ms | proj_lag_p99_ms | cmd_1_inline (events/s) | proj_doc / floor | proj_rebuild_4 / proj_doc | proj_rebuild_4 / proj_rebuild_1 | cmd_1_inline / cmd_1 |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for system in with {
         let cell = |m: &str, digits: usize| {
             results
@@ -495,15 +567,25 @@ pub fn print(results: &Results, systems: &[&str]) {
             _ => "-".to_owned(),
         };
         println!(
-            "| {system} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {system} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             cell("proj_doc", 0),
             cell("proj_sql", 0),
+            cell("proj_rebuild_1", 0),
+            cell("proj_rebuild_4", 0),
             cell("proj_lag_p50_ms", 2),
             cell("proj_lag_p99_ms", 2),
             cell("cmd_1_inline", 0),
             ratio(
                 results.get(system, "proj_doc"),
                 results.get("sqlx-proj-floor", "proj_doc")
+            ),
+            ratio(
+                results.get(system, "proj_rebuild_4"),
+                results.get(system, "proj_doc")
+            ),
+            ratio(
+                results.get(system, "proj_rebuild_4"),
+                results.get(system, "proj_rebuild_1")
             ),
             ratio(
                 results.get(system, "cmd_1_inline"),

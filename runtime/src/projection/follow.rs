@@ -212,7 +212,6 @@ fn backoff(options: &RunnerOptions, failed: u32) -> Duration {
         .min(options.max_retry_interval)
 }
 
-
 /// Whether the runner may apply the projection now.
 enum Holding {
     /// It holds the lease; `taken` when it has just taken it.

@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 use super::dead::Tries;
 use super::describe::Described;
 use super::runner::Runner;
-use super::worker::{Job, Worker};
+use super::worker::{Job, Read, Worker};
 use super::{DocumentProjection, ProjectionError, ProjectionStore, Shard, Slot};
 use crate::event::Checkpoint;
 use crate::store::StoreError;
@@ -154,8 +154,11 @@ impl<S: ProjectionStore> Runner<S> {
         }
     }
 
-    /// A sharded projection: every part at once, each a task of its own until caught up;
-    /// the takeover when every part has caught up and none is behind the live one's.
+    /// A sharded projection: the log read and decoded once, by one task, and each part's
+    /// share applied and committed by a task of its own, with the part's checkpoint; the
+    /// takeover when every part has caught up and none is behind the live one's. A part
+    /// whose handler fails, and every round after the first (when the live generation went
+    /// further meanwhile), reads for itself.
     async fn rebuild_parts(
         &self,
         described: Described,
@@ -165,20 +168,34 @@ impl<S: ProjectionStore> Runner<S> {
     ) -> Result<(), ProjectionError> {
         let error = |e| ProjectionError::store(described.name, e);
         let mut first = None;
+        let mut shared = true;
         loop {
             let (sent, mut reads) = mpsc::unbounded_channel::<(u64, Checkpoint)>();
             let mut tasks = JoinSet::new();
+            let mut shares = Vec::with_capacity(parts.len());
             for &shard in parts {
                 let (part, checkpoint) = self.store.open_shard(slot, shard).await.map_err(error)?;
                 first.get_or_insert_with(|| part.clone());
                 let mut worker = self.rebuilder(described, part, checkpoint);
-                let (sent, batch) = (sent.clone(), self.options.batch_size);
+                let (share, mut batches) = mpsc::channel::<Read>(2);
+                shares.push(Some(share));
+                let (sent, batch, alone) = (sent.clone(), self.options.batch_size, !shared);
                 tasks.spawn(async move {
                     let mut tries = Tries::default();
+                    if !alone {
+                        while let Some(read) = batches.recv().await {
+                            if worker.apply_share(described, read).await.is_err() {
+                                // Tried again below, reading for itself, as a part alone.
+                                break;
+                            }
+                        }
+                        drop(batches);
+                    }
                     loop {
                         let read = worker.step_now(&mut tries).await?;
-                        // The progress of every part, each read the whole log.
-                        let _ = sent.send((read as u64, worker.checkpoint));
+                        if alone {
+                            let _ = sent.send((read as u64, worker.checkpoint));
+                        }
                         if read < batch {
                             return Ok::<_, ProjectionError>(());
                         }
@@ -187,12 +204,33 @@ impl<S: ProjectionStore> Runner<S> {
                 });
             }
             drop(sent);
-            let count = parts.len() as u64;
-            let mut carried = 0;
+            if shared {
+                shared = false;
+                let whole = Slot {
+                    shard: Shard::WHOLE,
+                    ..slot.clone()
+                };
+                let mut reader = self.rebuilder(described, whole, Checkpoint::START);
+                loop {
+                    let split = reader.read_split(described, parts).await?;
+                    reporter.read(split.read as u64, reader.checkpoint);
+                    for (share, read) in shares.iter_mut().zip(split.parts) {
+                        // A part that failed reads for itself from where it is.
+                        if share.as_ref().is_some_and(|s| s.is_closed()) {
+                            *share = None;
+                        }
+                        if let Some(share) = share {
+                            let _ = share.send(read).await;
+                        }
+                    }
+                    if split.stopped || split.read < self.options.batch_size {
+                        break;
+                    }
+                }
+                shares.clear();
+            }
             while let Some((read, checkpoint)) = reads.recv().await {
-                carried += read;
-                reporter.read(carried / count, checkpoint);
-                carried %= count;
+                reporter.read(read / parts.len() as u64, checkpoint);
             }
             while let Some(joined) = tasks.join_next().await {
                 joined.map_err(|panic| {

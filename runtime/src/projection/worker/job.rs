@@ -1,0 +1,111 @@
+//! What a runner drives: a document projection as plain functions, or a SQL projection's
+//! type-erased entry.
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use std::sync::Arc;
+
+use super::super::describe::Described;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use super::super::sql::SqlRun;
+
+/// A projection a runner drives: documents, or tables of its own.
+pub(crate) enum Job<S> {
+    Documents(Described),
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    Tables(Arc<dyn SqlRun<S>>),
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    #[allow(dead_code)]
+    Never(
+        std::marker::PhantomData<fn() -> S>,
+        std::convert::Infallible,
+    ),
+}
+
+impl<S> Clone for Job<S> {
+    fn clone(&self) -> Self {
+        match self {
+            Job::Documents(d) => Job::Documents(*d),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(run) => Job::Tables(Arc::clone(run)),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Job<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} v{}", self.name(), self.version())
+    }
+}
+
+impl<S> Job<S> {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Job::Documents(d) => d.name,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(run) => run.name(),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        }
+    }
+
+    /// Whether a failure halts it (`on_error = "stop"`).
+    pub(crate) fn stop_on_error(&self) -> bool {
+        match self {
+            Job::Documents(d) => d.stop_on_error,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(run) => run.stop_on_error(),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        }
+    }
+
+    /// Into how many parts its keys are split (`#[projection(shards = N)]`).
+    pub(crate) fn shards(&self) -> u32 {
+        match self {
+            Job::Documents(d) => d.shards.max(1),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(_) => 1,
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        }
+    }
+
+    /// Whether an event whose handler keeps failing goes to the dead letters
+    /// (`on_error = "dead_letter"`, for document projections).
+    pub(crate) fn dead_letters(&self) -> bool {
+        match self {
+            Job::Documents(d) => d.dead_letters,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(_) => false,
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        }
+    }
+
+    /// The stored names of the events it consumes, each once.
+    pub(crate) fn names(&self) -> Vec<&'static str> {
+        let consumes = match self {
+            Job::Documents(d) => (d.consumes)(),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(run) => run.consumes(),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        };
+        let mut names: Vec<&'static str> = consumes.into_iter().map(|(name, _)| name).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    pub(crate) fn version(&self) -> u32 {
+        match self {
+            Job::Documents(d) => d.version,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(run) => run.version(),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        }
+    }
+}
