@@ -209,3 +209,23 @@ impl Sharded {
         self.applied += 1;
     }
 }
+
+/// Balances that set a deposit of 13 aside after four tries of their own, whatever the
+/// runner's `dead_letter_after`.
+#[derive(Default, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Patient {
+    /// Sum of the deposits.
+    pub balance: u64,
+}
+
+#[projection(name = "patient", on_error = "dead_letter", tries = 4)]
+impl Patient {
+    #[handle]
+    fn deposited(&mut self, e: &Deposited) -> Result<(), String> {
+        if e.amount == 13 {
+            return Err("thirteen, again".to_owned());
+        }
+        self.balance += e.amount;
+        Ok(())
+    }
+}

@@ -19,6 +19,7 @@ pub(super) fn emit(model: &Model) -> TokenStream {
         reset,
         on_error,
         shards,
+        tries,
     } = model;
     let stop_on_error = *on_error == OnError::Stop;
     let dead_letters = *on_error == OnError::DeadLetter;
@@ -51,6 +52,7 @@ pub(super) fn emit(model: &Model) -> TokenStream {
             const STOP_ON_ERROR: ::core::primitive::bool = #stop_on_error;
             const DEAD_LETTERS: ::core::primitive::bool = #dead_letters;
             const SHARDS: ::core::primitive::u32 = #shards;
+            const TRIES: ::core::primitive::u32 = #tries;
 
             fn consumes() -> ::annals::__private::Vec<(&'static ::core::primitive::str, ::core::primitive::u32)> {
                 let mut __all = ::annals::__private::Vec::new();

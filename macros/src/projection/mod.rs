@@ -25,6 +25,8 @@ struct Model {
     on_error: OnError,
     /// `shards = N`: documents split into `N` parts by key.
     shards: u32,
+    /// `tries = N`: tries of an event before it is dead-lettered (0: the runner's).
+    tries: u32,
     /// `#[setup]` and `#[reset]` of a SQL projection.
     setup: Option<Ident>,
     reset: Option<Ident>,

@@ -17,7 +17,8 @@ const OF: &str = "of";
 const IGNORE: &str = "ignore";
 const ON_ERROR: &str = "on_error";
 const SHARDS: &str = "shards";
-const OPTIONS: &[&str] = &[NAME, VERSION, OF, IGNORE, ON_ERROR, SHARDS];
+const TRIES: &str = "tries";
+const OPTIONS: &[&str] = &[NAME, VERSION, OF, IGNORE, ON_ERROR, SHARDS, TRIES];
 /// The most parts a projection is split into.
 const MAX_SHARDS: u32 = 1024;
 const KEY: &str = "key";
@@ -56,6 +57,7 @@ struct Options {
     ignore: Option<Vec<TypePath>>,
     on_error: Option<LitStr>,
     shards: Option<LitInt>,
+    tries: Option<LitInt>,
 }
 
 /// `= A` or `(A, B, ...)`.
@@ -91,6 +93,9 @@ fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Options {
         } else if meta.path.is_ident(SHARDS) {
             let value = options::value(&meta, "a number: `shards = 4`")?;
             options::set(cx, "projection", &meta, &mut o.shards, value);
+        } else if meta.path.is_ident(TRIES) {
+            let value = options::value(&meta, "a number: `tries = 5`")?;
+            options::set(cx, "projection", &meta, &mut o.tries, value);
         } else if meta.path.is_ident(IGNORE) {
             let value = types(&meta, "event types: `ignore(OrderShipped, ItemRemoved)`")?;
             options::set(cx, "projection", &meta, &mut o.ignore, value);
@@ -232,6 +237,23 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
         },
     };
     let kind = kind(cx, &handlers, &hooks);
+    let tries = match &options.tries {
+        None => 0,
+        Some(lit) => match lit.base10_parse::<u32>() {
+            Ok(n) if n >= 1 && on_error == OnError::DeadLetter => n,
+            Ok(n) if n >= 1 => {
+                cx.error_spanned_by(
+                    lit,
+                    "`tries` counts the tries of an event before it goes to the dead letters: add `on_error = \"dead_letter\"`",
+                );
+                0
+            }
+            _ => {
+                cx.error_spanned_by(lit, "`tries` is a number from 1: `tries = 5`");
+                0
+            }
+        },
+    };
     let shards = match &options.shards {
         None => 1,
         Some(lit) => {
@@ -313,6 +335,7 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
         kind: kind?,
         on_error,
         shards,
+        tries,
         setup: hooks.setup.map(|(ident, _)| ident),
         reset: hooks.reset.map(|(ident, _)| ident),
     })

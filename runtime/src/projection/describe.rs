@@ -23,6 +23,7 @@ pub(crate) struct Described {
     pub stop_on_error: bool,
     pub dead_letters: bool,
     pub shards: u32,
+    pub tries: u32,
     pub consumes: fn() -> Vec<(&'static str, u32)>,
     pub route: fn(&StoredEvent<'_>) -> ErasedRoute,
     pub new_document: fn() -> Erased,
@@ -46,6 +47,7 @@ impl Described {
             stop_on_error: P::STOP_ON_ERROR,
             dead_letters: P::DEAD_LETTERS,
             shards: P::SHARDS,
+            tries: P::TRIES,
             consumes: P::consumes,
             route: |event| {
                 P::route(event).map(|routed| {

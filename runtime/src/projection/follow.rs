@@ -79,7 +79,7 @@ pub(super) async fn follow<S: ProjectionStore>(
                     let mut opened =
                         Worker::open(store.clone(), job.clone(), options, shard).await?;
                     if job.dead_letters() {
-                        opened.poison = tries.poison(options.dead_letter_after);
+                        opened.poison = tries.poison(job.tries(&options));
                     }
                     // A failure recorded before (by this runner or another, maybe one that
                     // stopped on it) is cleared by the next batch that goes through.
@@ -155,7 +155,7 @@ pub(super) async fn follow<S: ProjectionStore>(
                 failed = failed.saturating_add(1);
                 if job.dead_letters() && matches!(error, ProjectionError::Handler { .. }) {
                     tries.failed(&error);
-                    if tries.poison(options.dead_letter_after).is_some() {
+                    if tries.poison(job.tries(&options)).is_some() {
                         // Tried often enough: the next batch dead-letters it, now.
                         continue;
                     }

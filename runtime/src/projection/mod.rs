@@ -67,6 +67,10 @@ pub trait Projection: Send + Sync + 'static {
     /// `#[projection(shards = N)]`: a document projection split into `N` parts by a hash
     /// of its keys, each with its own checkpoint and lease (on stores that keep shards).
     const SHARDS: u32 = 1;
+    /// `#[projection(on_error = "dead_letter", tries = N)]`: how many times an event's
+    /// handler is tried before the event goes to the dead letters; 0 leaves it to the
+    /// runner (`RunnerOptions::dead_letter_after`).
+    const TRIES: u32 = 0;
 
     /// Every stored (name, version) the projection consumes, the old versions of its
     /// event types included (they are upcast before a handler sees them).

@@ -600,3 +600,27 @@ pub async fn a_sharded_projection_reads_as_one<S: ProjectionStore>(store: S) {
         );
     }
 }
+
+/// A projection's own `tries` decides how often an event is tried before it goes to the
+/// dead letters, over the runner's `dead_letter_after`.
+pub async fn a_projection_counts_its_own_tries<S: ProjectionStore>(store: S) {
+    use crate::views::Patient;
+    let k = unique("pt");
+    open(&store, &k, "ann").await;
+    deposit(&store, &k, 13).await;
+    let last = deposit(&store, &k, 2).await.expect("an event");
+    let runner = Runner::new(store.clone())
+        .with::<Patient>()
+        .options(RunnerOptions::default().dead_letter_after(1));
+    up_to(&runner, last).await;
+    let held = DeadLetters::<Patient, _>::new(store.clone())
+        .list()
+        .await
+        .expect("list");
+    let tries: Vec<u32> = held.iter().map(|l| l.attempts).collect();
+    assert_eq!(
+        tries,
+        [4, 0],
+        "four tries, then the deposit behind it parked"
+    );
+}

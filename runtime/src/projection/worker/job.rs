@@ -72,6 +72,15 @@ impl<S> Job<S> {
         }
     }
 
+    /// How many times an event's handler is tried before the event goes to the dead
+    /// letters: the projection's `tries`, or else the runner's `dead_letter_after`.
+    pub(crate) fn tries(&self, options: &super::super::RunnerOptions) -> u32 {
+        match self {
+            Job::Documents(d) if d.tries > 0 => d.tries,
+            _ => options.dead_letter_after,
+        }
+    }
+
     /// Whether an event whose handler keeps failing goes to the dead letters
     /// (`on_error = "dead_letter"`, for document projections).
     pub(crate) fn dead_letters(&self) -> bool {

@@ -185,7 +185,7 @@ impl<S: ProjectionStore> Worker<S> {
             match self.step().await {
                 Err(error @ ProjectionError::Handler { .. }) if self.job.dead_letters() => {
                     tries.failed(&error);
-                    self.poison = tries.poison(self.options.dead_letter_after);
+                    self.poison = tries.poison(self.job.tries(&self.options));
                 }
                 Ok(read) => {
                     tries.succeeded();
