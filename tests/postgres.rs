@@ -993,3 +993,32 @@ async fn a_runner_survives_its_connections_being_terminated() {
         assert_eq!(balance.balance, 10, "{stream}");
     }
 }
+
+/// A SQL-table projection on PostgreSQL that keeps dead letters keeps each stream's
+/// order, and retries a stream's dead letters in one transaction after a fix.
+#[tokio::test]
+async fn sql_dead_letters_keep_each_stream_in_order() {
+    let fixture = annals_tests::postgres().await;
+    let store = fixture.store.clone();
+    // The table lives in the connection's default schema: start from an empty one.
+    sqlx::query("DROP TABLE IF EXISTS annals_test_careful_deposits")
+        .execute(store.pool())
+        .await
+        .expect("drop");
+    let reader = store.clone();
+    annals_tests::tables::sql_dead_letters_keep_each_stream_in_order::<
+        _,
+        annals_tests::tables::PostgresCareful,
+        _,
+        _,
+    >(store, move || {
+        let reader = reader.clone();
+        async move {
+            sqlx::query_as("SELECT account, amount FROM annals_test_careful_deposits ORDER BY n")
+                .fetch_all(reader.pool())
+                .await
+                .expect("rows")
+        }
+    })
+    .await;
+}

@@ -646,3 +646,27 @@ async fn sql_handler_panics_are_reported() {
         .await
         .expect("no hang");
 }
+
+/// A SQL-table projection on SQLite that keeps dead letters keeps each stream's order,
+/// and retries a stream's dead letters in one transaction after a fix.
+#[tokio::test]
+async fn sql_dead_letters_keep_each_stream_in_order() {
+    let fixture = annals_tests::sqlite_file().await;
+    let store = fixture.store.clone();
+    let reader = store.clone();
+    annals_tests::tables::sql_dead_letters_keep_each_stream_in_order::<
+        _,
+        annals_tests::tables::SqliteCareful,
+        _,
+        _,
+    >(store, move || {
+        let reader = reader.clone();
+        async move {
+            sqlx::query_as("SELECT account, amount FROM careful_deposits ORDER BY n")
+                .fetch_all(reader.pool())
+                .await
+                .expect("rows")
+        }
+    })
+    .await;
+}

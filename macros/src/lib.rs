@@ -71,9 +71,10 @@ pub fn command(_args: TokenStream, input: TokenStream) -> TokenStream {
 /// digits and `_`), `version = N` (default 1; bump it to build a new read model), `of =
 /// Aggregate` or `of(A, B)` (every event of those aggregates must be handled or listed in
 /// `ignore(...)`, checked at compile time), `on_error = "stop"` (a failed batch halts the
-/// projection instead of being tried again) or `on_error = "dead_letter"` (for documents:
-/// an event whose handler keeps failing is set aside with its document's later events,
-/// after `tries = N` tries, or the runner's `dead_letter_after`),
+/// projection instead of being tried again) or `on_error = "dead_letter"` (an event whose
+/// handler keeps failing is set aside with the later events of its document, or of its
+/// stream for a SQL projection, after `tries = N` tries or the runner's
+/// `dead_letter_after`),
 /// `shards = N` (documents split into `N` parts by key, each with its own checkpoint and
 /// lease, so several runners share the work). Each `#[handle]` method takes `&mut self`, the
 /// event by reference and optionally `&EventMeta`; `#[handle(key = e.customer_id)]` names

@@ -277,14 +277,6 @@ pub(super) fn parse(cx: &mut Ctxt, args: TokenStream, item: &mut ItemImpl) -> Op
             }
         }
     };
-    if let (Some(lit), OnError::DeadLetter, Some(Kind::Tables { .. })) =
-        (&options.on_error, on_error, &kind)
-    {
-        cx.error_spanned_by(
-            lit,
-            "dead letters are kept for document projections, whose order is per document: a SQL projection's order is its stream, so use `\"retry\"` or `\"stop\"`",
-        );
-    }
     let ident = ident?;
     let name = match &options.name {
         Some(lit) => {

@@ -7,7 +7,9 @@ use std::marker::PhantomData;
 use chrono::{DateTime, Utc};
 
 use super::describe::Described;
-use super::{Change, DocumentKey, DocumentProjection, ProjectionError, ProjectionStore};
+use super::{
+    Change, DocumentKey, DocumentProjection, Projection, ProjectionError, ProjectionStore,
+};
 use crate::event::{Checkpoint, StoredEvent};
 
 /// An event a projection did not apply: the one whose handler kept failing, or a later
@@ -30,7 +32,7 @@ pub struct DeadLetter {
     pub event: String,
     /// Its stored schema version.
     pub event_version: u32,
-    /// The document it belongs to.
+    /// The document it belongs to; for a SQL-table projection, its stream.
     pub key: String,
     /// Why it was not applied: the handler's error, or the dead letter it waits behind.
     pub error: String,
@@ -100,7 +102,7 @@ pub struct DeadLetters<P, S> {
     projection: PhantomData<fn() -> P>,
 }
 
-impl<P: DocumentProjection, S: ProjectionStore> DeadLetters<P, S> {
+impl<P: Projection, S: ProjectionStore> DeadLetters<P, S> {
     /// The dead letters of `P` in `store`.
     pub fn new(store: S) -> Self {
         Self {
@@ -113,6 +115,26 @@ impl<P: DocumentProjection, S: ProjectionStore> DeadLetters<P, S> {
         |e| ProjectionError::store(P::NAME, e)
     }
 
+    /// The stored event a dead letter refers to.
+    async fn stored(
+        &self,
+        letter: &DeadLetter,
+    ) -> Result<crate::event::RecordedEvent, ProjectionError> {
+        let error = self.error();
+        self.store
+            .read_event(letter.checkpoint)
+            .await
+            .map_err(&error)?
+            .ok_or_else(|| {
+                error(crate::store::StoreError::backend(std::io::Error::other(
+                    format!(
+                        "dead letter at {} refers to no stored event",
+                        letter.checkpoint
+                    ),
+                )))
+            })
+    }
+
     /// Every dead letter of the generation readers see, in the order of the log.
     pub async fn list(&self) -> Result<Vec<DeadLetter>, ProjectionError> {
         let (slot, _) = self
@@ -123,6 +145,44 @@ impl<P: DocumentProjection, S: ProjectionStore> DeadLetters<P, S> {
         self.store.dead_letters(&slot).await.map_err(self.error())
     }
 
+    /// Removes the dead letters of document `key` (of a SQL-table projection: of stream
+    /// `key`) without applying them: the projection goes on with the key's later events. Returns how many it removed.
+    pub async fn discard(&self, key: impl DocumentKey) -> Result<u64, ProjectionError> {
+        let key = key.to_key();
+        let error = self.error();
+        let (slot, _) = self
+            .store
+            .open_projection(P::NAME, P::VERSION)
+            .await
+            .map_err(&error)?;
+        let letters: Vec<Checkpoint> = self
+            .store
+            .dead_letters(&slot)
+            .await
+            .map_err(&error)?
+            .into_iter()
+            .filter(|letter| letter.key == key)
+            .map(|letter| letter.checkpoint)
+            .collect();
+        if letters.is_empty() {
+            return Ok(0);
+        }
+        self.store
+            .settle_dead_letters(&slot, &key, &letters, None, "discard")
+            .await
+            .map_err(&error)
+    }
+
+    /// What was done with dead letters of `P`, oldest first.
+    pub async fn actions(&self) -> Result<Vec<DeadLetterAction>, ProjectionError> {
+        self.store
+            .dead_letter_actions(P::NAME, P::VERSION)
+            .await
+            .map_err(self.error())
+    }
+}
+
+impl<P: DocumentProjection, S: ProjectionStore> DeadLetters<P, S> {
     /// Applies the dead letters of document `key`, in the order of the log, with the
     /// handlers as they are now (after a fix), and removes them: all of them, with the
     /// document, in one transaction, or, if a handler still fails, none. Returns how many
@@ -164,19 +224,7 @@ impl<P: DocumentProjection, S: ProjectionStore> DeadLetters<P, S> {
         };
         let mut change = Change::Keep;
         for letter in &letters {
-            let record = self
-                .store
-                .read_event(letter.checkpoint)
-                .await
-                .map_err(&error)?
-                .ok_or_else(|| {
-                    error(crate::store::StoreError::backend(std::io::Error::other(
-                        format!(
-                            "dead letter at {} refers to no stored event",
-                            letter.checkpoint
-                        ),
-                    )))
-                })?;
+            let record = self.stored(letter).await?;
             let event = StoredEvent::of(&record);
             let Some(routed) = (described.route)(&event) else {
                 continue;
@@ -221,41 +269,59 @@ impl<P: DocumentProjection, S: ProjectionStore> DeadLetters<P, S> {
             .await
             .map_err(&error)
     }
+}
 
-    /// Removes the dead letters of document `key` without applying them: the projection
-    /// goes on with the key's later events. Returns how many it removed.
-    pub async fn discard(&self, key: impl DocumentKey) -> Result<u64, ProjectionError> {
-        let key = key.to_key();
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl<P, S> DeadLetters<P, S>
+where
+    P: super::SqlProjection,
+    S: super::SqlStore<Database = P::Database>,
+{
+    /// Applies the dead letters of `stream` (a SQL-table projection keeps the order of
+    /// each stream), in the order of the log, with the handlers as they are now (after a
+    /// fix), and removes them: all of them, with what the handlers wrote, in one
+    /// transaction, or, if a handler still fails, none. Returns how many were applied.
+    pub async fn retry_stream(&self, stream: &str) -> Result<u64, ProjectionError> {
         let error = self.error();
         let (slot, _) = self
             .store
             .open_projection(P::NAME, P::VERSION)
             .await
             .map_err(&error)?;
-        let letters: Vec<Checkpoint> = self
+        let letters: Vec<DeadLetter> = self
             .store
             .dead_letters(&slot)
             .await
             .map_err(&error)?
             .into_iter()
-            .filter(|letter| letter.key == key)
-            .map(|letter| letter.checkpoint)
+            .filter(|letter| letter.key == stream)
             .collect();
-        if letters.is_empty() {
+        // Read before the transaction: on a database of one connection (SQLite in
+        // memory), the transaction holds it.
+        let mut records = Vec::with_capacity(letters.len());
+        for letter in &letters {
+            records.push(self.stored(letter).await?);
+        }
+        if records.is_empty() {
             return Ok(0);
         }
-        self.store
-            .settle_dead_letters(&slot, &key, &letters, None, "discard")
+        let mut tx = self.store.begin().await.map_err(&error)?;
+        for record in &records {
+            let event = StoredEvent::of(record);
+            super::sql::apply_one::<P>(&mut tx, &event).await?;
+        }
+        let applied: Vec<Checkpoint> = letters.iter().map(|l| l.checkpoint).collect();
+        let settled = self
+            .store
+            .settle_in(&mut tx, &slot, stream, &applied, "retry")
             .await
-            .map_err(&error)
-    }
-
-    /// What was done with dead letters of `P`, oldest first.
-    pub async fn actions(&self) -> Result<Vec<DeadLetterAction>, ProjectionError> {
-        self.store
-            .dead_letter_actions(P::NAME, P::VERSION)
-            .await
-            .map_err(self.error())
+            .map_err(&error)?;
+        if settled > 0 {
+            tx.commit()
+                .await
+                .map_err(|e| error(crate::store::StoreError::backend(e)))?;
+        }
+        Ok(settled)
     }
 }
 

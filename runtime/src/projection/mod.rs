@@ -62,7 +62,8 @@ pub trait Projection: Send + Sync + 'static {
     /// says `Stopped`) instead of being tried again; the others go on.
     const STOP_ON_ERROR: bool = false;
     /// `#[projection(on_error = "dead_letter")]`: an event whose handler keeps failing
-    /// goes to the dead letters, its document's later events parked behind it.
+    /// goes to the dead letters, its document's (or, for SQL tables, its stream's) later
+    /// events parked behind it.
     const DEAD_LETTERS: bool = false;
     /// `#[projection(shards = N)]`: a document projection split into `N` parts by a hash
     /// of its keys, each with its own checkpoint and lease (on stores that keep shards).

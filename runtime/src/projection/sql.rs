@@ -42,6 +42,18 @@ pub trait SqlStore: ProjectionStore {
         to: Checkpoint,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Removes the dead letters of `key` at `letters` and records `action`, inside `tx`
+    /// (a retry applies them there): all of them, or none, returning 0, when some were
+    /// settled by another call meanwhile.
+    fn settle_in(
+        &self,
+        tx: &mut Transaction<'static, Self::Database>,
+        slot: &Slot,
+        key: &str,
+        letters: &[Checkpoint],
+        action: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Up to `limit` records after `after`, read inside `tx` (a rebuild reads and writes
     /// in one transaction).
     fn read_all_in(
@@ -147,6 +159,8 @@ pub(crate) trait SqlRun<S>: Send + Sync {
     fn version(&self) -> u32;
     fn reads_metadata(&self) -> bool;
     fn stop_on_error(&self) -> bool;
+    fn dead_letters(&self) -> bool;
+    fn tries(&self) -> u32;
     fn consumes(&self) -> Vec<(&'static str, u32)>;
 
     /// Runs the projection's setup in a transaction of its own.
@@ -200,6 +214,24 @@ fn handler_error(name: &str, event: &StoredEvent<'_>, source: HandlerError) -> P
     }
 }
 
+/// Decodes `event` and runs `P`'s handler for it in `tx`, a panic caught as a failure.
+pub(crate) async fn apply_one<P: SqlProjection>(
+    tx: &mut Transaction<'static, P::Database>,
+    event: &StoredEvent<'_>,
+) -> Result<(), ProjectionError> {
+    let applied = match P::apply(tx, event) {
+        None => return Ok(()),
+        Some(Err(source)) => {
+            return Err(ProjectionError::Decode {
+                projection: P::NAME.to_owned(),
+                source,
+            });
+        }
+        Some(Ok(future)) => CatchPanic(future).await,
+    };
+    applied.map_err(|source| handler_error(P::NAME, event, source))
+}
+
 fn store_error(name: &str) -> impl Fn(StoreError) -> ProjectionError + '_ {
     move |e| ProjectionError::store(name, e)
 }
@@ -227,6 +259,14 @@ where
 
     fn stop_on_error(&self) -> bool {
         P::STOP_ON_ERROR
+    }
+
+    fn dead_letters(&self) -> bool {
+        P::DEAD_LETTERS
+    }
+
+    fn tries(&self) -> u32 {
+        P::TRIES
     }
 
     fn consumes(&self) -> Vec<(&'static str, u32)> {

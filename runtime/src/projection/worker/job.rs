@@ -75,9 +75,17 @@ impl<S> Job<S> {
     /// How many times an event's handler is tried before the event goes to the dead
     /// letters: the projection's `tries`, or else the runner's `dead_letter_after`.
     pub(crate) fn tries(&self, options: &super::super::RunnerOptions) -> u32 {
-        match self {
-            Job::Documents(d) if d.tries > 0 => d.tries,
-            _ => options.dead_letter_after,
+        let own = match self {
+            Job::Documents(d) => d.tries,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Job::Tables(run) => run.tries(),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Job::Never(_, never) => match *never {},
+        };
+        if own > 0 {
+            own
+        } else {
+            options.dead_letter_after
         }
     }
 
@@ -87,7 +95,7 @@ impl<S> Job<S> {
         match self {
             Job::Documents(d) => d.dead_letters,
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Job::Tables(_) => false,
+            Job::Tables(run) => run.dead_letters(),
             #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
             Job::Never(_, never) => match *never {},
         }

@@ -7,14 +7,14 @@ use tracing::Instrument;
 
 use super::dead::{Poison, Tries};
 use super::describe::{Described, Erased};
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-use super::sql::{Owned, SqlOutcome, SqlRun};
 use super::{Change, DeadLetter, ProjectionError, ProjectionStore, RunnerOptions, Shard, Slot};
 use crate::event::{Checkpoint, DecodeError, StoredEvent};
 use crate::store::StoreError;
 
 mod job;
 mod shared;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod tables;
 
 pub(crate) use job::Job;
 
@@ -220,99 +220,6 @@ impl<S: ProjectionStore> Worker<S> {
                     return Err(again.error);
                 }
                 Err(failed.error)
-            }
-        }
-    }
-
-    /// A batch of a SQL-table projection: the events read first, then applied and the
-    /// checkpoint moved in one transaction.
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    async fn tables(&mut self, run: &dyn SqlRun<S>) -> Result<usize, ProjectionError> {
-        let handled: HashSet<(&'static str, u32)> = run.consumes().into_iter().collect();
-        let (mut events, mut last, mut seen) = (Vec::new(), self.checkpoint, 0usize);
-        // Each handled event with the checkpoint of the event before it in the log.
-        let mut keep = |checkpoint: Checkpoint, owned: Option<Owned>| {
-            if let Some(owned) = owned {
-                events.push((last, owned));
-            }
-            last = checkpoint;
-            seen += 1;
-        };
-        let limit = self.options.batch_size;
-        if run.reads_metadata() {
-            let records = self
-                .store
-                .read_all(self.checkpoint, limit)
-                .await
-                .map_err(|e| self.store_error(e))?;
-            for record in records {
-                let checkpoint = record.checkpoint();
-                let wanted = handled.contains(&(record.name.as_str(), record.version));
-                keep(checkpoint, wanted.then_some(Owned::Full(record)));
-            }
-        } else {
-            let scanned = self
-                .store
-                .fold_named(self.checkpoint, limit, &self.names, |checkpoint, event| {
-                    let wanted = handled.contains(&(event.name, event.version));
-                    keep(
-                        checkpoint,
-                        wanted.then(|| Owned::Lean {
-                            stream_id: event.stream_id.to_owned(),
-                            stream_version: event.stream_version,
-                            position: event.position,
-                            name: event.name.to_owned(),
-                            version: event.version,
-                            payload: event.payload.to_owned(),
-                        }),
-                    );
-                    Ok::<_, StoreError>(())
-                })
-                .await
-                .map_err(|e| self.store_error(e))?;
-            // Past the events of other names the store did not send.
-            last = last.max(scanned.reached);
-        }
-        if last == self.checkpoint {
-            return Ok(seen);
-        }
-        match run
-            .batch(&self.store, &self.slot, self.checkpoint, last, &events)
-            .await?
-        {
-            SqlOutcome::Committed => {
-                self.checkpoint = last;
-                Ok(seen)
-            }
-            SqlOutcome::Fenced => Err(ProjectionError::Fenced {
-                projection: run.name().to_owned(),
-                expected: self.checkpoint,
-            }),
-            SqlOutcome::Failed(index, error) => {
-                // Everything before the failed event commits without it.
-                let before = events[index].0;
-                if before != self.checkpoint {
-                    match run
-                        .batch(
-                            &self.store,
-                            &self.slot,
-                            self.checkpoint,
-                            before,
-                            &events[..index],
-                        )
-                        .await?
-                    {
-                        SqlOutcome::Committed => self.checkpoint = before,
-                        SqlOutcome::Fenced => {
-                            return Err(ProjectionError::Fenced {
-                                projection: run.name().to_owned(),
-                                expected: self.checkpoint,
-                            });
-                        }
-                        SqlOutcome::Failed(_, again) => return Err(again),
-                    }
-                }
-                Err(error)
             }
         }
     }

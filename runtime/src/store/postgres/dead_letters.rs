@@ -134,22 +134,9 @@ impl PostgresStore {
         action: &str,
     ) -> Result<u64, StoreError> {
         let sql = &self.projections;
-        let (transactions, positions): (Vec<i64>, Vec<i64>) =
-            letters.iter().map(|at| checkpoint_params(*at)).unzip();
         let mut tx = self.projector.begin().await.map_err(backend)?;
-        let removed = sqlx::query(&sql.settle)
-            .bind(&slot.name)
-            .bind(version_param(slot.version)?)
-            .bind(generation_param(slot)?)
-            .bind(key)
-            .bind(&transactions)
-            .bind(&positions)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        if removed != letters.len() as u64 {
-            // Some were settled by another call meanwhile: this one changes nothing.
+        let removed = self.settle_in(&mut tx, slot, key, letters, action).await?;
+        if removed == 0 {
             return Ok(0);
         }
         if let Some(document) = document {
@@ -166,16 +153,48 @@ impl PostgresStore {
                 .await
                 .map_err(backend)?;
         }
+        tx.commit().await.map_err(backend)?;
+        Ok(removed)
+    }
+
+    /// Removes the dead letters of `key` at `letters` and records `action`, inside `tx`:
+    /// all of them, or none (0, and the caller rolls back) when some were settled
+    /// meanwhile.
+    pub(super) async fn settle_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        slot: &Slot,
+        key: &str,
+        letters: &[Checkpoint],
+        action: &str,
+    ) -> Result<u64, StoreError> {
+        let sql = &self.projections;
+        let (transactions, positions): (Vec<i64>, Vec<i64>) =
+            letters.iter().map(|at| checkpoint_params(*at)).unzip();
+        let removed = sqlx::query(&sql.settle)
+            .bind(&slot.name)
+            .bind(version_param(slot.version)?)
+            .bind(generation_param(slot)?)
+            .bind(key)
+            .bind(&transactions)
+            .bind(&positions)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        if removed != letters.len() as u64 || removed == 0 {
+            // Some were settled by another call meanwhile: this one changes nothing.
+            return Ok(0);
+        }
         sqlx::query(&sql.record_action)
             .bind(&slot.name)
             .bind(version_param(slot.version)?)
             .bind(action)
             .bind(key)
             .bind(crate::store::sql::bound(removed))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
         Ok(removed)
     }
 }

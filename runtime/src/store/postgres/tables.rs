@@ -29,6 +29,17 @@ impl SqlStore for PostgresStore {
         self.projections.advance_on(tx, slot, from, to).await
     }
 
+    async fn settle_in(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        slot: &Slot,
+        key: &str,
+        letters: &[Checkpoint],
+        action: &str,
+    ) -> Result<u64, StoreError> {
+        PostgresStore::settle_in(self, tx, slot, key, letters, action).await
+    }
+
     async fn read_all_in(
         &self,
         tx: &mut Transaction<'static, Postgres>,

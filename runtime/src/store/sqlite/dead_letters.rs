@@ -148,40 +148,56 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
-        let mut removed = 0;
-        for at in letters {
-            let (transaction_id, position) = checkpoint_params(*at);
-            removed += sqlx::query(SETTLE)
-                .bind(&slot.name)
-                .bind(slot.version)
-                .bind(slot.generation)
-                .bind(transaction_id)
-                .bind(position)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?
-                .rows_affected();
-        }
-        if removed != letters.len() as u64 {
-            // Some were settled by another call meanwhile: this one changes nothing.
+        let removed = settle_in(&mut tx, slot, key, letters, action).await?;
+        if removed == 0 {
             return Ok(0);
         }
         if let Some(document) = document {
             let (stored, deleted) = split(vec![(key.to_owned(), document)]);
             write_documents(&mut tx, slot, &stored, &deleted).await?;
         }
-        sqlx::query(RECORD_ACTION)
-            .bind(&slot.name)
-            .bind(slot.version)
-            .bind(action)
-            .bind(key)
-            .bind(bound(removed))
-            .bind(now())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(removed)
     }
+}
+
+/// Removes the dead letters of `key` at `letters` and records `action`, inside `tx`: all
+/// of them, or none (0, and the caller rolls back) when some were settled meanwhile.
+pub(super) async fn settle_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    slot: &Slot,
+    key: &str,
+    letters: &[Checkpoint],
+    action: &str,
+) -> Result<u64, StoreError> {
+    let mut removed = 0;
+    for at in letters {
+        let (transaction_id, position) = checkpoint_params(*at);
+        removed += sqlx::query(SETTLE)
+            .bind(&slot.name)
+            .bind(slot.version)
+            .bind(slot.generation)
+            .bind(transaction_id)
+            .bind(position)
+            .bind(key)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+    }
+    if removed != letters.len() as u64 || removed == 0 {
+        // Some were settled by another call meanwhile: this one changes nothing.
+        return Ok(0);
+    }
+    sqlx::query(RECORD_ACTION)
+        .bind(&slot.name)
+        .bind(slot.version)
+        .bind(action)
+        .bind(key)
+        .bind(bound(removed))
+        .bind(now())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(removed)
 }

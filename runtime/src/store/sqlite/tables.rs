@@ -36,6 +36,17 @@ impl SqlStore for SqliteStore {
         advance(tx, slot, from, to).await
     }
 
+    async fn settle_in(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        slot: &Slot,
+        key: &str,
+        letters: &[Checkpoint],
+        action: &str,
+    ) -> Result<u64, StoreError> {
+        super::dead_letters::settle_in(tx, slot, key, letters, action).await
+    }
+
     async fn read_all_in(
         &self,
         tx: &mut Transaction<'static, Sqlite>,
