@@ -4,7 +4,6 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::worker::Job;
 use super::{Change, DocumentProjection, HandlerError};
 use crate::event::{DecodeError, StoredEvent};
 
@@ -83,7 +82,7 @@ pub struct Registration {
     kind: Kind,
 }
 
-enum Kind {
+pub(crate) enum Kind {
     Documents(fn() -> Described),
     /// Makes an `Arc<dyn SqlRun<S>>` for the store `S` of the projection's database.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -109,23 +108,11 @@ impl Registration {
     }
 }
 
-inventory::collect!(Registration);
-
-/// Every projection the program registered that runs on store `S`, by name and version:
-/// every document projection, and the SQL projections written for `S`'s database.
-pub(crate) fn registered<S: 'static>() -> Vec<Job<S>> {
-    let mut all: Vec<Job<S>> = inventory::iter::<Registration>
-        .into_iter()
-        .filter_map(|r| match &r.kind {
-            Kind::Documents(describe) => Some(Job::Documents(describe())),
-            #[cfg(any(feature = "sqlite", feature = "postgres"))]
-            Kind::Tables(make) => make()
-                .downcast::<std::sync::Arc<dyn super::sql::SqlRun<S>>>()
-                .ok()
-                .map(|run| Job::Tables(*run)),
-        })
-        .collect();
-    all.sort_by(|a, b| (a.name(), a.version()).cmp(&(b.name(), b.version())));
-    all.dedup_by(|a, b| (a.name(), a.version()) == (b.name(), b.version()));
-    all
+impl Registration {
+    /// What was registered.
+    pub(crate) fn kind(&self) -> &Kind {
+        &self.kind
+    }
 }
+
+inventory::collect!(Registration);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::dead::Tries;
+use super::letter::Tries;
 use super::worker::{Job, Worker};
 use super::{Lease, ProjectionError, ProjectionStore, RunnerOptions, Shard};
 

@@ -95,7 +95,7 @@ pub enum State {
 /// ```
 pub async fn statuses<S: ProjectionStore>(store: &S) -> Result<Vec<Status>, ProjectionError> {
     let mut all = Vec::new();
-    for job in super::describe::registered::<S>() {
+    for job in super::worker::registered::<S>() {
         all.push(status(store, job.name(), job.version()).await?);
     }
     Ok(all)

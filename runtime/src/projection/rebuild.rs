@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::dead::Tries;
 use super::describe::Described;
+use super::letter::Tries;
 use super::runner::Runner;
 use super::worker::{Job, Read, Worker};
 use super::{DocumentProjection, ProjectionError, ProjectionStore, Shard, Slot};

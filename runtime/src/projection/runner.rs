@@ -8,10 +8,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::dead::Tries;
-use super::describe::{Described, registered};
+use super::describe::Described;
 use super::follow::{Failures, Held, follow};
+use super::letter::Tries;
 use super::progress::{self, Status};
+use super::worker::registered;
 use super::worker::{Job, Worker};
 use super::{DocumentProjection, ProjectionError, ProjectionStore, Shard};
 use crate::event::Checkpoint;

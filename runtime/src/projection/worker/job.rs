@@ -4,7 +4,7 @@
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use std::sync::Arc;
 
-use super::super::describe::Described;
+use super::super::describe::{Described, Kind, Registration};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 use super::super::sql::SqlRun;
 
@@ -125,4 +125,23 @@ impl<S> Job<S> {
             Job::Never(_, never) => match *never {},
         }
     }
+}
+
+/// Every projection the program registered that runs on store `S`, by name and version:
+/// every document projection, and the SQL projections written for `S`'s database.
+pub(crate) fn registered<S: 'static>() -> Vec<Job<S>> {
+    let mut all: Vec<Job<S>> = inventory::iter::<Registration>
+        .into_iter()
+        .filter_map(|r| match r.kind() {
+            Kind::Documents(describe) => Some(Job::Documents(describe())),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Kind::Tables(make) => make()
+                .downcast::<Arc<dyn SqlRun<S>>>()
+                .ok()
+                .map(|run| Job::Tables(*run)),
+        })
+        .collect();
+    all.sort_by(|a, b| (a.name(), a.version()).cmp(&(b.name(), b.version())));
+    all.dedup_by(|a, b| (a.name(), a.version()) == (b.name(), b.version()));
+    all
 }

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use tracing::Instrument;
 
-use super::dead::{Poison, Tries};
 use super::describe::{Described, Erased};
+use super::letter::{Poison, Tries};
 use super::{Change, DeadLetter, ProjectionError, ProjectionStore, RunnerOptions, Shard, Slot};
 use crate::event::{Checkpoint, DecodeError, StoredEvent};
 use crate::store::StoreError;
@@ -16,7 +16,7 @@ mod shared;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod tables;
 
-pub(crate) use job::Job;
+pub(crate) use job::{Job, registered};
 
 /// Why a read stopped early.
 pub(crate) enum Stop {
