@@ -133,3 +133,68 @@ async fn runners_share_the_parts_of_a_sharded_projection() {
     second.shutdown().await.expect("a clean stop");
     drop(other);
 }
+
+/// Two runners, on connections of their own as two processes would be, share a sharded
+/// rebuild: the second joins the first's, each builds the parts it holds (two each, their
+/// share), and the new generation takes over once, whole, with every event applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_share_a_sharded_rebuild() {
+    use annals::projection::{State, status_of};
+    let fixture = annals_tests::postgres().await;
+    let store = fixture.store.clone();
+    let other = PostgresStore::connect_with(
+        PostgresOptions::new(annals_tests::database_url())
+            .schema(store.schema().to_owned())
+            .max_connections(8),
+    )
+    .await
+    .expect("a second store on the schema");
+    let accounts: Vec<String> = (0..40).map(|n| format!("r{n}")).collect();
+    let repository = Repository::<Account, _>::new(store.clone());
+    for id in &accounts {
+        repository
+            .execute(id, Open("ann".into()))
+            .await
+            .expect("open");
+    }
+    let last = deposits(&store, &accounts, 20).await;
+    let options = RunnerOptions::default()
+        .batch_size(16)
+        .max_shards(2)
+        .poll_interval(Duration::from_millis(10));
+    let first = Runner::new(store.clone())
+        .with::<Sharded>()
+        .options(options);
+    first
+        .catch_up_to(last, Duration::from_secs(30))
+        .await
+        .expect("built once");
+
+    let started = tokio::spawn(async move { first.rebuild::<Sharded>(|_| {}).await });
+    for _ in 0..2000 {
+        let status = status_of::<Sharded, _>(&store).await.expect("status");
+        if status.state == State::Building {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let second = Runner::new(other.clone())
+        .with::<Sharded>()
+        .options(options);
+    let joined = second.rebuild::<Sharded>(|_| {}).await.expect("joined");
+    let started = started.await.expect("no panic").expect("rebuilt");
+    assert_eq!(started.generation, 2);
+    assert_eq!(
+        joined.generation, 2,
+        "the second joined the first's rebuild"
+    );
+    assert_eq!(
+        (started.parts, joined.parts),
+        (2, 2),
+        "each built its share of the parts"
+    );
+    let status = status_of::<Sharded, _>(&store).await.expect("status");
+    assert_eq!((status.generation, status.state), (2, State::Live));
+    exact(&store, &accounts).await;
+    drop(other);
+}

@@ -14,7 +14,7 @@ where
 }
 
 /// The operations of `store`, each spawned on its own.
-async fn spawn_each<S: EventStore>(store: S) {
+async fn spawn_each<S: annals::projection::ProjectionStore>(store: S) {
     let repo = Repository::<Account, _>::new(store.clone()).with_cache(10);
     let r = repo.clone();
     spawned(async move { r.execute("s1", Open("Ann".into())).await })
@@ -98,6 +98,26 @@ async fn spawn_each<S: EventStore>(store: S) {
         .expect("verify");
     // What it counts depends on the read horizon (PostgreSQL): that it ran is the point.
     drop(report);
+    // The read side's: a catch-up, a rebuild (in parts where the store keeps them), a wait.
+    use annals::projection::{Runner, wait_for_projection};
+    use annals_tests::views::Sharded;
+    let runner = Runner::new(store.clone()).with::<Sharded>();
+    let runner = spawned(async move { runner.catch_up().await.map(|()| runner) })
+        .await
+        .expect("join")
+        .expect("catch up");
+    spawned(async move { runner.rebuild::<Sharded>(|_| {}).await })
+        .await
+        .expect("join")
+        .expect("rebuild");
+    let s = store.clone();
+    spawned(async move {
+        wait_for_projection::<Sharded, _>(&s, Checkpoint::START, std::time::Duration::from_secs(5))
+            .await
+    })
+    .await
+    .expect("join")
+    .expect("wait");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

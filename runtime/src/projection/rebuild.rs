@@ -28,6 +28,9 @@ pub struct RebuildProgress {
     pub events_per_second: f64,
     /// The last event read.
     pub checkpoint: Checkpoint,
+    /// Of a sharded projection, how many parts this runner built (the others were built by
+    /// runners that joined the rebuild); 0 for a projection in one piece.
+    pub parts: u32,
 }
 
 impl<S: ProjectionStore> Runner<S> {
@@ -80,16 +83,39 @@ impl<S: ProjectionStore> Runner<S> {
                 projection: P::NAME.to_owned(),
             });
         }
-        let slot = self
-            .store
-            .begin_rebuild(P::NAME, P::VERSION)
-            .await
-            .map_err(error)?;
-        tracing::info!(
-            projection = P::NAME,
-            generation = slot.generation,
-            "rebuild started"
-        );
+        let parts = self.parts(&Job::<S>::Documents(described));
+        // A sharded rebuild another runner started is joined, so that runners share it.
+        let joined = if parts.len() > 1 {
+            self.store
+                .rebuilding(P::NAME, P::VERSION)
+                .await
+                .map_err(error)?
+        } else {
+            None
+        };
+        let slot = match joined {
+            Some(slot) => {
+                tracing::info!(
+                    projection = P::NAME,
+                    generation = slot.generation,
+                    "rebuild joined"
+                );
+                slot
+            }
+            None => {
+                let slot = self
+                    .store
+                    .begin_rebuild(P::NAME, P::VERSION)
+                    .await
+                    .map_err(error)?;
+                tracing::info!(
+                    projection = P::NAME,
+                    generation = slot.generation,
+                    "rebuild started"
+                );
+                slot
+            }
+        };
         let mut report = RebuildProgress {
             generation: slot.generation,
             done: 0,
@@ -101,6 +127,7 @@ impl<S: ProjectionStore> Runner<S> {
                 .events,
             events_per_second: 0.0,
             checkpoint: Checkpoint::START,
+            parts: 0,
         };
         let mut reporter = Reporter {
             start: tokio::time::Instant::now(),
@@ -108,9 +135,9 @@ impl<S: ProjectionStore> Runner<S> {
             progress: &mut progress,
             name: P::NAME,
         };
-        let parts = self.parts(&Job::<S>::Documents(described));
         if parts.len() > 1 {
-            self.rebuild_parts(described, &slot, &parts, &mut reporter)
+            reporter.report.parts = self
+                .rebuild_parts(described, &slot, &parts, &mut reporter)
                 .await?;
         } else {
             self.rebuild_whole(described, slot, &mut reporter).await?;
@@ -130,7 +157,7 @@ impl<S: ProjectionStore> Runner<S> {
         &self,
         described: Described,
         slot: Slot,
-        reporter: &mut Reporter<'_>,
+        reporter: &mut Reporter<'_, impl FnMut(&RebuildProgress)>,
     ) -> Result<(), ProjectionError> {
         let mut worker = self.rebuilder(described, slot, Checkpoint::START);
         let mut tries = Tries::default();
@@ -154,104 +181,177 @@ impl<S: ProjectionStore> Runner<S> {
         }
     }
 
-    /// A sharded projection: the log read and decoded once, by one task, and each part's
-    /// share applied and committed by a task of its own, with the part's checkpoint; the
-    /// takeover when every part has caught up and none is behind the live one's. A part
-    /// whose handler fails, and every round after the first (when the live generation went
-    /// further meanwhile), reads for itself.
+    /// A sharded projection, shared with the runners that join it: each part is built by
+    /// the runner that holds its rebuild lease (at most `max_shards` at once), and a part
+    /// whose runner died is taken over. The generation takes over when every part has
+    /// caught up and none is behind the live one's. Returns how many parts this runner
+    /// built.
     async fn rebuild_parts(
         &self,
         described: Described,
         slot: &Slot,
         parts: &[Shard],
-        reporter: &mut Reporter<'_>,
-    ) -> Result<(), ProjectionError> {
+        reporter: &mut Reporter<'_, impl FnMut(&RebuildProgress)>,
+    ) -> Result<u32, ProjectionError> {
         let error = |e| ProjectionError::store(described.name, e);
-        let mut first = None;
-        let mut shared = true;
+        let first = Slot {
+            shard: parts[0],
+            ..slot.clone()
+        };
+        let (mut built, mut again) = (std::collections::BTreeSet::new(), false);
         loop {
-            let (sent, mut reads) = mpsc::unbounded_channel::<(u64, Checkpoint)>();
-            let mut tasks = JoinSet::new();
-            let mut shares = Vec::with_capacity(parts.len());
-            for &shard in parts {
-                let (part, checkpoint) = self.store.open_shard(slot, shard).await.map_err(error)?;
-                first.get_or_insert_with(|| part.clone());
-                let mut worker = self.rebuilder(described, part, checkpoint);
-                let (share, mut batches) = mpsc::channel::<Read>(2);
-                shares.push(Some(share));
-                let (sent, batch, alone) = (sent.clone(), self.options.batch_size, !shared);
-                tasks.spawn(async move {
-                    let mut tries = Tries::default();
-                    if !alone {
-                        while let Some(read) = batches.recv().await {
-                            if worker.apply_share(described, read).await.is_err() {
-                                // Tried again below, reading for itself, as a part alone.
-                                break;
-                            }
-                        }
-                        drop(batches);
-                    }
-                    loop {
-                        let read = worker.step_now(&mut tries).await?;
-                        if alone {
-                            let _ = sent.send((read as u64, worker.checkpoint));
-                        }
-                        if read < batch {
-                            return Ok::<_, ProjectionError>(());
-                        }
-                        tokio::task::yield_now().await;
-                    }
-                });
-            }
-            drop(sent);
-            if shared {
-                shared = false;
-                let whole = Slot {
-                    shard: Shard::WHOLE,
+            let states = self.store.shard_states(slot).await.map_err(error)?;
+            let done = |p: &Shard| {
+                !again
+                    && states
+                        .iter()
+                        .any(|&(index, caught_up)| index == p.index && caught_up)
+            };
+            let mut held = Vec::new();
+            for &shard in parts.iter().filter(|p| !done(p)) {
+                if held.len() >= self.options.max_shards {
+                    break;
+                }
+                let part = Slot {
+                    shard,
                     ..slot.clone()
                 };
-                let mut reader = self.rebuilder(described, whole, Checkpoint::START);
-                loop {
-                    let split = reader.read_split(described, parts).await?;
-                    reporter.read(split.read as u64, reader.checkpoint);
-                    for (share, read) in shares.iter_mut().zip(split.parts) {
-                        // A part that failed reads for itself from where it is.
-                        if share.as_ref().is_some_and(|s| s.is_closed()) {
-                            *share = None;
-                        }
-                        if let Some(share) = share {
-                            let _ = share.send(read).await;
-                        }
-                    }
-                    if split.stopped || split.read < self.options.batch_size {
-                        break;
+                if let Some(lease) = self.store.rebuild_lease(&part).await.map_err(error)? {
+                    held.push((shard, lease));
+                }
+            }
+            if !again && !held.is_empty() {
+                // A part whose runner finished it between the look and the lease is done.
+                let now = self.store.shard_states(slot).await.map_err(error)?;
+                let mut kept = Vec::with_capacity(held.len());
+                for (shard, lease) in held {
+                    if now
+                        .iter()
+                        .any(|&(i, caught_up)| i == shard.index && caught_up)
+                    {
+                        lease.release().await;
+                    } else {
+                        kept.push((shard, lease));
                     }
                 }
-                shares.clear();
+                held = kept;
             }
-            while let Some((read, checkpoint)) = reads.recv().await {
-                reporter.read(read / parts.len() as u64, checkpoint);
+            let shards: Vec<Shard> = held.iter().map(|(shard, _)| *shard).collect();
+            let round = self.build_parts(described, slot, &shards, reporter).await;
+            for (_, lease) in held {
+                lease.release().await;
             }
-            while let Some(joined) = tasks.join_next().await {
-                joined.map_err(|panic| {
-                    error(StoreError::backend(std::io::Error::other(format!(
-                        "a rebuild task ended: {panic}"
-                    ))))
-                })??;
-            }
-            let Some(part) = &first else {
-                return Ok(());
-            };
+            round?;
+            built.extend(shards.iter().map(|s| s.index));
             if self
                 .store
-                .promote(part, Checkpoint::START)
+                .promote(&first, Checkpoint::START)
                 .await
                 .map_err(error)?
             {
-                return Ok(());
+                return Ok(built.len() as u32);
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            // Every part done and still no takeover: the live generation went further;
+            // each part catches up again.
+            again = shards.is_empty()
+                && parts.iter().all(|p| {
+                    states
+                        .iter()
+                        .any(|&(index, caught_up)| index == p.index && caught_up)
+                });
+            if shards.is_empty() && !again {
+                // The other parts are another runner's: wait for them, or for its leases
+                // to end.
+                tokio::time::sleep(self.options.poll_interval).await;
+            }
         }
+    }
+
+    /// One round over `parts` (those this runner holds): the log read and decoded once,
+    /// by one task, and each part's share applied and committed by a task of its own,
+    /// with the part's checkpoint, when every part starts from the same place; else each
+    /// reads for itself. A part whose handler fails goes on reading for itself.
+    async fn build_parts(
+        &self,
+        described: Described,
+        slot: &Slot,
+        parts: &[Shard],
+        reporter: &mut Reporter<'_, impl FnMut(&RebuildProgress)>,
+    ) -> Result<(), ProjectionError> {
+        let error = |e| ProjectionError::store(described.name, e);
+        let mut opened = Vec::with_capacity(parts.len());
+        for &shard in parts {
+            opened.push(self.store.open_shard(slot, shard).await.map_err(error)?);
+        }
+        let from = opened.first().map(|(_, at)| *at);
+        let shared = opened.iter().all(|(_, at)| Some(*at) == from);
+        let (sent, mut reads) = mpsc::unbounded_channel::<(u64, Checkpoint)>();
+        let mut tasks = JoinSet::new();
+        let mut shares = Vec::with_capacity(parts.len());
+        for (part, checkpoint) in opened {
+            let mut worker = self.rebuilder(described, part, checkpoint);
+            let (share, mut batches) = mpsc::channel::<Read>(2);
+            shares.push(Some(share));
+            let (sent, batch, alone) = (sent.clone(), self.options.batch_size, !shared);
+            tasks.spawn(async move {
+                let mut tries = Tries::default();
+                if !alone {
+                    while let Some(read) = batches.recv().await {
+                        if worker.apply_share(described, read).await.is_err() {
+                            // Tried again below, reading for itself, as a part alone.
+                            break;
+                        }
+                    }
+                    drop(batches);
+                }
+                loop {
+                    let read = worker.step_now(&mut tries).await?;
+                    if alone {
+                        let _ = sent.send((read as u64, worker.checkpoint));
+                    }
+                    if read < batch {
+                        return Ok::<_, ProjectionError>(());
+                    }
+                    tokio::task::yield_now().await;
+                }
+            });
+        }
+        drop(sent);
+        if let (true, Some(from)) = (shared, from) {
+            let whole = Slot {
+                shard: Shard::WHOLE,
+                ..slot.clone()
+            };
+            let mut reader = self.rebuilder(described, whole, from);
+            loop {
+                let split = reader.read_split(described, parts).await?;
+                reporter.read(split.read as u64, reader.checkpoint);
+                for (share, read) in shares.iter_mut().zip(split.parts) {
+                    // A part that failed reads for itself from where it is.
+                    if share.as_ref().is_some_and(|s| s.is_closed()) {
+                        *share = None;
+                    }
+                    if let Some(share) = share {
+                        let _ = share.send(read).await;
+                    }
+                }
+                if split.stopped || split.read < self.options.batch_size {
+                    break;
+                }
+            }
+            shares.clear();
+        }
+        while let Some((read, checkpoint)) = reads.recv().await {
+            reporter.read(read / parts.len().max(1) as u64, checkpoint);
+        }
+        while let Some(joined) = tasks.join_next().await {
+            joined.map_err(|panic| {
+                error(StoreError::backend(std::io::Error::other(format!(
+                    "a rebuild task ended: {panic}"
+                ))))
+            })??;
+        }
+        Ok(())
     }
 
     /// A worker that builds `slot` from `checkpoint`, reading every event to count its
@@ -273,14 +373,14 @@ impl<S: ProjectionStore> Runner<S> {
 }
 
 /// Progress told to the caller's callback and to `tracing`.
-struct Reporter<'a> {
+struct Reporter<'a, F> {
     start: tokio::time::Instant,
     report: &'a mut RebuildProgress,
-    progress: &'a mut dyn FnMut(&RebuildProgress),
+    progress: &'a mut F,
     name: &'static str,
 }
 
-impl Reporter<'_> {
+impl<F: FnMut(&RebuildProgress)> Reporter<'_, F> {
     fn read(&mut self, events: u64, checkpoint: Checkpoint) {
         let report = &mut *self.report;
         report.done += events;

@@ -346,6 +346,37 @@ pub trait ProjectionStore: EventStore {
         }
     }
 
+    /// The generation a rebuild is building beside the live one, if one is: a sharded
+    /// rebuild started by another runner, for this one to join.
+    fn rebuilding(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<Option<Slot>, StoreError>> + Send {
+        let _ = (name, version);
+        async { Ok(None) }
+    }
+
+    /// Whether each part of `slot`'s generation has caught up with the log once, by part.
+    fn shard_states(
+        &self,
+        slot: &Slot,
+    ) -> impl Future<Output = Result<Vec<(u32, bool)>, StoreError>> + Send {
+        let _ = slot;
+        async { Ok(Vec::new()) }
+    }
+
+    /// The lease to build part `slot.shard` of a rebuild's generation: one runner at a
+    /// time builds each part, so several runners share a rebuild. The default, for stores
+    /// only this process uses, grants every request.
+    fn rebuild_lease(
+        &self,
+        slot: &Slot,
+    ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send {
+        let _ = slot;
+        async { Ok(Some(Lease::unshared())) }
+    }
+
     /// Records that part `slot.shard` has caught up with the log once: a sharded new
     /// version or rebuild takes over only when every part has.
     fn shard_caught_up(&self, slot: &Slot) -> impl Future<Output = Result<(), StoreError>> + Send {

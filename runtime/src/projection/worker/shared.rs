@@ -18,7 +18,8 @@ pub(crate) struct Split {
 
 impl<S: ProjectionStore> Worker<S> {
     /// Reads the next batch of the whole log once and splits what it handles among
-    /// `parts` by key; moves this reader's checkpoint past it.
+    /// `parts` by key (the documents of other parts are left out); moves this reader's
+    /// checkpoint past it.
     pub(crate) async fn read_split(
         &mut self,
         described: Described,
@@ -40,8 +41,10 @@ impl<S: ProjectionStore> Worker<S> {
             first.stop = read.stop.take();
         }
         for item in read.items {
-            let part = parts.iter().position(|p| p.holds(&item.key)).unwrap_or(0);
-            split[part].items.push(item);
+            // The documents of parts other runners build are theirs.
+            if let Some(part) = parts.iter().position(|p| p.holds(&item.key)) {
+                split[part].items.push(item);
+            }
         }
         self.checkpoint = last;
         Ok(Split {

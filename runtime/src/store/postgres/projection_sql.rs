@@ -13,6 +13,7 @@ use crate::store::sql::convert::{checkpoint_at, checkpoint_params};
 #[derive(Debug)]
 pub(super) struct Sql {
     pub(super) live: String,
+    pub(super) rebuilding: String,
     pub(super) versions: String,
     pub(super) mark_inline: String,
     pub(super) record_failure: String,
@@ -132,6 +133,10 @@ impl Sql {
                    WHERE name = p.name AND version = p.version AND generation = p.generation \
                    ORDER BY transaction_id, position LIMIT 1) s ON true \
                  WHERE p.name = $1 AND p.version = $2 ORDER BY p.live DESC, p.generation LIMIT 1"
+            ),
+            rebuilding: format!(
+                "SELECT generation, transaction_id, position, inline, live FROM {p} \
+                 WHERE name = $1 AND version = $2 AND NOT live ORDER BY generation DESC LIMIT 1"
             ),
             versions: format!(
                 "SELECT version, bool_or(live) FROM {p} WHERE name = $1 \

@@ -423,12 +423,6 @@ impl ProjectionStore for PostgresStore {
         version: u32,
         shard: Shard,
     ) -> Result<Option<Lease>, StoreError> {
-        // A connection of its own, outside the pools: the advisory lock lives as long as
-        // it does, and ends with it when this process dies or the connection drops.
-        let mut conn: PgConnection =
-            sqlx::Connection::connect_with(&*self.projector.connect_options())
-                .await
-                .map_err(backend)?;
         let key = if shard.is_part() {
             format!(
                 "annals.projection.{}.{name}.{version}.{}/{}",
@@ -439,16 +433,28 @@ impl ProjectionStore for PostgresStore {
         } else {
             format!("annals.projection.{}.{name}.{version}", self.schema())
         };
-        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-            .bind(&key)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(backend)?;
-        if !held {
-            let _ = sqlx::Connection::close(conn).await;
-            return Ok(None);
-        }
-        Ok(Some(Lease::held(AdvisoryLock(conn))))
+        self.advisory_lease(&key).await
+    }
+
+    async fn rebuilding(&self, name: &str, version: u32) -> Result<Option<Slot>, StoreError> {
+        self.rebuilding_slot(name, version).await
+    }
+
+    async fn shard_states(&self, slot: &Slot) -> Result<Vec<(u32, bool)>, StoreError> {
+        self.part_states(slot).await
+    }
+
+    async fn rebuild_lease(&self, slot: &Slot) -> Result<Option<Lease>, StoreError> {
+        let key = format!(
+            "annals.rebuild.{}.{}.{}.{}.{}/{}",
+            self.schema(),
+            slot.name,
+            slot.version,
+            slot.generation,
+            slot.shard.index,
+            slot.shard.count
+        );
+        self.advisory_lease(&key).await
     }
 
     fn keeps_shards(&self) -> bool {
@@ -526,5 +532,27 @@ impl Held for AdvisoryLock {
         Box::pin(async move {
             let _ = sqlx::Connection::close(self.0).await;
         })
+    }
+}
+
+impl PostgresStore {
+    /// A session advisory lock on `key`, on a connection of its own, outside the pools:
+    /// the lock lives as long as the connection does, and ends with it when this process
+    /// dies or the connection drops. `None` when another session holds it.
+    async fn advisory_lease(&self, key: &str) -> Result<Option<Lease>, StoreError> {
+        let mut conn: PgConnection =
+            sqlx::Connection::connect_with(&*self.projector.connect_options())
+                .await
+                .map_err(backend)?;
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(key)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(backend)?;
+        if !held {
+            let _ = sqlx::Connection::close(conn).await;
+            return Ok(None);
+        }
+        Ok(Some(Lease::held(AdvisoryLock(conn))))
     }
 }

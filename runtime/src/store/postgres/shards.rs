@@ -5,7 +5,7 @@
 use sqlx::Row;
 
 use super::PostgresStore;
-use super::projection_sql::{backend, generation_param, split, version_param};
+use super::projection_sql::{backend, generation_param, slot_of, split, version_param};
 use crate::event::Checkpoint;
 use crate::projection::{Changes, Shard, Slot};
 use crate::store::StoreError;
@@ -99,6 +99,41 @@ impl PostgresStore {
             .await
             .map_err(backend)?;
         Ok(moved == 1)
+    }
+
+    pub(super) async fn rebuilding_slot(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Option<Slot>, StoreError> {
+        let row = sqlx::query(&self.projections.rebuilding)
+            .bind(name)
+            .bind(version_param(version)?)
+            .fetch_optional(&self.projector)
+            .await
+            .map_err(backend)?;
+        row.map(|row| slot_of(name, version, &row).map(|(slot, _)| slot))
+            .transpose()
+    }
+
+    pub(super) async fn part_states(&self, slot: &Slot) -> Result<Vec<(u32, bool)>, StoreError> {
+        let rows = sqlx::query(&self.projections.shards.parts)
+            .bind(&slot.name)
+            .bind(version_param(slot.version)?)
+            .bind(generation_param(slot)?)
+            .fetch_all(&self.projector)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                let shard: i32 = row.try_get(0).map_err(backend)?;
+                let caught_up: bool = row.try_get(3).map_err(backend)?;
+                Ok((
+                    u32::try_from(shard).map_err(StoreError::backend)?,
+                    caught_up,
+                ))
+            })
+            .collect()
     }
 
     pub(super) async fn part_caught_up(&self, slot: &Slot) -> Result<(), StoreError> {
