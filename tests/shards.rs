@@ -149,7 +149,8 @@ async fn runners_share_a_sharded_rebuild() {
     )
     .await
     .expect("a second store on the schema");
-    let accounts: Vec<String> = (0..40).map(|n| format!("r{n}")).collect();
+    // Enough for the first runner's two parts to take a while, so the second joins in time.
+    let accounts: Vec<String> = (0..80).map(|n| format!("r{n}")).collect();
     let repository = Repository::<Account, _>::new(store.clone());
     for id in &accounts {
         repository
@@ -157,9 +158,9 @@ async fn runners_share_a_sharded_rebuild() {
             .await
             .expect("open");
     }
-    let last = deposits(&store, &accounts, 20).await;
+    let last = deposits(&store, &accounts, 40).await;
     let options = RunnerOptions::default()
-        .batch_size(16)
+        .batch_size(8)
         .max_shards(2)
         .poll_interval(Duration::from_millis(10));
     let first = Runner::new(store.clone())
@@ -176,7 +177,7 @@ async fn runners_share_a_sharded_rebuild() {
         if status.state == State::Building {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let second = Runner::new(other.clone())
         .with::<Sharded>()

@@ -207,40 +207,19 @@ impl<S: ProjectionStore> Runner<S> {
                         .iter()
                         .any(|&(index, caught_up)| index == p.index && caught_up)
             };
-            let mut held = Vec::new();
-            for &shard in parts.iter().filter(|p| !done(p)) {
-                if held.len() >= self.options.max_shards {
-                    break;
-                }
-                let part = Slot {
-                    shard,
-                    ..slot.clone()
-                };
-                if let Some(lease) = self.store.rebuild_lease(&part).await.map_err(error)? {
-                    held.push((shard, lease));
-                }
-            }
-            if !again && !held.is_empty() {
+            let pending: Vec<Shard> = parts.iter().copied().filter(|p| !done(p)).collect();
+            let (mut shards, lease) = self
+                .store
+                .rebuild_leases(slot, &pending, self.options.max_shards)
+                .await
+                .map_err(error)?;
+            if !again && !shards.is_empty() {
                 // A part whose runner finished it between the look and the lease is done.
                 let now = self.store.shard_states(slot).await.map_err(error)?;
-                let mut kept = Vec::with_capacity(held.len());
-                for (shard, lease) in held {
-                    if now
-                        .iter()
-                        .any(|&(i, caught_up)| i == shard.index && caught_up)
-                    {
-                        lease.release().await;
-                    } else {
-                        kept.push((shard, lease));
-                    }
-                }
-                held = kept;
+                shards.retain(|s| !now.iter().any(|&(i, caught_up)| i == s.index && caught_up));
             }
-            let shards: Vec<Shard> = held.iter().map(|(shard, _)| *shard).collect();
             let round = self.build_parts(described, slot, &shards, reporter).await;
-            for (_, lease) in held {
-                lease.release().await;
-            }
+            lease.release().await;
             round?;
             built.extend(shards.iter().map(|s| s.index));
             if self

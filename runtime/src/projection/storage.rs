@@ -366,15 +366,20 @@ pub trait ProjectionStore: EventStore {
         async { Ok(Vec::new()) }
     }
 
-    /// The lease to build part `slot.shard` of a rebuild's generation: one runner at a
-    /// time builds each part, so several runners share a rebuild. The default, for stores
-    /// only this process uses, grants every request.
-    fn rebuild_lease(
+    /// Leases to build parts of a rebuild's generation `slot`, one runner at a time per
+    /// part, so that several runners share a rebuild: up to `max` of `parts`, in order,
+    /// skipping those another runner holds. Returns the parts granted and one lease that
+    /// holds them all. The default, for stores only this process uses, grants the first
+    /// `max`.
+    fn rebuild_leases(
         &self,
         slot: &Slot,
-    ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send {
+        parts: &[Shard],
+        max: usize,
+    ) -> impl Future<Output = Result<(Vec<Shard>, Lease), StoreError>> + Send {
+        let granted = parts.iter().copied().take(max).collect();
         let _ = slot;
-        async { Ok(Some(Lease::unshared())) }
+        async move { Ok((granted, Lease::unshared())) }
     }
 
     /// Records that part `slot.shard` has caught up with the log once: a sharded new

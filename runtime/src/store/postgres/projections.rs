@@ -444,17 +444,42 @@ impl ProjectionStore for PostgresStore {
         self.part_states(slot).await
     }
 
-    async fn rebuild_lease(&self, slot: &Slot) -> Result<Option<Lease>, StoreError> {
-        let key = format!(
-            "annals.rebuild.{}.{}.{}.{}.{}/{}",
-            self.schema(),
-            slot.name,
-            slot.version,
-            slot.generation,
-            slot.shard.index,
-            slot.shard.count
-        );
-        self.advisory_lease(&key).await
+    async fn rebuild_leases(
+        &self,
+        slot: &Slot,
+        parts: &[Shard],
+        max: usize,
+    ) -> Result<(Vec<Shard>, Lease), StoreError> {
+        // One connection holds the locks of every part granted: connecting is the dear part.
+        let mut conn: PgConnection =
+            sqlx::Connection::connect_with(&*self.projector.connect_options())
+                .await
+                .map_err(backend)?;
+        let mut granted = Vec::new();
+        for &shard in parts {
+            if granted.len() >= max {
+                break;
+            }
+            let key = format!(
+                "annals.rebuild.{}.{}.{}.{}.{}/{}",
+                self.schema(),
+                slot.name,
+                slot.version,
+                slot.generation,
+                shard.index,
+                shard.count
+            );
+            let held: bool =
+                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                    .bind(&key)
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(backend)?;
+            if held {
+                granted.push(shard);
+            }
+        }
+        Ok((granted, Lease::held(AdvisoryLock(conn))))
     }
 
     fn keeps_shards(&self) -> bool {
