@@ -17,49 +17,44 @@ use crate::system::{Result, System, Variant};
 use crate::systems::annals::{Annals, Deposited, Opened, Withdrawn};
 use crate::{Results, Sizes};
 
-/// Each account's balance, one document per account.
-#[derive(Default, Serialize, Deserialize, Debug)]
-pub struct BalanceDoc {
-    pub balance: i64,
+/// Each account's balance, one document per account, as projection `$name`.
+macro_rules! balance_doc {
+    ($(#[$doc:meta])* $ty:ident, $($option:tt)*) => {
+        $(#[$doc])*
+        #[derive(Default, Serialize, Deserialize, Debug)]
+        pub struct $ty {
+            pub balance: i64,
+        }
+
+        #[projection($($option)*)]
+        impl $ty {
+            #[handle]
+            fn opened(&mut self, _: &Opened) {}
+
+            #[handle]
+            fn deposited(&mut self, e: &Deposited) {
+                self.balance += e.amount as i64;
+            }
+
+            #[handle]
+            fn withdrawn(&mut self, e: &Withdrawn) {
+                self.balance -= e.amount as i64;
+            }
+        }
+    };
 }
 
-#[projection(name = "bench_balances")]
-impl BalanceDoc {
-    #[handle]
-    fn opened(&mut self, _: &Opened) {}
-
-    #[handle]
-    fn deposited(&mut self, e: &Deposited) {
-        self.balance += e.amount as i64;
-    }
-
-    #[handle]
-    fn withdrawn(&mut self, e: &Withdrawn) {
-        self.balance -= e.amount as i64;
-    }
-}
-
-/// [`BalanceDoc`] split into four parts by account (`proj_rebuild_4`).
-#[derive(Default, Serialize, Deserialize, Debug)]
-pub struct BalanceShards {
-    pub balance: i64,
-}
-
-#[projection(name = "bench_balances_sharded", shards = 4)]
-impl BalanceShards {
-    #[handle]
-    fn opened(&mut self, _: &Opened) {}
-
-    #[handle]
-    fn deposited(&mut self, e: &Deposited) {
-        self.balance += e.amount as i64;
-    }
-
-    #[handle]
-    fn withdrawn(&mut self, e: &Withdrawn) {
-        self.balance -= e.amount as i64;
-    }
-}
+balance_doc!(
+    /// Each account's balance, one document per account.
+    BalanceDoc,
+    name = "bench_balances"
+);
+balance_doc!(
+    /// [`BalanceDoc`] split into four parts by account (`proj_rebuild_4`).
+    BalanceShards,
+    name = "bench_balances_sharded",
+    shards = 4
+);
 
 /// Each account's balance in a table of its own, one statement per event: what a
 /// handler that writes SQL does.

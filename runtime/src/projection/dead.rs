@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use super::describe::Described;
 use super::letter::{DeadLetter, DeadLetterAction};
 use super::{
-    Change, DocumentKey, DocumentProjection, Projection, ProjectionError, ProjectionStore,
+    Change, DocumentKey, DocumentProjection, Projection, ProjectionError, ProjectionStore, Slot,
 };
 use crate::event::{Checkpoint, StoredEvent};
 
@@ -88,33 +88,31 @@ impl<P: Projection, S: ProjectionStore> DeadLetters<P, S> {
 
     /// Every dead letter of the generation readers see, in the order of the log.
     pub async fn list(&self) -> Result<Vec<DeadLetter>, ProjectionError> {
+        self.of(None).await.map(|(_, letters)| letters)
+    }
+
+    /// The slot readers see, and its dead letters (of `key` only, when given).
+    async fn of(&self, key: Option<&str>) -> Result<(Slot, Vec<DeadLetter>), ProjectionError> {
         let (slot, _) = self
             .store
             .open_projection(P::NAME, P::VERSION)
             .await
             .map_err(self.error())?;
-        self.store.dead_letters(&slot).await.map_err(self.error())
+        let mut letters = self.store.dead_letters(&slot).await.map_err(self.error())?;
+        if let Some(key) = key {
+            letters.retain(|letter| letter.key == key);
+        }
+        Ok((slot, letters))
     }
 
     /// Removes the dead letters of document `key` (of a SQL-table projection: of stream
-    /// `key`) without applying them: the projection goes on with the key's later events. Returns how many it removed.
+    /// `key`) without applying them: the projection goes on with the key's later events.
+    /// Returns how many it removed.
     pub async fn discard(&self, key: impl DocumentKey) -> Result<u64, ProjectionError> {
         let key = key.to_key();
         let error = self.error();
-        let (slot, _) = self
-            .store
-            .open_projection(P::NAME, P::VERSION)
-            .await
-            .map_err(&error)?;
-        let letters: Vec<Checkpoint> = self
-            .store
-            .dead_letters(&slot)
-            .await
-            .map_err(&error)?
-            .into_iter()
-            .filter(|letter| letter.key == key)
-            .map(|letter| letter.checkpoint)
-            .collect();
+        let (slot, letters) = self.of(Some(&key)).await?;
+        let letters: Vec<Checkpoint> = letters.iter().map(|l| l.checkpoint).collect();
         if letters.is_empty() {
             return Ok(0);
         }
@@ -142,19 +140,7 @@ impl<P: DocumentProjection, S: ProjectionStore> DeadLetters<P, S> {
         let key = key.to_key();
         let described = Described::of::<P>();
         let error = self.error();
-        let (slot, _) = self
-            .store
-            .open_projection(P::NAME, P::VERSION)
-            .await
-            .map_err(&error)?;
-        let letters: Vec<DeadLetter> = self
-            .store
-            .dead_letters(&slot)
-            .await
-            .map_err(&error)?
-            .into_iter()
-            .filter(|letter| letter.key == key)
-            .collect();
+        let (slot, letters) = self.of(Some(&key)).await?;
         if letters.is_empty() {
             return Ok(0);
         }
@@ -234,19 +220,7 @@ where
     /// transaction, or, if a handler still fails, none. Returns how many were applied.
     pub async fn retry_stream(&self, stream: &str) -> Result<u64, ProjectionError> {
         let error = self.error();
-        let (slot, _) = self
-            .store
-            .open_projection(P::NAME, P::VERSION)
-            .await
-            .map_err(&error)?;
-        let letters: Vec<DeadLetter> = self
-            .store
-            .dead_letters(&slot)
-            .await
-            .map_err(&error)?
-            .into_iter()
-            .filter(|letter| letter.key == stream)
-            .collect();
+        let (slot, letters) = self.of(Some(stream)).await?;
         // Read before the transaction: on a database of one connection (SQLite in
         // memory), the transaction holds it.
         let mut records = Vec::with_capacity(letters.len());

@@ -113,27 +113,7 @@ impl ProjectionStore for PostgresStore {
             tx.rollback().await.map_err(backend)?;
             return Ok(false);
         }
-        sqlx::query(&sql.unset_live)
-            .bind(&slot.name)
-            .bind(v)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        for statement in [
-            &sql.set_live,
-            &sql.drop_other_documents,
-            &sql.drop_other_letters,
-            &sql.shards.drop_others,
-            &sql.drop_other_generations,
-        ] {
-            sqlx::query(statement)
-                .bind(&slot.name)
-                .bind(v)
-                .bind(generation_param(slot)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
+        self.make_live(&mut tx, slot).await?;
         tx.commit().await.map_err(backend)?;
         Ok(true)
     }
@@ -561,6 +541,39 @@ impl Held for AdvisoryLock {
 }
 
 impl PostgresStore {
+    /// Makes `slot`'s generation the one readers see, inside `tx`, and drops the others
+    /// whole: documents, dead letters, parts and rows.
+    pub(super) async fn make_live(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Postgres>,
+        slot: &Slot,
+    ) -> Result<(), StoreError> {
+        let sql = &self.projections;
+        let v = version_param(slot.version)?;
+        sqlx::query(&sql.unset_live)
+            .bind(&slot.name)
+            .bind(v)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+        for statement in [
+            &sql.set_live,
+            &sql.drop_other_documents,
+            &sql.drop_other_letters,
+            &sql.shards.drop_others,
+            &sql.drop_other_generations,
+        ] {
+            sqlx::query(statement)
+                .bind(&slot.name)
+                .bind(v)
+                .bind(generation_param(slot)?)
+                .execute(&mut **tx)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
     /// A session advisory lock on `key`, on a connection of its own, outside the pools:
     /// the lock lives as long as the connection does, and ends with it when this process
     /// dies or the connection drops. `None` when another session holds it.

@@ -198,27 +198,7 @@ impl PostgresStore {
             tx.rollback().await.map_err(backend)?;
             return Ok(false);
         }
-        sqlx::query(&sql.unset_live)
-            .bind(&slot.name)
-            .bind(v)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        for statement in [
-            &sql.set_live,
-            &sql.drop_other_documents,
-            &sql.drop_other_letters,
-            &sql.shards.drop_others,
-            &sql.drop_other_generations,
-        ] {
-            sqlx::query(statement)
-                .bind(&slot.name)
-                .bind(v)
-                .bind(generation)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
+        self.make_live(&mut tx, slot).await?;
         tx.commit().await.map_err(backend)?;
         Ok(true)
     }
