@@ -1022,3 +1022,113 @@ async fn sql_dead_letters_keep_each_stream_in_order() {
     })
     .await;
 }
+
+/// Rows read from the schema's `annals_documents` so far, through its index or not,
+/// once every connection named `app` has closed and reported its statistics.
+async fn document_rows_read(conn: &mut sqlx::PgConnection, schema: &str, app: &str) -> i64 {
+    let mut last = -1;
+    loop {
+        let open: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+                .bind(app)
+                .fetch_one(&mut *conn)
+                .await
+                .expect("activity");
+        sqlx::query("SELECT pg_stat_clear_snapshot()")
+            .execute(&mut *conn)
+            .await
+            .expect("clear");
+        let read: i64 = sqlx::query_scalar(
+            "SELECT (COALESCE((SELECT sum(idx_tup_read) FROM pg_stat_user_indexes \
+               WHERE schemaname = $1 AND relname = 'annals_documents'), 0) \
+             + COALESCE((SELECT seq_tup_read FROM pg_stat_user_tables \
+               WHERE schemaname = $1 AND relname = 'annals_documents'), 0))::int8",
+        )
+        .bind(schema)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("statistics");
+        if open == 0 && read == last {
+            return read;
+        }
+        last = read;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An inline append reads the documents it changes, not its projection's: with 1,000
+/// documents and no statistics on the table (as before autovacuum's first analyze), the
+/// statements' cached plans still reach each document by its key. Before, each of these
+/// appends read every document three times (90,002 rows for the 30, 1,000,015 to create
+/// the 1,000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_append_reads_only_its_documents() {
+    use annals::projection::ProjectionStore;
+    use annals_tests::domain::{Account, Deposit, Open};
+    use annals_tests::views::Balance;
+    let fixture = annals_tests::postgres().await;
+    let schema = fixture.store.schema().to_owned();
+    let app = format!("annals-{schema}");
+    let mut conn = sqlx::PgConnection::connect(&annals_tests::database_url())
+        .await
+        .expect("connect");
+    sqlx::query(&format!(
+        "ALTER TABLE \"{schema}\".annals_documents SET (autovacuum_enabled = false)"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("no analyze");
+    // Stores of their own, dropped (their connections closed) before each count. One
+    // connection each, so that the statements pass the five runs after which PostgreSQL
+    // may cache a generic plan.
+    let open = || async {
+        let url = annals_tests::database_url();
+        let join = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{join}application_name={app}");
+        let options = annals::PostgresOptions::new(url)
+            .schema(schema.clone())
+            .max_connections(1);
+        PostgresStore::connect_with(options)
+            .await
+            .expect("open")
+            .inline::<Balance>()
+            .await
+            .expect("inline")
+    };
+    let accounts = Repository::<Account, _>::new(open().await);
+    for n in 0..1000 {
+        let id = format!("many-{n}");
+        accounts
+            .execute(&id, Open("ann".into()))
+            .await
+            .expect("open");
+    }
+    drop(accounts);
+    let before = document_rows_read(&mut conn, &schema, &app).await;
+    assert!(
+        before <= 1000 * 4,
+        "1,000 inline appends creating a document each read {before} document rows"
+    );
+
+    let accounts = Repository::<Account, _>::new(open().await);
+    for _ in 0..30 {
+        accounts
+            .execute("many-7", Deposit(1))
+            .await
+            .expect("deposit");
+    }
+    drop(accounts);
+    let read = document_rows_read(&mut conn, &schema, &app).await - before;
+    assert!(
+        read <= 30 * 4,
+        "30 inline appends read {read} document rows: each scanned the projection"
+    );
+    let body: String = sqlx::query_scalar(&format!(
+        "SELECT body::text FROM \"{schema}\".annals_documents WHERE key = 'account-many-7'"
+    ))
+    .fetch_one(&mut conn)
+    .await
+    .expect("the document");
+    let balance: Balance = serde_json::from_str(&body).expect("a balance");
+    assert_eq!((balance.balance, balance.applied), (30, 31));
+}

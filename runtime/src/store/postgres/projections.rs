@@ -253,10 +253,13 @@ impl ProjectionStore for PostgresStore {
         version: u32,
         keys: &[String],
     ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut keys = keys.to_vec();
+        keys.sort_unstable();
+        keys.dedup();
         sqlx::query_as(&self.projections.read_live)
             .bind(name)
             .bind(version_param(version)?)
-            .bind(keys)
+            .bind(&keys)
             .fetch_all(&self.projector)
             .await
             .map_err(backend)

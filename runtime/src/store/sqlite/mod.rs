@@ -4,6 +4,7 @@ mod append;
 mod dead_letters;
 mod dialect;
 mod migrate;
+mod projection_sql;
 mod projections;
 mod raw;
 mod read;

@@ -8,6 +8,7 @@ use sqlx::{Sqlite, Transaction};
 
 use super::SqliteStore;
 use super::dialect::micros;
+use super::projection_sql::*;
 use super::statements::READ_AT;
 use crate::event::{Checkpoint, RecordedEvent};
 use crate::projection::{
@@ -19,73 +20,6 @@ use crate::store::sql::convert::{
     bound, checkpoint_at, checkpoint_params, limit, stored_checkpoint,
 };
 use crate::store::sql::records_until_unreadable;
-
-const LIVE: &str = "SELECT generation, transaction_id, position, inline FROM annals_projections \
-     WHERE name = ?1 AND version = ?2 AND live = 1";
-/// The generation a runner works on: the live one, or else the one being built.
-const OPEN: &str = "SELECT generation, transaction_id, position, inline, live \
-     FROM annals_projections WHERE name = ?1 AND version = ?2 \
-     ORDER BY live DESC, generation LIMIT 1";
-/// A new version is built unseen while an older one serves (`WHERE true` tells the parser
-/// that `ON CONFLICT` belongs to the insert).
-const START: &str = "INSERT INTO annals_projections (name, version, generation, live, updated_at) \
-     SELECT ?1, ?2, 1, NOT EXISTS (SELECT 1 FROM annals_projections \
-       WHERE name = ?1 AND version < ?2 AND live = 1), ?3 WHERE true \
-     ON CONFLICT DO NOTHING";
-const VERSIONS: &str = "SELECT version, MAX(live) FROM annals_projections WHERE name = ?1 \
-     GROUP BY version ORDER BY version";
-const CHECKPOINT: &str = "SELECT transaction_id, position FROM annals_projections \
-     WHERE name = ?1 AND version = ?2 AND generation = ?3";
-/// The keys come as one JSON array: one statement, whatever their number.
-const LOAD: &str = "SELECT key, body FROM annals_documents \
-     WHERE name = ?1 AND version = ?2 AND generation = ?3 \
-       AND key IN (SELECT value FROM json_each(?4)) ORDER BY key";
-const ADVANCE: &str = "UPDATE annals_projections SET transaction_id = ?4, position = ?5, updated_at = ?8 \
-     WHERE name = ?1 AND version = ?2 AND generation = ?3 AND transaction_id = ?6 AND position = ?7";
-/// The changed documents come as one JSON object of key to body (`WHERE true` tells the
-/// parser that `ON CONFLICT` belongs to the insert).
-const UPSERT: &str = "INSERT INTO annals_documents (name, version, generation, key, body) \
-     SELECT ?1, ?2, ?3, j.key, j.value FROM json_each(?4) j WHERE true \
-     ON CONFLICT (name, version, generation, key) DO UPDATE SET body = excluded.body";
-const DELETE: &str = "DELETE FROM annals_documents WHERE name = ?1 AND version = ?2 \
-     AND generation = ?3 AND key IN (SELECT value FROM json_each(?4))";
-const READ_LIVE: &str = "SELECT d.key, d.body FROM annals_documents d \
-     JOIN annals_projections p ON p.name = d.name AND p.version = d.version \
-       AND p.generation = d.generation AND p.live = 1 \
-     WHERE d.name = ?1 AND d.version = ?2 AND d.key IN (SELECT value FROM json_each(?3)) \
-     ORDER BY d.key";
-const LIST_LIVE: &str = "SELECT d.key, d.body FROM annals_documents d \
-     JOIN annals_projections p ON p.name = d.name AND p.version = d.version \
-       AND p.generation = d.generation AND p.live = 1 \
-     WHERE d.name = ?1 AND d.version = ?2 AND (?3 IS NULL OR d.key > ?3) \
-     ORDER BY d.key LIMIT ?4";
-const LOG_AFTER: &str = "SELECT (SELECT MAX(position) FROM annals_events), \
-     (SELECT COUNT(*) FROM annals_events WHERE position > ?1), \
-     (SELECT recorded_at FROM annals_events WHERE position > ?1 ORDER BY position LIMIT 1)";
-
-const DROP_OTHER_DOCUMENTS: &str =
-    "DELETE FROM annals_documents WHERE name = ?1 AND version = ?2 AND generation <> ?3";
-const DROP_DOCUMENTS: &str = "DELETE FROM annals_documents WHERE name = ?1 AND version = ?2";
-const DROP_PROJECTION: &str = "DELETE FROM annals_projections WHERE name = ?1 AND version = ?2";
-const DROP_LETTERS: &str = "DELETE FROM annals_dead_letters WHERE name = ?1 AND version = ?2";
-const DROP_OTHER_LETTERS: &str =
-    "DELETE FROM annals_dead_letters WHERE name = ?1 AND version = ?2 AND generation <> ?3";
-const DROP_OTHER_GENERATIONS: &str =
-    "DELETE FROM annals_projections WHERE name = ?1 AND version = ?2 AND generation <> ?3";
-const NEW_GENERATION: &str = "INSERT INTO annals_projections (name, version, generation, live, updated_at) \
-     VALUES (?1, ?2, ?3, 0, ?4)";
-const MARK_INLINE: &str =
-    "UPDATE annals_projections SET inline = 1 WHERE name = ?1 AND version = ?2 AND live = 1";
-const RECORD_FAILURE: &str = "UPDATE annals_projections SET failure = ?4, stopped = ?5 \
-     WHERE name = ?1 AND version = ?2 AND generation = ?3";
-const STATE: &str = "SELECT COALESCE(MAX(live = 0), 0), MAX(CASE WHEN live = 1 THEN failure END), \
-     COALESCE(MAX(CASE WHEN live = 1 THEN stopped END), 0), \
-     MAX(CASE WHEN live = 1 THEN updated_at END) \
-     FROM annals_projections WHERE name = ?1 AND version = ?2";
-const UNSET_LIVE: &str =
-    "UPDATE annals_projections SET live = 0 WHERE name = ?1 AND version = ?2 AND live = 1";
-const SET_LIVE: &str = "UPDATE annals_projections SET live = 1, updated_at = ?4 \
-     WHERE name = ?1 AND version = ?2 AND generation = ?3";
 
 /// Moves `slot`'s checkpoint from `from` to `to` in `tx`; `false` when it is no longer
 /// at `from`.
