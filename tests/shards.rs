@@ -199,3 +199,64 @@ async fn runners_share_a_sharded_rebuild() {
     exact(&store, &accounts).await;
     drop(other);
 }
+
+/// Two runners with the default options even out a four-part projection by themselves: the
+/// first takes all four, hands two back when the second comes, and takes them again when
+/// the second stops; every event is applied exactly once throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_even_out_the_parts_by_themselves() {
+    let fixture = annals_tests::postgres().await;
+    let store = fixture.store.clone();
+    let other = PostgresStore::connect_with(
+        PostgresOptions::new(annals_tests::database_url())
+            .schema(store.schema().to_owned())
+            .max_connections(8),
+    )
+    .await
+    .expect("a second store on the schema");
+    let accounts: Vec<String> = (0..16).map(|n| format!("e{n}")).collect();
+    let repository = Repository::<Account, _>::new(store.clone());
+    for id in &accounts {
+        repository
+            .execute(id, Open("ann".into()))
+            .await
+            .expect("open");
+    }
+    deposits(&store, &accounts, 2).await;
+
+    let options = RunnerOptions::default()
+        .batch_size(8)
+        .retry_interval(Duration::from_millis(10))
+        .takeover_interval(Duration::from_millis(200));
+    let first = Runner::new(store.clone())
+        .with::<Sharded>()
+        .options(options)
+        .start();
+    holding(&first, 4).await;
+    let second = Runner::new(other.clone())
+        .with::<Sharded>()
+        .options(options)
+        .start();
+    // Deposits go on while the parts change hands.
+    deposits(&store, &accounts, 3).await;
+    let theirs = holding(&second, 2).await;
+    let mine = holding(&first, 2).await;
+    assert!(mine.is_disjoint(&theirs), "{mine:?} and {theirs:?}");
+    let last = deposits(&store, &accounts, 2).await;
+    second
+        .wait_for(last, Duration::from_secs(30))
+        .await
+        .expect("every part caught up");
+    exact(&store, &accounts).await;
+
+    second.shutdown().await.expect("a clean stop");
+    holding(&first, 4).await;
+    let last = deposits(&store, &accounts, 2).await;
+    first
+        .wait_for(last, Duration::from_secs(30))
+        .await
+        .expect("the parts taken back caught up");
+    exact(&store, &accounts).await;
+    first.shutdown().await.expect("a clean stop");
+    drop(other);
+}

@@ -9,13 +9,25 @@ use tokio::sync::watch;
 
 use super::letter::Tries;
 use super::worker::{Job, Worker};
-use super::{Lease, ProjectionError, ProjectionStore, RunnerOptions, Shard};
+use super::{Lease, Presence, ProjectionError, ProjectionStore, RunnerOptions, Shard};
 
 /// The failures of a runner's projections, by name and version, while they last.
 pub(super) type Failures = Arc<Mutex<HashMap<(&'static str, u32), String>>>;
 
-/// The leases a runner holds: projection name, version and part.
-pub(super) type Held = Arc<Mutex<std::collections::BTreeSet<(&'static str, u32, Shard)>>>;
+/// The leases a runner holds or is asking for (`false`): projection name, version and part.
+pub(super) type Held = Arc<Mutex<std::collections::BTreeMap<(&'static str, u32, Shard), bool>>>;
+
+/// The runners present for one sharded projection, as its part tasks in this runner see
+/// them: counted now and then, shared by the tasks.
+#[derive(Default)]
+pub(super) struct Crowd {
+    presence: Option<Presence>,
+    runners: usize,
+    counted: Option<tokio::time::Instant>,
+}
+
+/// A projection's [`Crowd`], shared by its part tasks.
+pub(super) type Shared = Arc<tokio::sync::Mutex<Crowd>>;
 
 /// One projection's task: batches while behind, then a wait for the next append.
 pub(super) async fn follow<S: ProjectionStore>(
@@ -24,13 +36,14 @@ pub(super) async fn follow<S: ProjectionStore>(
     options: RunnerOptions,
     mut stopped: watch::Receiver<bool>,
     failures: Failures,
-    (shard, held): (Shard, Held),
+    (shard, held, crowd): (Shard, Held, Shared),
 ) -> Result<(), ProjectionError> {
     let mut signal = store.append_signal();
     let mut worker = None;
     let mut holder = Holder {
         shard,
         held,
+        crowd,
         lease: None,
         checked: None,
         waiting: false,
@@ -212,6 +225,45 @@ fn backoff(options: &RunnerOptions, failed: u32) -> Duration {
         .min(options.max_retry_interval)
 }
 
+/// This runner's share of the projection's parts: an even split among the runners
+/// present (rounded up), at most `max_shards`. The runners are counted again at most
+/// twice per takeover interval, by whichever part task asks first.
+async fn share<S: ProjectionStore>(
+    crowd: &Shared,
+    shard: Shard,
+    store: &S,
+    job: &Job<S>,
+    options: &RunnerOptions,
+) -> usize {
+    let mut crowd = crowd.lock().await;
+    let due = crowd
+        .counted
+        .is_none_or(|at| at.elapsed() >= options.takeover_interval / 2);
+    if due {
+        crowd.counted = Some(tokio::time::Instant::now());
+        if crowd.presence.is_none() {
+            match store.presence(job.name(), job.version()).await {
+                Ok(presence) => crowd.presence = Some(presence),
+                Err(error) => {
+                    tracing::warn!(projection = job.name(), %error, "the runners present could not be counted; this runner keeps its share");
+                }
+            }
+        }
+        if let Some(presence) = &mut crowd.presence {
+            match presence.runners().await {
+                Ok(runners) => crowd.runners = runners,
+                Err(error) => {
+                    tracing::warn!(projection = job.name(), %error, "the runners present could not be counted; this runner keeps its share");
+                    // Present again, on a new connection, at the next count.
+                    crowd.presence = None;
+                }
+            }
+        }
+    }
+    let parts = usize::try_from(shard.count).unwrap_or(usize::MAX);
+    parts.div_ceil(crowd.runners.max(1)).min(options.max_shards)
+}
+
 /// Whether the runner may apply the projection now.
 enum Holding {
     /// It holds the lease; `taken` when it has just taken it.
@@ -224,8 +276,10 @@ enum Holding {
 /// checks it.
 struct Holder {
     shard: Shard,
-    /// Every lease of the runner, to keep to `max_shards` parts of a projection.
+    /// Every lease of the runner, to keep to its share of a projection's parts.
     held: Held,
+    /// The runners present for the projection, whose number sets the share.
+    crowd: Shared,
     lease: Option<Lease>,
     checked: Option<tokio::time::Instant>,
     /// Whether waiting for another runner's lease was logged already.
@@ -251,6 +305,23 @@ impl Holder {
             }
             self.checked = Some(tokio::time::Instant::now());
             if lease.alive().await {
+                let beyond = if self.shard.is_part() {
+                    let share = share(&self.crowd, self.shard, store, job, options).await;
+                    self.beyond(job, share)
+                } else {
+                    false
+                };
+                if beyond {
+                    // More runners than when it took the part: handed back, between two
+                    // batches, for one with less than its share.
+                    tracing::info!(
+                        projection = name,
+                        shard = self.shard.index,
+                        "this runner hands a part back: its share of the parts is smaller now"
+                    );
+                    self.release(job).await;
+                    return Holding::No(options.takeover_interval);
+                }
                 return Holding::Yes { taken: false };
             }
             tracing::error!(
@@ -262,18 +333,19 @@ impl Holder {
             self.mark(job, false);
         }
         if self.shard.is_part() {
+            let share = share(&self.crowd, self.shard, store, job, options).await;
             // Counted and reserved at once, so that the runner's tasks asking together
             // take no more than its share.
             let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
             let parts = held
-                .iter()
+                .keys()
                 .filter(|(n, v, _)| *n == name && *v == job.version())
                 .count();
-            if parts >= options.max_shards {
+            if parts >= share {
                 // Its share taken: the other parts are left to other runners.
                 return Holding::No(options.takeover_interval);
             }
-            held.insert((name, job.version(), self.shard));
+            held.insert((name, job.version(), self.shard), false);
         }
         let asked = store.lease(name, job.version(), self.shard).await;
         if !matches!(asked, Ok(Some(_))) {
@@ -318,19 +390,36 @@ impl Holder {
         }
     }
 
+    /// Whether this task's part is beyond the runner's `share`: the runner holds more
+    /// parts than that, and this is one of its highest.
+    fn beyond<S>(&self, job: &Job<S>, share: usize) -> bool {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mine: Vec<u32> = held
+            .iter()
+            .filter(|&(&(n, v, _), &granted)| granted && n == job.name() && v == job.version())
+            .map(|((.., shard), _)| shard.index)
+            .collect();
+        mine.len() > share
+            && mine
+                .iter()
+                .rev()
+                .take(mine.len() - share)
+                .any(|&i| i == self.shard.index)
+    }
+
     /// Records in the runner's set whether this task holds its lease.
     fn mark<S>(&self, job: &Job<S>, holding: bool) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let id = (job.name(), job.version(), self.shard);
         if holding {
-            held.insert(id);
+            held.insert(id, true);
         } else {
             held.remove(&id);
         }
     }
 
     /// Hands the lease back at once, so that another runner need not wait to take over.
-    async fn release<S>(mut self, job: &Job<S>) {
+    async fn release<S>(&mut self, job: &Job<S>) {
         if let Some(lease) = self.lease.take() {
             self.mark(job, false);
             lease.release().await;

@@ -35,7 +35,7 @@ pub use document::{Change, DocumentKey, DocumentProjection, Documents, IntoChang
 pub use error::{HandlerError, ProjectionError};
 pub use in_memory::InMemory;
 pub(crate) use inline::{InlineSet, InlineTx};
-pub use lease::{Held, Lease};
+pub use lease::{Counted, Held, Lease, Presence};
 pub use letter::{DeadLetter, DeadLetterAction};
 pub use live::project_live;
 pub use meta::EventMeta;

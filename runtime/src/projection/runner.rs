@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::describe::Described;
-use super::follow::{Failures, Held, follow};
+use super::follow::{Failures, Held, Shared, follow};
 use super::letter::Tries;
 use super::progress::{self, Status};
 use super::worker::registered;
@@ -37,7 +37,8 @@ pub struct RunnerOptions {
     pub dead_letter_after: u32,
     /// The most dead letters a projection keeps; past it, the projection pauses.
     pub max_dead_letters: usize,
-    /// The most parts of one sharded projection this runner applies at once.
+    /// The most parts of one sharded projection this runner applies at once, over its even
+    /// share.
     pub max_shards: usize,
     /// How often a runner without a projection's lease asks for it again, so how soon it
     /// takes over from a runner that died; a runner that holds a lease checks it twice
@@ -104,10 +105,19 @@ impl RunnerOptions {
         self
     }
 
-    /// Sets the most parts of one sharded projection this runner applies at once (all by
-    /// default): with several runners, each takes its share, and the parts beyond it are
-    /// left to the others. A runner at its share does not take over a part whose owner
-    /// died, so give the runners together room for every part, and some to spare.
+    /// Sets the most parts of one sharded projection this runner applies at once. Runners
+    /// split a projection's parts evenly by themselves: each takes the parts divided by
+    /// the runners present, rounded up, hands parts back when more runners come, and takes
+    /// more when some stop or die. This caps a runner's share below that; a runner at its
+    /// cap does not take over a part whose owner died, so give the runners together room
+    /// for every part.
+    ///
+    /// ```
+    /// use annals::projection::RunnerOptions;
+    ///
+    /// let options = RunnerOptions::default().max_shards(2);
+    /// assert_eq!(options.max_shards, 2);
+    /// ```
     #[must_use]
     pub fn max_shards(mut self, parts: usize) -> Self {
         self.max_shards = parts.max(1);
@@ -333,15 +343,20 @@ impl<S: ProjectionStore> Runner<S> {
         let tasks = self
             .projections
             .iter()
-            .flat_map(|job| self.parts(job).into_iter().map(move |shard| (job, shard)))
-            .map(|(job, shard)| {
+            .flat_map(|job| {
+                let crowd = Shared::default();
+                self.parts(job)
+                    .into_iter()
+                    .map(move |shard| (job, shard, Arc::clone(&crowd)))
+            })
+            .map(|(job, shard, crowd)| {
                 tokio::spawn(follow(
                     self.store.clone(),
                     job.clone(),
                     self.options,
                     stopped.clone(),
                     Arc::clone(&failures),
-                    (shard, Arc::clone(&held)),
+                    (shard, Arc::clone(&held), crowd),
                 ))
             })
             .collect();
@@ -385,7 +400,8 @@ impl<S: ProjectionStore> RunnerHandle<S> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .copied()
+            .filter(|&(_, &granted)| granted)
+            .map(|(&lease, _)| lease)
             .collect()
     }
 

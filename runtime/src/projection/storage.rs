@@ -5,7 +5,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use super::{DeadLetter, DeadLetterAction, DocumentProjection, Lease};
+use super::{DeadLetter, DeadLetterAction, DocumentProjection, Lease, Presence};
 use crate::event::{Checkpoint, RecordedEvent, StoredEvent};
 use crate::store::{EventStore, StoreError};
 
@@ -321,6 +321,18 @@ pub trait ProjectionStore: EventStore {
     ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send {
         let _ = (name, version, shard);
         async { Ok(Some(Lease::unshared())) }
+    }
+
+    /// Counts this runner among the runners of a projection for as long as the presence is
+    /// kept, so that they split its parts evenly. The default, for stores only this
+    /// process uses, counts one.
+    fn presence(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<Presence, StoreError>> + Send {
+        let _ = (name, version);
+        async { Ok(Presence::alone()) }
     }
 
     /// Whether this store keeps sharded projections in parts, each with its checkpoint and

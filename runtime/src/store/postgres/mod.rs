@@ -7,6 +7,7 @@ mod dead_letters;
 mod dialect;
 mod group;
 mod inline;
+mod leases;
 mod migrate;
 mod notify;
 mod options;

@@ -2,14 +2,13 @@
 //! schema; a batch's documents and its checkpoint in one statement, so one round trip.
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgConnection;
 use sqlx::{Postgres, Row};
 
 use super::PostgresStore;
 use super::projection_sql::{backend, generation_param, slot_of, split, version_param};
 use crate::event::{Checkpoint, RecordedEvent, StoredEvent};
 use crate::projection::{
-    Changes, DeadLetter, DeadLetterAction, DocumentProjection, Held, Horizon, Lease, LogAfter,
+    Changes, DeadLetter, DeadLetterAction, DocumentProjection, Horizon, Lease, LogAfter, Presence,
     ProjectionState, ProjectionStore, Scanned, Shard, Slot,
 };
 use crate::store::StoreError;
@@ -419,6 +418,10 @@ impl ProjectionStore for PostgresStore {
         self.advisory_lease(&key).await
     }
 
+    async fn presence(&self, name: &str, version: u32) -> Result<Presence, StoreError> {
+        self.present(name, version).await
+    }
+
     async fn rebuilding(&self, name: &str, version: u32) -> Result<Option<Slot>, StoreError> {
         self.rebuilding_slot(name, version).await
     }
@@ -433,36 +436,7 @@ impl ProjectionStore for PostgresStore {
         parts: &[Shard],
         max: usize,
     ) -> Result<(Vec<Shard>, Lease), StoreError> {
-        // One connection holds the locks of every part granted: connecting is the dear part.
-        let mut conn: PgConnection =
-            sqlx::Connection::connect_with(&*self.projector.connect_options())
-                .await
-                .map_err(backend)?;
-        let mut granted = Vec::new();
-        for &shard in parts {
-            if granted.len() >= max {
-                break;
-            }
-            let key = format!(
-                "annals.rebuild.{}.{}.{}.{}.{}/{}",
-                self.schema(),
-                slot.name,
-                slot.version,
-                slot.generation,
-                shard.index,
-                shard.count
-            );
-            let held: bool =
-                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                    .bind(&key)
-                    .fetch_one(&mut conn)
-                    .await
-                    .map_err(backend)?;
-            if held {
-                granted.push(shard);
-            }
-        }
-        Ok((granted, Lease::held(AdvisoryLock(conn))))
+        self.part_leases(slot, parts, max).await
     }
 
     fn keeps_shards(&self) -> bool {
@@ -527,22 +501,6 @@ impl ProjectionStore for PostgresStore {
     }
 }
 
-/// A projection's lease on PostgreSQL: a session advisory lock, held by this connection.
-struct AdvisoryLock(PgConnection);
-
-impl Held for AdvisoryLock {
-    fn alive(&mut self) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>> {
-        Box::pin(async move { sqlx::Connection::ping(&mut self.0).await.is_ok() })
-    }
-
-    fn release(self: Box<Self>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        // Closing the session ends its advisory locks.
-        Box::pin(async move {
-            let _ = sqlx::Connection::close(self.0).await;
-        })
-    }
-}
-
 impl PostgresStore {
     /// Makes `slot`'s generation the one readers see, inside `tx`, and drops the others
     /// whole: documents, dead letters, parts and rows.
@@ -575,25 +533,5 @@ impl PostgresStore {
                 .map_err(backend)?;
         }
         Ok(())
-    }
-
-    /// A session advisory lock on `key`, on a connection of its own, outside the pools:
-    /// the lock lives as long as the connection does, and ends with it when this process
-    /// dies or the connection drops. `None` when another session holds it.
-    async fn advisory_lease(&self, key: &str) -> Result<Option<Lease>, StoreError> {
-        let mut conn: PgConnection =
-            sqlx::Connection::connect_with(&*self.projector.connect_options())
-                .await
-                .map_err(backend)?;
-        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-            .bind(key)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(backend)?;
-        if !held {
-            let _ = sqlx::Connection::close(conn).await;
-            return Ok(None);
-        }
-        Ok(Some(Lease::held(AdvisoryLock(conn))))
     }
 }
