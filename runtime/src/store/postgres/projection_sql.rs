@@ -66,6 +66,7 @@ pub(super) struct ShardSql {
 impl ShardSql {
     fn new(schema: &str, d: &str) -> Self {
         let s = format!("\"{schema}\".annals_projection_shards");
+        let gone8 = among_keys("$8");
         Self {
             // Every part at once, so that the slowest is always there to be read.
             open: format!(
@@ -84,7 +85,7 @@ impl ShardSql {
                    WHERE name = $1 AND version = $2 AND generation = $3 AND shard = $11 \
                      AND transaction_id = $6 AND position = $7 RETURNING 1), \
                  gone AS (DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
-                   AND key = ANY($8) AND cardinality($8) > 0 AND EXISTS (SELECT 1 FROM moved)), \
+                   AND {gone8} AND EXISTS (SELECT 1 FROM moved)), \
                  put AS (INSERT INTO {d} (name, version, generation, key, body) \
                    SELECT $1, $2, $3, u.key, u.body::jsonb FROM UNNEST($9::text[], $10::text[]) AS u(key, body) \
                    WHERE EXISTS (SELECT 1 FROM moved) \
@@ -120,13 +121,14 @@ impl Sql {
         let e = format!("\"{schema}\".annals_events");
         let l = format!("\"{schema}\".annals_dead_letters");
         let a = format!("\"{schema}\".annals_dead_letter_actions");
+        let (gone4, gone8) = (among_keys("$4"), among_keys("$8"));
         // Documents are reached key by key through the whole primary key (a lateral
         // probe per key, an upsert on it), not as `key = ANY(...)` under the prefix.
         // Until the table is analyzed (autovacuum off, or just grown), the planner takes
         // `name, version, generation` for one row, and a cached plan then scans every
         // document of the projection per statement: 3.7 ms per inline append at 10,000
         // documents. A probe costs the same whatever the statistics say. Deletes, rare,
-        // keep `key = ANY(...)`, guarded so that an empty list scans nothing.
+        // are bounded by the span of their keys (`among_keys`).
         Self {
             // The checkpoint of a sharded projection is that of its slowest part.
             live: format!(
@@ -194,7 +196,7 @@ impl Sql {
                    WHERE name = $1 AND version = $2 AND generation = $3 \
                      AND transaction_id = $6 AND position = $7 RETURNING 1), \
                  gone AS (DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
-                   AND key = ANY($8) AND cardinality($8) > 0 AND EXISTS (SELECT 1 FROM moved)), \
+                   AND {gone8} AND EXISTS (SELECT 1 FROM moved)), \
                  put AS (INSERT INTO {d} (name, version, generation, key, body) \
                    SELECT $1, $2, $3, u.key, u.body::jsonb FROM UNNEST($9::text[], $10::text[]) AS u(key, body) \
                    WHERE EXISTS (SELECT 1 FROM moved) \
@@ -209,10 +211,9 @@ impl Sql {
             // The documents alone, for inline projections inside an append's transaction:
             // those it locked are overwritten; new ones are inserted only if still absent,
             // and the count tells the caller whether another append created one meanwhile.
-            // A delete's `cardinality` check spares the scan when there is none.
             write: format!(
                 "WITH gone AS (DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
-                   AND key = ANY($4) AND cardinality($4) > 0), \
+                   AND {gone4}), \
                  changed AS (INSERT INTO {d} (name, version, generation, key, body) \
                    SELECT $1, $2, $3, u.key, u.body::jsonb FROM UNNEST($5::text[], $6::text[]) AS u(key, body) \
                    ON CONFLICT (name, version, generation, key) DO UPDATE SET body = excluded.body), \
@@ -245,7 +246,7 @@ impl Sql {
             // Documents stored or deleted, whether they exist or not (upsert).
             commit_documents_only: format!(
                 "WITH gone AS (DELETE FROM {d} WHERE name = $1 AND version = $2 AND generation = $3 \
-                   AND key = ANY($4) AND cardinality($4) > 0) \
+                   AND {gone4}) \
                  INSERT INTO {d} (name, version, generation, key, body) \
                  SELECT $1, $2, $3, u.key, u.body::jsonb FROM UNNEST($5::text[], $6::text[]) AS u(key, body) \
                  ON CONFLICT (name, version, generation, key) DO UPDATE SET body = excluded.body"
@@ -342,6 +343,19 @@ impl Sql {
             shards: ShardSql::new(schema, &d),
         }
     }
+}
+
+/// The documents to delete, under the keys in the `text[]` parameter `keys`, found within
+/// the span of those keys: a generic plan costed without statistics leaves `key = ANY`
+/// out of the index condition, and the span keeps it from scanning every document of
+/// the projection (one key is one probe). The span is in the keys' byte order, the
+/// column's, whatever the database's collation; an empty list scans nothing.
+fn among_keys(keys: &str) -> String {
+    format!(
+        "key = ANY({keys}) AND cardinality({keys}) > 0 \
+         AND key BETWEEN (SELECT min(k COLLATE \"C\") FROM unnest({keys}::text[]) AS k) \
+           AND (SELECT max(k COLLATE \"C\") FROM unnest({keys}::text[]) AS k)"
+    )
 }
 
 impl Sql {
