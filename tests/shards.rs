@@ -65,13 +65,13 @@ async fn exact(store: &PostgresStore, accounts: &[String]) {
     }
 }
 
-/// Two runners, each on connections of its own as two processes would be, share a
-/// four-part projection: one takes its share of two, the other the rest. When the first
-/// stops, the other takes its parts over; every event is applied exactly once throughout.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runners_share_the_parts_of_a_sharded_projection() {
-    let fixture = annals_tests::postgres().await;
-    let store = fixture.store.clone();
+/// A second store on `store`'s schema, on connections of its own as another process's
+/// would be, and `count` accounts named `prefix` and a number, opened.
+async fn two_stores(
+    store: &PostgresStore,
+    prefix: &str,
+    count: usize,
+) -> (PostgresStore, Vec<String>) {
     let other = PostgresStore::connect_with(
         PostgresOptions::new(annals_tests::database_url())
             .schema(store.schema().to_owned())
@@ -79,7 +79,7 @@ async fn runners_share_the_parts_of_a_sharded_projection() {
     )
     .await
     .expect("a second store on the schema");
-    let accounts: Vec<String> = (0..16).map(|n| format!("p{n}")).collect();
+    let accounts: Vec<String> = (0..count).map(|n| format!("{prefix}{n}")).collect();
     let repository = Repository::<Account, _>::new(store.clone());
     for id in &accounts {
         repository
@@ -87,12 +87,28 @@ async fn runners_share_the_parts_of_a_sharded_projection() {
             .await
             .expect("open");
     }
-    deposits(&store, &accounts, 2).await;
+    (other, accounts)
+}
 
-    let options = RunnerOptions::default()
+/// Small batches and a short takeover, so that parts change hands quickly.
+fn quick() -> RunnerOptions {
+    RunnerOptions::default()
         .batch_size(8)
         .retry_interval(Duration::from_millis(10))
-        .takeover_interval(Duration::from_millis(200));
+        .takeover_interval(Duration::from_millis(200))
+}
+
+/// Two runners, each on connections of its own as two processes would be, share a
+/// four-part projection: one takes its share of two, the other the rest. When the first
+/// stops, the other takes its parts over; every event is applied exactly once throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_share_the_parts_of_a_sharded_projection() {
+    let fixture = annals_tests::postgres().await;
+    let store = fixture.store.clone();
+    let (other, accounts) = two_stores(&store, "p", 16).await;
+    deposits(&store, &accounts, 2).await;
+
+    let options = quick();
     let first = Runner::new(store.clone())
         .with::<Sharded>()
         .options(options.max_shards(2))
@@ -142,22 +158,8 @@ async fn runners_share_a_sharded_rebuild() {
     use annals::projection::{State, status_of};
     let fixture = annals_tests::postgres().await;
     let store = fixture.store.clone();
-    let other = PostgresStore::connect_with(
-        PostgresOptions::new(annals_tests::database_url())
-            .schema(store.schema().to_owned())
-            .max_connections(8),
-    )
-    .await
-    .expect("a second store on the schema");
     // Enough for the first runner's two parts to take a while, so the second joins in time.
-    let accounts: Vec<String> = (0..80).map(|n| format!("r{n}")).collect();
-    let repository = Repository::<Account, _>::new(store.clone());
-    for id in &accounts {
-        repository
-            .execute(id, Open("ann".into()))
-            .await
-            .expect("open");
-    }
+    let (other, accounts) = two_stores(&store, "r", 80).await;
     let last = deposits(&store, &accounts, 40).await;
     let options = RunnerOptions::default()
         .batch_size(8)
@@ -207,27 +209,10 @@ async fn runners_share_a_sharded_rebuild() {
 async fn runners_even_out_the_parts_by_themselves() {
     let fixture = annals_tests::postgres().await;
     let store = fixture.store.clone();
-    let other = PostgresStore::connect_with(
-        PostgresOptions::new(annals_tests::database_url())
-            .schema(store.schema().to_owned())
-            .max_connections(8),
-    )
-    .await
-    .expect("a second store on the schema");
-    let accounts: Vec<String> = (0..16).map(|n| format!("e{n}")).collect();
-    let repository = Repository::<Account, _>::new(store.clone());
-    for id in &accounts {
-        repository
-            .execute(id, Open("ann".into()))
-            .await
-            .expect("open");
-    }
+    let (other, accounts) = two_stores(&store, "e", 16).await;
     deposits(&store, &accounts, 2).await;
 
-    let options = RunnerOptions::default()
-        .batch_size(8)
-        .retry_interval(Duration::from_millis(10))
-        .takeover_interval(Duration::from_millis(200));
+    let options = quick();
     let first = Runner::new(store.clone())
         .with::<Sharded>()
         .options(options)
