@@ -229,3 +229,38 @@ impl Patient {
         Ok(())
     }
 }
+
+/// Everything the handlers learn of each event of an account, in order: what an inline
+/// projection sees must be what readers of the log see.
+#[derive(Default, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Trail {
+    /// Per event: id, stream version, position, transaction id, recording time in
+    /// microseconds, correlation id.
+    pub seen: Vec<(String, u64, u64, u64, i64, String)>,
+}
+
+#[projection(name = "trails", of = Account)]
+impl Trail {
+    #[handle]
+    fn opened(&mut self, _: &Opened, meta: &EventMeta) {
+        self.saw(meta);
+    }
+
+    #[handle]
+    fn deposited(&mut self, _: &Deposited, meta: &EventMeta) {
+        self.saw(meta);
+    }
+}
+
+impl Trail {
+    fn saw(&mut self, meta: &EventMeta) {
+        self.seen.push((
+            meta.event_id.to_string(),
+            meta.stream_version,
+            meta.position,
+            meta.checkpoint.transaction_id,
+            meta.recorded_at.timestamp_micros(),
+            meta.metadata.correlation_id.to_string(),
+        ));
+    }
+}

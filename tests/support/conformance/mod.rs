@@ -27,6 +27,7 @@ mod helpers;
 pub mod append;
 pub mod commands;
 pub mod decode;
+pub mod inline;
 pub mod input;
 pub mod operations;
 pub mod projections;
