@@ -157,9 +157,9 @@ pub(crate) async fn apply<T: InlineTx>(
     Ok(true)
 }
 
-/// The records of events just appended to `stream`, from what the append knows: for
-/// projections that read no metadata, what decoding and keys need.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+/// The records of events just appended to `stream`, from what the append knows, as a
+/// reader of the log will get them: `positions` holds one per event, in order.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn records(
     stream: &str,
     first_version: u64,

@@ -126,10 +126,10 @@ impl<'a> Columns<'a> {
     }
 
     /// Binds the columns as the append statement's parameters 3 to 7.
-    pub(super) fn bind<'q>(
+    pub(super) fn bind<'q, O>(
         &'q self,
-        query: sqlx::query::QueryAs<'q, Postgres, AppendRow, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::QueryAs<'q, Postgres, AppendRow, sqlx::postgres::PgArguments> {
+        query: sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
         query
             .bind(&self.ids)
             .bind(&self.names)
@@ -143,6 +143,18 @@ impl<'a> Columns<'a> {
 /// positions, the last version and the transaction id (the last four NULL when nothing
 /// was inserted).
 pub(super) type AppendRow = (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+
+/// [`AppendRow`], then each event's position in stream order and the recording time
+/// (NULL when nothing was inserted).
+pub(super) type RecordedRow = (
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<Vec<i64>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
 
 /// Runs the append statement: the result, or the conflict to settle; other failures are
 /// errors. `Any` cannot conflict by definition, so a lost race on the version key is run

@@ -5,13 +5,14 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Acquire, Postgres, Transaction};
 
 use super::PostgresStore;
-use super::append::{AppendRow, Columns};
+use super::append::{Columns, RecordedRow};
 use super::columns::event_versions;
 use super::read::stream_version;
+use crate::event::Checkpoint;
 use crate::event::NewEvent;
 use crate::projection::{Changes, InlineTx, Slot, inline};
-use crate::store::sql::{self, Dialect, UniqueKey, settle_conflict, stored};
-use crate::store::{AppendResult, ExpectedVersion, StoreError, VersionRange};
+use crate::store::sql::{Dialect, UniqueKey, settle_conflict, stored};
+use crate::store::{AppendResult, ExpectedVersion, StoreError};
 
 /// Lost races on the version key an `Any` append runs again before giving up.
 const RACES: usize = 100;
@@ -44,11 +45,19 @@ impl PostgresStore {
         let mut races = 0;
         let conflict = loop {
             let mut tx = conn.begin().await.map_err(StoreError::backend)?;
-            let query = sqlx::query_as::<_, AppendRow>(&self.sql.append)
+            let query = sqlx::query_as::<_, RecordedRow>(&self.sql.append_recorded)
                 .bind(stream)
                 .bind(param);
             match columns.bind(query).fetch_one(&mut *tx).await {
-                Ok((_, Some(first), Some(last), Some(version), Some(transaction))) => {
+                Ok((
+                    _,
+                    Some(first),
+                    Some(last),
+                    Some(version),
+                    Some(transaction),
+                    Some(positions),
+                    Some(recorded_at),
+                )) => {
                     let done = AppendResult {
                         stream_version: stored(stream, last, "stream version", version)?,
                         first_position: stored(stream, first, "position", first)?,
@@ -56,14 +65,28 @@ impl PostgresStore {
                         transaction_id: stored(stream, last, "transaction id", transaction)?,
                         already_stored: false,
                     };
+                    // What was just written, as any reader will see it: the positions and
+                    // the time from the statement, the rest as sent.
+                    let positions = positions
+                        .into_iter()
+                        .map(|position| {
+                            Ok(Checkpoint {
+                                transaction_id: done.transaction_id,
+                                position: stored(stream, position, "position", position)?,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    if positions.len() != events.len() {
+                        return Err(StoreError::backend(std::io::Error::other(format!(
+                            "an append to `{stream}` stored {} events but reported {} positions",
+                            events.len(),
+                            positions.len()
+                        ))));
+                    }
                     let count = events.len() as u64;
-                    // What was just written, as any reader will see it: positions, ids, time.
-                    let range = VersionRange {
-                        from: done.stream_version + 1 - count,
-                        to: done.stream_version,
-                    };
+                    let first_version = done.stream_version + 1 - count;
                     let records =
-                        sql::read_stream(&mut *tx, &self.sql.read_stream, stream, range).await?;
+                        inline::records(stream, first_version, &positions, &events, recorded_at);
                     let mut on = InTransaction(&mut tx, self);
                     if inline::apply(&mut on, &self.inline, stream, &records).await? {
                         tx.commit().await.map_err(StoreError::backend)?;

@@ -12,6 +12,7 @@ const COLUMNS: &str = "position, transaction_id::text::int8 AS transaction_numbe
 pub(super) struct Statements {
     pub schema: String,
     pub append: String,
+    pub append_recorded: String,
     pub append_group: String,
     pub append_one: String,
     pub read_stream: String,
@@ -36,18 +37,15 @@ impl Statements {
             // One statement, one round trip: read the stream's version, insert the batch only
             // if it matches, and report both. The unique (stream_id, stream_version) key
             // rejects the loser of two concurrent appends that read the same version.
-            append: format!(
-                "WITH cur AS (SELECT COALESCE(MAX(stream_version), 0) AS v FROM {t} WHERE stream_id = $1), \
-                 ins AS (INSERT INTO {t} (stream_id, stream_version, event_id, event_name, event_version, payload, metadata) \
-                   SELECT $1, cur.v + e.n, e.id, e.name, e.version, e.payload::json, e.metadata::json \
-                   FROM cur, UNNEST($3::uuid[], $4::text[], $5::int4[], $6::text[], $7::text[]) \
-                     WITH ORDINALITY AS e(id, name, version, payload, metadata, n) \
-                   WHERE $2::int8 < 0 OR cur.v = $2::int8 \
-                   ORDER BY e.n \
-                   RETURNING position, stream_version, transaction_id) \
-                 SELECT cur.v, MIN(ins.position), MAX(ins.position), MAX(ins.stream_version), \
-                   MAX(ins.transaction_id::text::int8) \
-                 FROM cur LEFT JOIN ins ON true GROUP BY cur.v"
+            append: append(&t, "", ""),
+            // The same, for an append with inline projections: also each event's position
+            // and the recording time, so that its handlers see the records without
+            // reading them back.
+            append_recorded: append(
+                &t,
+                ", recorded_at",
+                ", array_agg(ins.position ORDER BY ins.stream_version) \
+                   FILTER (WHERE ins.position IS NOT NULL), MAX(ins.recorded_at)",
             ),
             // One statement for many streams' appends (group commit), each with an exact
             // expected version. A request's rows go in only when its stream is exactly at the
@@ -153,4 +151,23 @@ impl Statements {
 /// The notification channel of the store in `schema`.
 pub(super) fn channel(schema: &str) -> String {
     format!("annals_events_{schema}")
+}
+
+/// The append statement on table `t`: read the stream's version, insert the batch only if
+/// it matches, and report both, with `returning` more of each row and `select` more of
+/// the batch.
+fn append(t: &str, returning: &str, select: &str) -> String {
+    format!(
+        "WITH cur AS (SELECT COALESCE(MAX(stream_version), 0) AS v FROM {t} WHERE stream_id = $1), \
+         ins AS (INSERT INTO {t} (stream_id, stream_version, event_id, event_name, event_version, payload, metadata) \
+           SELECT $1, cur.v + e.n, e.id, e.name, e.version, e.payload::json, e.metadata::json \
+           FROM cur, UNNEST($3::uuid[], $4::text[], $5::int4[], $6::text[], $7::text[]) \
+             WITH ORDINALITY AS e(id, name, version, payload, metadata, n) \
+           WHERE $2::int8 < 0 OR cur.v = $2::int8 \
+           ORDER BY e.n \
+           RETURNING position, stream_version, transaction_id{returning}) \
+         SELECT cur.v, MIN(ins.position), MAX(ins.position), MAX(ins.stream_version), \
+           MAX(ins.transaction_id::text::int8){select} \
+         FROM cur LEFT JOIN ins ON true GROUP BY cur.v"
+    )
 }
