@@ -67,12 +67,7 @@ impl PostgresStore {
     /// A session advisory lock on `key`; `None` when another session holds it.
     pub(super) async fn advisory_lease(&self, key: &str) -> Result<Option<Lease>, StoreError> {
         let mut conn = self.lock_connection().await?;
-        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-            .bind(key)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(backend)?;
-        if !held {
+        if !try_lock(&mut conn, key).await? {
             let _ = sqlx::Connection::close(conn).await;
             return Ok(None);
         }
@@ -102,13 +97,7 @@ impl PostgresStore {
                 shard.index,
                 shard.count
             );
-            let held: bool =
-                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                    .bind(&key)
-                    .fetch_one(&mut conn)
-                    .await
-                    .map_err(backend)?;
-            if held {
+            if try_lock(&mut conn, &key).await? {
                 granted.push(shard);
             }
         }
@@ -126,4 +115,13 @@ impl PostgresStore {
             .map_err(backend)?;
         Ok(Presence::counted(SharedLock { conn, key }))
     }
+}
+
+/// Takes the session advisory lock on `key` on `conn`, if no other session holds it.
+async fn try_lock(conn: &mut PgConnection, key: &str) -> Result<bool, StoreError> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(key)
+        .fetch_one(conn)
+        .await
+        .map_err(backend)
 }
